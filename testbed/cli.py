@@ -1,0 +1,109 @@
+"""python -m testbed up|status|down|clean|images — the testbed for interactive work."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import images as img
+from .engine import EngineError, host_client
+from .run import default_progress
+from .testbed import Testbed, clean, list_runs
+from .topology import SEED_TOPOLOGY, TopologyError, load
+
+DEFAULT_TOPOLOGY = SEED_TOPOLOGY
+
+
+def _pick_run(run: str | None) -> str:
+    if run:
+        return run
+    runs = list_runs(host_client())
+    if len(runs) == 1:
+        return next(iter(runs))
+    if not runs:
+        raise SystemExit("no testbed is running (start one with: python -m testbed up)")
+    raise SystemExit("several runs are up; choose one with --run: " + ", ".join(sorted(runs)))
+
+
+def cmd_up(args) -> int:
+    topology = load(args.topology)
+    tb = Testbed.up(topology, owner="cli")
+    tb.close()
+    print(f"run {tb.run_id} is up: {len(tb.machines)} nodes; "
+          f"`python -m testbed status --run {tb.run_id}` shows it, `python -m testbed down` removes it")
+    return 0
+
+
+def cmd_status(args) -> int:
+    client = host_client()
+    runs = [args.run] if args.run else sorted(list_runs(client))
+    statuses = [Testbed.attach(r, client=client).status() for r in runs]
+    if args.json:
+        json.dump(statuses, sys.stdout, indent=2)
+        print()
+        return 0
+    if not statuses:
+        print("no testbed is running")
+    for s in statuses:
+        print(f"run {s['run_id']}  topology {s['topology']}  ({s['provider']}; network "
+              f"{s['network']['name']}, driver {s['network']['driver']})")
+        swarm_by_host = {n["hostname"]: n for n in s["swarm"]} if isinstance(s["swarm"], list) else {}
+        print(f"  {'HOSTNAME':26} {'CLOUD':8} {'ROLE':11} {'ADDRESS':16} {'SWARM':8} LABELS")
+        for n in s["nodes"]:
+            sw = swarm_by_host.get(n["hostname"], {})
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sw.get("labels", {}).items()))
+            print(f"  {n['hostname']:26} {n['cloud']:8} {n['role']:11} {n['address']:16} "
+                  f"{sw.get('state', '-'):8} {labels}")
+        if isinstance(s["swarm"], dict):
+            print(f"  swarm: {s['swarm']['error']}")
+    return 0
+
+
+def cmd_down(args) -> int:
+    run = _pick_run(args.run)
+    seconds = Testbed.attach(run).down()
+    print(f"run {run} removed in {seconds:.1f}s")
+    return 0
+
+
+def cmd_clean(args) -> int:
+    removed = clean(everything=args.all)
+    print("\n".join(removed) if removed else "nothing to clean")
+    return 0
+
+
+def cmd_images(args) -> int:
+    client = host_client()
+    tags = img.build_all(client, img.ALL_RECIPES, default_progress)
+    print(img.build.manifest(client, tags))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m testbed", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="provision a topology and leave it running")
+    up.add_argument("--topology", default=str(DEFAULT_TOPOLOGY), help="topology YAML (default: the seed)")
+    up.set_defaults(fn=cmd_up)
+    st = sub.add_parser("status", help="nodes, clouds, roles, addresses and swarm state")
+    st.add_argument("--run", help="run id (default: every run)")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(fn=cmd_status)
+    dn = sub.add_parser("down", help="remove a run")
+    dn.add_argument("--run", help="run id (default: the only run)")
+    dn.set_defaults(fn=cmd_down)
+    cl = sub.add_parser("clean", help="remove what killed runs left behind (found by label)")
+    cl.add_argument("--all", action="store_true", help="also remove runs started with `up`")
+    cl.set_defaults(fn=cmd_clean)
+    im = sub.add_parser("images", help="build the offline images (cached) and print them")
+    im.set_defaults(fn=cmd_images)
+    args = p.parse_args(argv)
+    try:
+        return args.fn(args)
+    except (TopologyError, EngineError, LookupError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

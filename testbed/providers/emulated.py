@@ -1,0 +1,184 @@
+"""Emulated clouds on one machine: a Docker-in-Docker container per node, a LAN per cloud.
+
+Each cloud is a bridge network of the host's engine; its nodes are containers running their own
+Docker engine. Clouds are joined by a router container (``wan``) with a leg in every cloud LAN,
+and every node routes the other clouds' subnets through it. Traffic *inside* a cloud stays on its
+bridge; traffic *between* clouds crosses the router, where a WAN (delay, loss, bandwidth) can be
+emulated on its interfaces without touching intra-cloud traffic.
+
+Everything carries the run's labels, so ``destroy`` (and ``clean`` after a killed run) find it all.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import docker
+import docker.errors
+
+from .. import run as runmod
+from ..engine import dind_options
+from ..run import LABEL_KIND, LABEL_PROJECT, LABEL_RUN, Progress, step, wait_for
+from ..topology import Topology
+from .base import Machine
+
+DOCKER_PORT = 2375
+
+
+def _name(run_id: str, suffix: str) -> str:
+    return f"fst-{run_id}-{suffix}"
+
+
+class EmulatedProvider:
+    name = "emulated"
+
+    def __init__(self, client: docker.DockerClient, progress: Progress):
+        self.client = client
+        self.progress = progress
+
+    # -- create ------------------------------------------------------------------------------
+    def create(self, topology: Topology, run_id: str, owner: str, node_image: str) -> list[Machine]:
+        """Networks, router and node containers; returns when every node's engine answers."""
+        base = runmod.labels(run_id, owner, topology=topology.name)
+        nets: dict[str, docker.models.networks.Network] = {}
+        with step(self.progress, f"create {len(topology.clouds)} cloud network(s)"):
+            for cloud in topology.clouds:
+                nets[cloud] = self.client.networks.create(
+                    _name(run_id, cloud), driver="bridge", check_duplicate=True,
+                    labels={**base, LABEL_KIND: "cloud-net", runmod.LABEL_CLOUD: cloud})
+        subnets = {c: self._subnet(n) for c, n in nets.items()}
+
+        router_ips: dict[str, str] = {}
+        if len(nets) > 1:
+            router_ips = self._start_router(run_id, base, nets, node_image)
+
+        opts = dind_options(self.client, node_image, self.progress)
+        with step(self.progress, f"start {len(topology.nodes)} node containers"):
+            containers = {}
+            for node in topology.nodes:
+                labels = {**base, LABEL_KIND: "node", runmod.LABEL_HOSTNAME: node.hostname,
+                          runmod.LABEL_CLOUD: node.cloud, runmod.LABEL_ROLE: node.role}
+                if node.role == "manager":  # so that any process can attach to the run later
+                    labels[runmod.LABEL_TOPOLOGY_TEXT] = topology.text
+                vol = self.client.volumes.create(
+                    _name(run_id, f"{node.hostname}-docker"),
+                    labels={**base, LABEL_KIND: "node-data", runmod.LABEL_HOSTNAME: node.hostname})
+                kw = dict(opts)
+                kw["volumes"] = {**opts.get("volumes", {}), vol.name: {"bind": "/var/lib/docker", "mode": "rw"}}
+                containers[node.hostname] = self.client.containers.run(
+                    node_image, name=_name(run_id, node.hostname), hostname=node.hostname,
+                    detach=True, network=nets[node.cloud].name, labels=labels,
+                    tmpfs={"/run": "", "/tmp": ""}, **kw)
+
+        machines = []
+        for node in topology.nodes:
+            c = containers[node.hostname]
+            c.reload()
+            addr = c.attrs["NetworkSettings"]["Networks"][nets[node.cloud].name]["IPAddress"]
+            for other, subnet in subnets.items():
+                if other != node.cloud:
+                    self._exec(c, ["ip", "route", "add", subnet, "via", router_ips[node.cloud]])
+            machines.append(Machine(node.hostname, node.cloud, node.role, addr,
+                                    f"tcp://{addr}:{DOCKER_PORT}",
+                                    {"container": c.name, "subnet": subnets[node.cloud]}))
+        self._wait_engines(machines)
+        return machines
+
+    def _subnet(self, net) -> str:
+        net.reload()
+        return net.attrs["IPAM"]["Config"][0]["Subnet"]
+
+    def _start_router(self, run_id: str, base: dict, nets: dict, image: str) -> dict[str, str]:
+        """A forwarding container with one leg per cloud LAN; returns cloud -> its address there."""
+        clouds = list(nets)
+        with step(self.progress, f"start the WAN router between {', '.join(clouds)}"):
+            router = self.client.containers.run(
+                image, name=_name(run_id, "wan"), hostname="wan", detach=True,
+                entrypoint=["sleep", "infinity"], network=nets[clouds[0]].name,
+                labels={**base, LABEL_KIND: "router"}, cap_add=["NET_ADMIN", "NET_RAW"],
+                sysctls={"net.ipv4.ip_forward": "1"})
+            for cloud in clouds[1:]:
+                nets[cloud].connect(router)
+            router.reload()
+            ips = {c: router.attrs["NetworkSettings"]["Networks"][nets[c].name]["IPAddress"] for c in clouds}
+        return ips
+
+    def _exec(self, container, cmd: list[str]) -> str:
+        code, out = container.exec_run(cmd)
+        if code != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed in {container.name} (exit {code}): "
+                               f"{out.decode(errors='replace').strip()}")
+        return out.decode(errors="replace")
+
+    def _wait_engines(self, machines: list[Machine], timeout: float = 90) -> None:
+        def ready(m: Machine) -> None:
+            def logs() -> str:
+                c = self.client.containers.get(m.info["container"])
+                return f"{m.hostname} is {c.status}; its log ends:\n" + \
+                    c.logs(tail=30).decode(errors="replace")
+            wait_for(lambda: m.client.ping(), timeout, f"the Docker engine on {m.hostname} "
+                     f"({m.docker_url})", detail=logs)
+
+        with step(self.progress, f"wait for {len(machines)} node engines"):
+            with ThreadPoolExecutor(len(machines)) as pool:
+                list(pool.map(ready, machines))
+
+    # -- attach / destroy ----------------------------------------------------------------------
+    def machines(self, run_id: str) -> list[Machine]:
+        """The running nodes of a run, rebuilt from the engine's labels."""
+        out = []
+        for c in self.client.containers.list(filters={"label": [f"{LABEL_RUN}={run_id}", f"{LABEL_KIND}=node"]}):
+            lab = c.labels
+            net = _name(run_id, lab[runmod.LABEL_CLOUD])
+            addr = c.attrs["NetworkSettings"]["Networks"][net]["IPAddress"]
+            out.append(Machine(lab[runmod.LABEL_HOSTNAME], lab[runmod.LABEL_CLOUD], lab[runmod.LABEL_ROLE],
+                               addr, f"tcp://{addr}:{DOCKER_PORT}", {"container": c.name}))
+        return out
+
+    def destroy(self, run_id: str | None = None, keep=lambda owner: False) -> list[str]:
+        """Remove the containers, networks and volumes of one run (or of every run whose owner
+        ``keep`` does not vouch for). Returns what was removed."""
+        flt = [f"{LABEL_RUN}={run_id}"] if run_id else [LABEL_PROJECT]
+
+        def wanted(labels: dict) -> bool:
+            return run_id is not None or not keep(labels.get(runmod.LABEL_OWNER, ""))
+
+        removed: list[str] = []
+        lock = threading.Lock()
+
+        def rm_container(c) -> None:
+            try:
+                c.remove(force=True, v=True)
+                with lock:
+                    removed.append(f"container {c.name}")
+            except docker.errors.NotFound:
+                pass
+
+        containers = [c for c in self.client.containers.list(all=True, filters={"label": flt})
+                      if wanted(c.labels)]
+        if containers:
+            with ThreadPoolExecutor(min(8, len(containers))) as pool:
+                list(pool.map(rm_container, containers))
+        for n in self.client.networks.list(filters={"label": flt}):
+            if wanted(n.attrs.get("Labels") or {}):
+                try:
+                    n.remove()
+                    removed.append(f"network {n.name}")
+                except docker.errors.NotFound:
+                    pass
+        vols = [v for v in self.client.volumes.list(filters={"label": flt}) if wanted(v.attrs.get("Labels") or {})]
+
+        def rm_volume(v) -> None:
+            try:
+                v.remove(force=True)
+                with lock:
+                    removed.append(f"volume {v.name}")
+            except docker.errors.NotFound:
+                pass
+
+        if vols:
+            with ThreadPoolExecutor(min(8, len(vols))) as pool:
+                list(pool.map(rm_volume, vols))
+        return removed
+

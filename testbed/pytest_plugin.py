@@ -1,0 +1,152 @@
+"""pytest glue: options and the session-scoped ``testbed`` fixture. The work is in the library.
+
+With pytest-xdist the topology is provisioned once per pytest run, not once per worker: the first
+process that needs it provisions it under a lock in a directory shared by the run, the others
+attach to it by run id, and the controlling process (which outlives the workers) tears it down in
+``pytest_sessionfinish`` — after failing tests and after Ctrl-C (SIGINT) or SIGTERM as well.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from . import run as runmod
+from .testbed import Testbed, clean
+from .topology import SEED_TOPOLOGY, load
+
+_SHARED = "fst_shared_dir"
+_OWNER = "fst_owner"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("testbed", "flink-swarm-testbed")
+    g.addoption("--topology", default=str(SEED_TOPOLOGY),
+                help="topology YAML to provision (default: the seed, topologies/seed.yaml)")
+    g.addoption("--cloud", choices=("emulated", "real"), default="emulated",
+                help="emulated: Docker-in-Docker nodes on this machine (default); real: VMs from --inventory")
+    g.addoption("--inventory", default=None, help="hosts YAML for --cloud=real")
+    g.addoption("--testbed-run", default=None, metavar="RUN_ID",
+                help="use a testbed already up (python -m testbed up); it is left running")
+    g.addoption("--keep-testbed", action="store_true",
+                help="leave the provisioned testbed running at the end (remove it with python -m testbed down)")
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _is_worker(config):
+        return
+    shared = tempfile.mkdtemp(prefix="fst-session-")
+    config.stash[_shared_key] = Path(shared)
+    config.stash[_owner_key] = runmod.owner_token()
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(shared, config.stash[_owner_key]))
+    # SIGTERM (CI time-outs, `kill`) becomes KeyboardInterrupt, so teardown runs as on Ctrl-C.
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _sigterm)
+
+
+def _sigterm(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt("SIGTERM")
+
+
+_shared_key = pytest.StashKey[Path]()
+_owner_key = pytest.StashKey[str]()
+
+
+class _XdistHooks:
+    def __init__(self, shared: str, owner: str):
+        self.shared, self.owner = shared, owner
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:
+        node.workerinput[_SHARED] = self.shared
+        node.workerinput[_OWNER] = self.owner
+
+
+def _shared(config: pytest.Config) -> tuple[Path, str]:
+    if _is_worker(config):
+        return Path(config.workerinput[_SHARED]), config.workerinput[_OWNER]
+    return config.stash[_shared_key], config.stash[_owner_key]
+
+
+def _progress(config: pytest.Config):
+    capman = config.pluginmanager.getplugin("capturemanager")
+
+    def progress(msg: str) -> None:
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                runmod.default_progress(msg)
+        else:
+            runmod.default_progress(msg)
+    return progress
+
+
+@pytest.fixture(scope="session")
+def testbed(request: pytest.FixtureRequest) -> Testbed:
+    """The provisioned topology (--topology, default the seed), shared by the whole pytest run."""
+    config = request.config
+    if config.getoption("--cloud") == "real":
+        pytest.fail("--cloud=real is not implemented yet: the real-cloud path (SSH inventory, "
+                    "preflight, Weave) is a later issue; use the emulated default", pytrace=False)
+    progress = _progress(config)
+    external = config.getoption("--testbed-run")
+    if external:
+        return Testbed.attach(external, progress=progress)
+    topology = load(config.getoption("--topology"))
+    shared, owner = _shared(config)
+    state = shared / "run.json"
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if state.exists():
+            st = json.loads(state.read_text())
+            if st.get("error"):
+                pytest.fail(f"provisioning the testbed failed (in another worker): {st['error']}", pytrace=False)
+            return Testbed.attach(st["run_id"], progress=progress)
+        removed = clean(progress=progress)
+        if removed:
+            progress(f"removed {len(removed)} leftovers of killed runs: {', '.join(removed[:6])}"
+                     + (" ..." if len(removed) > 6 else ""))
+        run_id = runmod.new_run_id()
+        # written before provisioning, so the controller can remove a half-made run too
+        state.write_text(json.dumps({"run_id": run_id}))
+        try:
+            tb = Testbed.up(topology, run_id=run_id, owner=owner, progress=progress)
+        except BaseException as e:
+            state.write_text(json.dumps({"run_id": run_id, "error": f"{type(e).__name__}: {e}"}))
+            raise
+        state.write_text(json.dumps({"run_id": run_id, "timings": tb.timings}))
+        return tb
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if _is_worker(config) or _shared_key not in config.stash:
+        return
+    shared = config.stash[_shared_key]
+    state = shared / "run.json"
+    try:
+        if not state.exists():
+            return
+        run_id = json.loads(state.read_text())["run_id"]
+        progress = _progress(config)
+        if config.getoption("--keep-testbed"):
+            progress(f"run {run_id} left running (--keep-testbed); remove it with "
+                     f"`python -m testbed down --run {run_id}`")
+            return
+        from .engine import host_client
+        from .providers.emulated import EmulatedProvider
+        with runmod.step(progress, f"run {run_id}: tear down"):
+            EmulatedProvider(host_client(), progress).destroy(run_id)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
