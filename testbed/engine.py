@@ -8,6 +8,7 @@ import os
 import docker
 import docker.errors
 
+from . import run as runmod
 from .run import Progress
 
 
@@ -35,31 +36,39 @@ def node_client(url: str, timeout: int = 120) -> docker.DockerClient:
 
 # The flags that run a Docker engine inside a container when --privileged is refused (as on kernels
 # whose capability bounding set lacks CAP_SYS_RESOURCE): every capability but that one, no seccomp
-# or AppArmor confinement, writable /proc/sys, all devices, and the host's cgroup tree.
+# or AppArmor confinement, all devices, the host's cgroup tree, and nothing masked or read-only in
+# /proc and /sys (the CLI's "systempaths=unconfined" is empty MaskedPaths/ReadonlyPaths in the API).
 _UNPRIVILEGED_DIND = dict(
     cap_add=["ALL"], cap_drop=["SYS_RESOURCE"],
-    security_opt=["seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"],
+    security_opt=["seccomp=unconfined", "apparmor=unconfined"],
     device_cgroup_rules=["a *:* rwm"], cgroupns="host",
+    binds=["/sys/fs/cgroup:/sys/fs/cgroup:rw"],
 )
+_UNMASKED = {"MaskedPaths": [], "ReadonlyPaths": []}
 
 
 @functools.lru_cache(maxsize=4)
 def _privileged_works(engine_id: str, image: str) -> bool:  # noqa: ARG001 - engine_id keys the cache
     client = docker.from_env()
+    probe = client.containers.create(image, entrypoint=["true"], privileged=True,
+                                     labels=runmod.labels("probe", runmod.owner_token()))
     try:
-        client.containers.run(image, entrypoint=["true"], privileged=True, remove=True,
-                              labels={"io.flink-swarm-testbed": "probe"})
+        probe.start()
         return True
     except docker.errors.APIError:
         return False
+    finally:
+        probe.remove(force=True, v=True)
 
 
-def dind_options(client: docker.DockerClient, image: str, progress: Progress) -> dict:
-    """Container options for a Docker-in-Docker node on this engine: --privileged where it works,
+def dind_host_config(client: docker.DockerClient, image: str, progress: Progress, binds: list[str] = (),
+                     **extra) -> dict:
+    """The HostConfig of a Docker-in-Docker node on this engine: --privileged where it works,
     otherwise the explicit set above. Detected, never assumed."""
     if _privileged_works(client.info()["ID"], image):
-        return {"privileged": True}
+        return client.api.create_host_config(privileged=True, binds=list(binds), **extra)
     progress("this engine refuses --privileged; running nodes with explicit capabilities instead")
     opts = dict(_UNPRIVILEGED_DIND)
-    opts["volumes"] = {"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}}
-    return opts
+    hc = client.api.create_host_config(**{**opts, "binds": opts["binds"] + list(binds)}, **extra)
+    hc.update(_UNMASKED)
+    return hc

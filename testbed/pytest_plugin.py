@@ -80,7 +80,7 @@ def _shared(config: pytest.Config) -> tuple[Path, str]:
     return config.stash[_shared_key], config.stash[_owner_key]
 
 
-def _progress(config: pytest.Config):
+def progress_for(config: pytest.Config):
     capman = config.pluginmanager.getplugin("capturemanager")
 
     def progress(msg: str) -> None:
@@ -99,7 +99,7 @@ def testbed(request: pytest.FixtureRequest) -> Testbed:
     if config.getoption("--cloud") == "real":
         pytest.fail("--cloud=real is not implemented yet: the real-cloud path (SSH inventory, "
                     "preflight, Weave) is a later issue; use the emulated default", pytrace=False)
-    progress = _progress(config)
+    progress = progress_for(config)
     external = config.getoption("--testbed-run")
     if external:
         return Testbed.attach(external, progress=progress)
@@ -139,7 +139,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if not state.exists():
             return
         run_id = json.loads(state.read_text())["run_id"]
-        progress = _progress(config)
+        progress = progress_for(config)
         if config.getoption("--keep-testbed"):
             progress(f"run {run_id} left running (--keep-testbed); remove it with "
                      f"`python -m testbed down --run {run_id}`")

@@ -131,6 +131,8 @@ class Testbed:
                               f"running: {', '.join(list_runs(client)) or 'none'}")
         mgr = client.containers.get(next(m.info["container"] for m in machines if m.role == "manager"))
         topology = parse(mgr.labels[runmod.LABEL_TOPOLOGY_TEXT], source=f"run {run_id}")
+        order = [n.hostname for n in topology.nodes]
+        machines.sort(key=lambda m: order.index(m.hostname))
         image_ids = {}
         for r in img.APP_RECIPES:
             try:
@@ -175,6 +177,15 @@ def list_runs(client: docker.DockerClient) -> dict[str, dict]:
             "nodes": 0})
         r["nodes"] += 1
     return runs
+
+
+def leftovers(run_id: str, client: docker.DockerClient | None = None) -> list[str]:
+    """Every container, network and volume on the host engine that carries the run's label."""
+    client = client or host_client()
+    flt = {"label": f"{LABEL_RUN}={run_id}"}
+    return ([f"container {x.name}" for x in client.containers.list(all=True, filters=flt)]
+            + [f"network {x.name}" for x in client.networks.list(filters=flt)]
+            + [f"volume {x.name}" for x in client.volumes.list(filters=flt)])
 
 
 def clean(client: docker.DockerClient | None = None, progress: Progress = default_progress,

@@ -18,8 +18,8 @@ import docker
 import docker.errors
 
 from .. import run as runmod
-from ..engine import dind_options
-from ..run import LABEL_KIND, LABEL_PROJECT, LABEL_RUN, Progress, step, wait_for
+from ..engine import dind_host_config
+from ..run import LABEL_KIND, LABEL_RUN, Progress, step, wait_for
 from ..topology import Topology
 from .base import Machine
 
@@ -53,8 +53,8 @@ class EmulatedProvider:
         if len(nets) > 1:
             router_ips = self._start_router(run_id, base, nets, node_image)
 
-        opts = dind_options(self.client, node_image, self.progress)
         with step(self.progress, f"start {len(topology.nodes)} node containers"):
+            shared_hc = dind_host_config(self.client, node_image, self.progress, tmpfs={"/run": "", "/tmp": ""})
             containers = {}
             for node in topology.nodes:
                 labels = {**base, LABEL_KIND: "node", runmod.LABEL_HOSTNAME: node.hostname,
@@ -64,12 +64,9 @@ class EmulatedProvider:
                 vol = self.client.volumes.create(
                     _name(run_id, f"{node.hostname}-docker"),
                     labels={**base, LABEL_KIND: "node-data", runmod.LABEL_HOSTNAME: node.hostname})
-                kw = dict(opts)
-                kw["volumes"] = {**opts.get("volumes", {}), vol.name: {"bind": "/var/lib/docker", "mode": "rw"}}
-                containers[node.hostname] = self.client.containers.run(
-                    node_image, name=_name(run_id, node.hostname), hostname=node.hostname,
-                    detach=True, network=nets[node.cloud].name, labels=labels,
-                    tmpfs={"/run": "", "/tmp": ""}, **kw)
+                containers[node.hostname] = self._start_node(
+                    node_image, _name(run_id, node.hostname), node.hostname, nets[node.cloud].name,
+                    labels, {**shared_hc, "Binds": shared_hc.get("Binds", []) + [f"{vol.name}:/var/lib/docker:rw"]})
 
         machines = []
         for node in topology.nodes:
@@ -84,6 +81,16 @@ class EmulatedProvider:
                                     {"container": c.name, "subnet": subnets[node.cloud]}))
         self._wait_engines(machines)
         return machines
+
+    def _start_node(self, image: str, name: str, hostname: str, network: str, labels: dict, hc: dict):
+        """A Docker-in-Docker container (low-level API: the HostConfig needs fields the
+        high-level one does not pass)."""
+        created = self.client.api.create_container(
+            image, name=name, hostname=hostname, labels=labels, host_config=hc, detach=True,
+            networking_config=self.client.api.create_networking_config(
+                {network: self.client.api.create_endpoint_config()}))
+        self.client.api.start(created["Id"])
+        return self.client.containers.get(created["Id"])
 
     def _subnet(self, net) -> str:
         net.reload()
@@ -128,18 +135,22 @@ class EmulatedProvider:
     def machines(self, run_id: str) -> list[Machine]:
         """The running nodes of a run, rebuilt from the engine's labels."""
         out = []
+        subnets: dict[str, str] = {}
         for c in self.client.containers.list(filters={"label": [f"{LABEL_RUN}={run_id}", f"{LABEL_KIND}=node"]}):
             lab = c.labels
-            net = _name(run_id, lab[runmod.LABEL_CLOUD])
+            cloud = lab[runmod.LABEL_CLOUD]
+            net = _name(run_id, cloud)
+            if cloud not in subnets:
+                subnets[cloud] = self._subnet(self.client.networks.get(net))
             addr = c.attrs["NetworkSettings"]["Networks"][net]["IPAddress"]
-            out.append(Machine(lab[runmod.LABEL_HOSTNAME], lab[runmod.LABEL_CLOUD], lab[runmod.LABEL_ROLE],
-                               addr, f"tcp://{addr}:{DOCKER_PORT}", {"container": c.name}))
+            out.append(Machine(lab[runmod.LABEL_HOSTNAME], cloud, lab[runmod.LABEL_ROLE], addr,
+                               f"tcp://{addr}:{DOCKER_PORT}", {"container": c.name, "subnet": subnets[cloud]}))
         return out
 
     def destroy(self, run_id: str | None = None, keep=lambda owner: False) -> list[str]:
         """Remove the containers, networks and volumes of one run (or of every run whose owner
         ``keep`` does not vouch for). Returns what was removed."""
-        flt = [f"{LABEL_RUN}={run_id}"] if run_id else [LABEL_PROJECT]
+        flt = [f"{LABEL_RUN}={run_id}"] if run_id else [LABEL_RUN]
 
         def wanted(labels: dict) -> bool:
             return run_id is not None or not keep(labels.get(runmod.LABEL_OWNER, ""))

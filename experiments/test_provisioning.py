@@ -1,0 +1,49 @@
+"""Experiment: how long the emulated seed topology takes to come up and go away.
+
+Provisions the topology (--topology, default the seed) on its own, separate from the session's
+``testbed`` fixture, because the provisioning itself is what is measured: time from nothing to a
+Ready swarm, to everything up (images loaded on every node, overlay network), and teardown.
+One tidy row per repetition lands in ``results/<session>/provisioning.csv`` as soon as it exists.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from testbed import images as img
+from testbed.engine import host_client
+from testbed.results import ResultsDir, host_facts, now
+from testbed.testbed import Testbed, leftovers
+from testbed.topology import load
+
+
+
+@pytest.mark.parametrize("repetition", [1])
+def test_provisioning_time(request, results_dir: ResultsDir, repetition: int, progress):
+    client = host_client()
+    topology = load(request.config.getoption("--topology"))
+    warm = all(_has(client, r.tag) for r in img.ALL_RECIPES)
+    started = now()
+    tb = Testbed.up(topology, progress=progress)
+    try:
+        swarm_nodes = tb.manager.client.nodes.list()
+        ready = sum(n.attrs["Status"]["State"] == "ready" for n in swarm_nodes)
+    finally:
+        down_s = tb.down()
+    row = {"run_id": tb.run_id, "experiment": "provisioning", "repetition": repetition,
+           "topology": topology.name, "topology_sha256": topology.sha256, "nodes": len(topology.nodes),
+           "clouds": len(topology.clouds), "cache": "warm" if warm else "cold",
+           **{k: round(v, 2) for k, v in tb.timings.items()}, "ready_nodes": ready,
+           "started": started, "ended": now(), **host_facts(client)}
+    path = results_dir.append("provisioning", row)
+    progress(f"row written to {path}")
+    assert ready == len(topology.nodes)
+    assert leftovers(tb.run_id) == []
+
+
+def _has(client, tag: str) -> bool:
+    try:
+        client.images.get(tag)
+        return True
+    except Exception:  # noqa: BLE001
+        return False

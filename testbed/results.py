@@ -1,0 +1,63 @@
+"""Tidy results: one row per measurement, appended and flushed as soon as it exists.
+
+Rows land in ``results/<run-id>/<table>.csv``; a run killed half-way keeps every finished row.
+Each row carries its provenance (run id, timestamps, host and engine facts).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import socket
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def host_facts(client=None) -> dict:
+    facts = {"host": socket.gethostname(), "host_cpus": os.cpu_count(), "python": platform.python_version(),
+             "kernel": platform.release()}
+    if client is not None:
+        v = client.version()
+        facts["docker_engine"] = v.get("Version")
+    return facts
+
+
+class ResultsDir:
+    def __init__(self, run_id: str, root: Path | str = RESULTS):
+        self.path = Path(root) / run_id
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def append(self, table: str, row: dict) -> Path:
+        """Append one row to ``<table>.csv``; new columns extend the header (old rows get blanks)."""
+        path = self.path / f"{table}.csv"
+        if path.exists():
+            with open(path, newline="") as f:
+                header = next(csv.reader(f), [])
+            if set(row) - set(header):
+                frame = pd.concat([pd.read_csv(path), pd.DataFrame([row])], ignore_index=True)
+                tmp = path.with_suffix(".tmp")
+                frame.to_csv(tmp, index=False)
+                os.replace(tmp, path)
+                return path
+        else:
+            header = list(row)
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=header)
+            if f.tell() == 0:
+                w.writeheader()
+            w.writerow(row)
+            f.flush()
+            os.fsync(f.fileno())
+        return path
+
+    def read(self, table: str) -> pd.DataFrame:
+        return pd.read_csv(self.path / f"{table}.csv")

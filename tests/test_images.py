@@ -1,0 +1,52 @@
+"""Offline images: keyed by their inputs, not rebuilt when warm, and complete enough to run."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from testbed import images as img
+from testbed import run as runmod
+from testbed.engine import host_client
+
+
+def test_keys_follow_inputs():
+    flink = img.FLINK
+    assert flink.key == dataclasses.replace(flink).key
+    assert flink.key != dataclasses.replace(flink, dockerfile=flink.dockerfile + "# changed\n").key
+    assert flink.key != dataclasses.replace(flink, pypi=("apache-flink==2.0.1",)).key
+    other_base = dataclasses.replace(flink.base, packages=flink.base.packages + ("less",))
+    assert flink.key != dataclasses.replace(flink, base=other_base).key
+    assert flink.tag == f"fst-flink:{flink.key}"
+    # the three application images share one rootfs, so a node stores its layers once
+    assert {r.base for r in img.APP_RECIPES} == {img.FLINK.base}
+
+
+@pytest.mark.engine
+def test_warm_cache_builds_nothing():
+    client = host_client()
+    first = img.build_all(client, img.ALL_RECIPES)
+    ids = {name: client.images.get(tag).id for name, tag in first.items()}
+    said: list[str] = []
+    again = img.build_all(client, img.ALL_RECIPES, progress=said.append)
+    assert again == first
+    assert {name: client.images.get(tag).id for name, tag in again.items()} == ids
+    assert said == [], f"a warm cache did work: {said}"
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("recipe, entrypoint, cmd, expect", [
+    (img.FLINK, None, ["flink", "--version"], "Version: 2.0.2"),
+    (img.FLINK, None, ["java", "-version"], 'version "17.'),
+    (img.FLINK, None, ["ls", "/opt/flink/connectors"], "flink-connector-kafka-4.0.1-2.0.jar\nkafka-clients-3.9.1.jar"),
+    (img.BROKER, None, ["--version"], "tansu"),
+    (img.DRIVER, None, ["-c", "import kafka; print('kafka-python', kafka.__version__)"], "kafka-python 3.0.12"),
+    (img.NODE, ["dockerd"], ["--version"], "Docker version 20.10"),
+])
+def test_images_hold_what_the_stack_runs(recipe, entrypoint, cmd, expect):
+    client = host_client()
+    tag = img.build_image(client, recipe, progress=lambda m: None)
+    out = client.containers.run(tag, cmd, entrypoint=entrypoint, remove=True, stderr=True,
+                                labels=runmod.labels("probe", runmod.owner_token()))
+    assert expect.lower() in out.decode().lower()

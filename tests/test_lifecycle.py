@@ -1,0 +1,113 @@
+"""Provisioning and teardown as a researcher's pytest run sees them: once per run under xdist,
+nothing left after a failing test, after Ctrl-C, and after a run that was killed outright."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from testbed import images as img
+from testbed import run as runmod
+from testbed.engine import host_client
+from testbed.run import wait_for
+
+from testbed.testbed import leftovers
+
+from .conftest import MINI
+
+pytestmark = pytest.mark.engine
+ROOT = Path(__file__).resolve().parent.parent
+
+PROBE_TESTS = """
+import os, pathlib, time
+OUT = pathlib.Path(os.environ["FST_PROBE_OUT"])
+
+def test_records_run(testbed):
+    (OUT / f"{os.getpid()}-a").write_text(testbed.run_id)
+
+def test_body_raises(testbed):
+    (OUT / f"{os.getpid()}-b").write_text(testbed.run_id)
+    raise RuntimeError("this test body fails on purpose")
+
+def test_waits(testbed):
+    if os.environ.get("FST_PROBE_WAIT"):
+        (OUT / "ready").write_text(testbed.run_id)
+        time.sleep(600)
+"""
+
+
+def _subrun(tmp_path: Path, *args: str, wait: bool = False) -> subprocess.Popen:
+    (tmp_path / "test_probe.py").write_text(textwrap.dedent(PROBE_TESTS))
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "FST_PROBE_OUT": str(out), **({"FST_PROBE_WAIT": "1"} if wait else {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "testbed.pytest_plugin", "-p", "no:cacheprovider",
+         "--rootdir", str(tmp_path), "--topology", str(MINI), str(tmp_path / "test_probe.py"), *args],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_xdist_provisions_once_and_a_failing_test_still_tears_down(tmp_path):
+    img.build_all(host_client(), img.ALL_RECIPES)  # warm cache: the sub-run must build nothing
+    proc = _subrun(tmp_path, "-n", "2", "--dist", "each", "-k", "records_run or body_raises")
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 1, output            # a test failed, and the run says so
+    assert "2 failed, 2 passed" in output, output
+    records = {p.name: p.read_text() for p in (tmp_path / "out").iterdir()}
+    assert len(records) == 4, records
+    assert len({name.split("-")[0] for name in records}) == 2, "both xdist workers used the testbed"
+    (run_id,) = set(records.values())                # one run shared by both workers
+    assert output.count("provisioning topology 'mini'") == 1, output
+    assert "docker build" not in output and "debootstrap" not in output, "a warm cache rebuilt an image"
+    assert f"run {run_id}: tear down: done" in output, output
+    assert leftovers(run_id) == []
+
+
+def test_ctrl_c_tears_down(tmp_path):
+    proc = _subrun(tmp_path, "-s", "-k", "waits", wait=True)
+    ready = tmp_path / "out" / "ready"
+    try:
+        def up() -> bool:
+            assert proc.poll() is None, "the sub-run ended early:\n" + proc.stdout.read()
+            return ready.exists()
+        wait_for(up, 300, "the sub-run's testbed to come up")
+        run_id = ready.read_text()
+        assert leftovers(run_id), "the run's resources exist while it runs"
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert f"run {run_id}: tear down: done" in output, output
+    assert leftovers(run_id) == []
+
+
+def test_clean_removes_a_killed_runs_leftovers_and_keeps_live_runs(testbed):
+    """A run whose owner died (SIGKILL: no teardown ran) is found by label and removed."""
+    client = host_client()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    owner = runmod.owner_token(dead.pid) if runmod._starttime(dead.pid) else f"{os.uname().nodename}:{dead.pid}:0"
+    run_id = runmod.new_run_id()
+    labels = runmod.labels(run_id, owner)
+    net = client.networks.create(f"fst-{run_id}-lan", labels={**labels, runmod.LABEL_KIND: "cloud-net"})
+    vol = client.volumes.create(f"fst-{run_id}-data", labels={**labels, runmod.LABEL_KIND: "node-data"})
+    node = client.containers.run(img.NODE.tag, entrypoint=["sleep", "600"], detach=True, network=net.name,
+                                 name=f"fst-{run_id}-node", volumes={vol.name: {"bind": "/data"}},
+                                 labels={**labels, runmod.LABEL_KIND: "node"})
+    assert len(leftovers(run_id)) == 3
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "testbed", "clean"], capture_output=True, text=True, timeout=120,
+                       cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert f"container {node.name}" in r.stdout and f"volume {vol.name}" in r.stdout, r.stdout
+    assert leftovers(run_id) == []
+    assert leftovers(testbed.run_id), "the live session's run must be kept"
+    assert time.monotonic() - t0 < 120

@@ -1,0 +1,106 @@
+"""The seed topology, provisioned on the real engine: a 5-node Swarm across two emulated clouds."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import sys
+import uuid
+
+import docker
+import pytest
+from docker.types import EndpointSpec
+
+from testbed.engine import host_client
+from testbed.run import wait_for
+
+pytestmark = pytest.mark.engine
+
+SEED = {
+    "azure-swarm-manager": ("azure", "manager"),
+    "azure-flink-jobmanager": ("azure", "jobmanager"),
+    "azure-swarm-worker-1": ("azure", "worker"),
+    "azure-swarm-worker-2": ("azure", "worker"),
+    "google-cloud-worker-1": ("google", "worker"),
+}
+
+
+def _node_cli(testbed, hostname: str, *cmd: str) -> str:
+    """Run the docker CLI *inside* a node, independently of the library's API calls."""
+    container = host_client().containers.get(testbed.node(hostname).info["container"])
+    code, out = container.exec_run(["docker", *cmd])
+    assert code == 0, out.decode()
+    return out.decode()
+
+
+def test_docker_node_ls_on_the_manager_lists_the_seed(testbed):
+    out = _node_cli(testbed, "azure-swarm-manager", "node", "ls", "--format", "{{.Hostname}} {{.Status}}")
+    rows = dict(line.split() for line in out.strip().splitlines())
+    assert rows == {h: "Ready" for h in SEED}
+    for hostname, (cloud, role) in SEED.items():
+        labels = json.loads(_node_cli(testbed, "azure-swarm-manager", "node", "inspect", hostname,
+                                      "--format", "{{json .Spec.Labels}}"))
+        assert labels == {"cloud": cloud, "role": role}, hostname
+
+
+def test_every_node_advertises_its_own_address(testbed):
+    addrs = {n.attrs["Description"]["Hostname"]: n.attrs["Status"]["Addr"]
+             for n in testbed.manager.client.nodes.list()}
+    assert addrs == {m.hostname: m.address for m in testbed.machines}
+    # each cloud is its own LAN: every node sits in its cloud's subnet, and the subnets differ
+    subnets = {m.cloud: ipaddress.ip_network(m.info["subnet"]) for m in testbed.machines}
+    assert len(set(subnets.values())) == 2
+    for m in testbed.machines:
+        assert ipaddress.ip_address(m.address) in subnets[m.cloud]
+
+
+@pytest.mark.parametrize("server, client", [
+    ("google-cloud-worker-1", "azure-swarm-worker-1"),
+    ("azure-swarm-worker-2", "google-cloud-worker-1"),
+])
+def test_overlay_reaches_across_clouds_by_service_name(testbed, server, client):
+    name = f"echo-{uuid.uuid4().hex[:6]}"
+    svc = testbed.manager.client.services.create(
+        testbed.images["driver"], name=name, args=["-m", "http.server", "8000"], networks=[testbed.network],
+        constraints=[f"node.hostname == {server}"], endpoint_spec=EndpointSpec(mode="dnsrr"),
+        labels=testbed.labels())
+    try:
+        wait_for(lambda: any(t["Status"]["State"] == "running" for t in svc.tasks()), 60,
+                 f"service {name} running on {server}", detail=lambda: json.dumps(svc.tasks(), indent=1)[-2000:])
+        probe = ("import socket, urllib.request, time\n"
+                 "for i in range(60):\n"
+                 "    try:\n"
+                 f"        r = urllib.request.urlopen('http://{name}:8000/', timeout=5); break\n"
+                 "    except OSError: time.sleep(0.5)\n"
+                 f"print(socket.gethostname(), socket.gethostbyname('{name}'), r.status)\n")
+        out = testbed.node(client).client.containers.run(
+            testbed.images["driver"], ["-c", probe], network=testbed.network, remove=True,
+            labels=testbed.labels()).decode()
+        host, ip, status = out.split()
+        assert status == "200"
+        assert ip.startswith("10.")  # an overlay address, not the underlay
+    finally:
+        svc.remove()
+
+
+def test_status_cli_reports_the_run(testbed):
+    r = subprocess.run([sys.executable, "-m", "testbed", "status", "--json", "--run", testbed.run_id],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    (st,) = json.loads(r.stdout)
+    assert st["run_id"] == testbed.run_id
+    assert st["clouds"] == {"azure": [h for h in SEED if SEED[h][0] == "azure"], "google": ["google-cloud-worker-1"]}
+    assert {n["hostname"]: n["state"] for n in st["swarm"]} == {h: "ready" for h in SEED}
+    r = subprocess.run([sys.executable, "-m", "testbed", "status", "--run", testbed.run_id],
+                       capture_output=True, text=True, timeout=60)
+    assert "google-cloud-worker-1" in r.stdout and "cloud=google,role=worker" in r.stdout
+
+
+def test_node_engines_answer_over_the_docker_api(testbed):
+    for m in testbed.machines:
+        info = m.client.info()
+        assert info["Name"] == m.hostname
+        assert info["Swarm"]["LocalNodeState"] == "active"
+        with pytest.raises(docker.errors.ImageNotFound):
+            m.client.images.get("no-such-image-here")
