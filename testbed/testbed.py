@@ -32,6 +32,8 @@ from .topology import Topology, parse
 
 @dataclass
 class Testbed:
+    __test__ = False  # not a test class, despite the name
+
     run_id: str
     topology: Topology
     machines: list[Machine]

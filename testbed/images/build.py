@@ -29,7 +29,7 @@ import docker.errors
 
 from ..run import Progress, default_progress, step
 
-FILES = Path(__file__).parent / "files"
+PACKAGE = Path(__file__).resolve().parent.parent   # recipe files are named relative to testbed/
 LABEL_KEY = "io.flink-swarm-testbed.image-key"
 DEBIAN_SUITE = "bookworm"
 
@@ -85,7 +85,8 @@ class Rootfs:
 class Recipe:
     """An image built FROM a rootfs with a Dockerfile and a prepared context.
 
-    ``files`` are copied from ``testbed/images/files``; ``pypi`` are pinned requirements that
+    ``files`` (paths inside the testbed package) are copied into the context by their base name;
+    ``pypi`` are pinned requirements that
     ``prepare`` (if any) turns into context content, given the folder of downloaded artefacts."""
 
     name: str
@@ -101,7 +102,7 @@ class Recipe:
     def key(self) -> str:
         parts: list[str | bytes] = ["image", self.base.key, self.dockerfile, self.prepare_version, *self.pypi]
         for f in self.files:
-            parts += [f, (FILES / f).read_bytes()]
+            parts += [f, (PACKAGE / f).read_bytes()]
         return _sha(*parts)[:16]
 
     @property
@@ -214,7 +215,7 @@ def build_image(client: docker.DockerClient, recipe: Recipe, progress: Progress)
         with tempfile.TemporaryDirectory(prefix=f"fst-ctx-{recipe.name}-", dir=cache_dir()) as ctx:
             ctxp = Path(ctx)
             for f in recipe.files:
-                shutil.copy2(FILES / f, ctxp / f)
+                shutil.copy2(PACKAGE / f, ctxp / Path(f).name)
             if recipe.prepare:
                 with step(progress, f"prepare {recipe.name} build context"):
                     recipe.prepare(ctxp, downloads or cache_dir())

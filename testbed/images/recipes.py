@@ -91,10 +91,11 @@ def _prepare_driver(ctx: Path, downloads: Path) -> None:
 NODE = Recipe(
     name="node",
     base=NODE_ROOTFS,
-    files=("node-entrypoint.sh",),
+    files=("images/files/node-entrypoint.sh",),
     dockerfile="""\
 COPY node-entrypoint.sh /usr/local/bin/node-entrypoint
-VOLUME /var/lib/docker
+# /var/lib/docker must not be on overlayfs: the provider mounts a labelled volume there. No VOLUME
+# line, so that a container of this image never leaves an anonymous volume behind.
 EXPOSE 2375
 ENTRYPOINT ["/usr/local/bin/node-entrypoint"]
 """,
@@ -103,7 +104,7 @@ ENTRYPOINT ["/usr/local/bin/node-entrypoint"]
 FLINK = Recipe(
     name="flink",
     base=APP_ROOTFS,
-    files=("flink-entrypoint.sh", "flink-config-base.yaml"),
+    files=("images/files/flink-entrypoint.sh", "images/files/flink-config-base.yaml"),
     pypi=(f"apache-flink-libraries=={FLINK_VERSION}", f"apache-flink=={FLINK_VERSION}",
           "shigawire-apache-flink-libraries==2.0.0.post1"),
     prepare=_prepare_flink,
@@ -135,11 +136,13 @@ ENTRYPOINT ["/usr/local/bin/tansu"]
 DRIVER = Recipe(
     name="driver",
     base=APP_ROOTFS,
+    files=("workload/driver.py",),
     pypi=("kafka-python==3.0.12",),
     prepare=_prepare_driver,
     prepare_version="driver-1",
     dockerfile="""\
 COPY site /opt/driver/site
+COPY driver.py /opt/driver/driver.py
 ENV PYTHONPATH=/opt/driver/site PYTHONUNBUFFERED=1
 ENTRYPOINT ["python3"]
 """,

@@ -1,0 +1,86 @@
+"""A Kafka-protocol broker as a Swarm service, and topic administration from inside the cluster.
+
+The default broker is Tansu (a Kafka-API broker in one binary, memory storage), because no Apache
+Kafka distribution can be fetched here. The image, command and port are a ``BrokerSpec``, so that on
+real clouds a user can run Apache Kafka's own image instead.
+
+The broker advertises ``broker:9092``, a name that resolves only on the overlay network, so topics
+are administered by a short-lived driver container attached to that network (kafka-python's admin
+client), not from the harness host.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import docker.types
+
+from ..run import Progress, step
+from ..testbed import Testbed
+from . import services
+
+BROKER = "broker"
+PORT = 9092
+
+
+@dataclass(frozen=True)
+class BrokerSpec:
+    image: str | None = None      # None: the testbed's own Tansu image
+    args: tuple[str, ...] = ("broker", "--listener-url", f"tcp://0.0.0.0:{PORT}",
+                             "--advertised-listener-url", f"tcp://{BROKER}:{PORT}",
+                             "--storage-engine", "memory://tansu/")
+    env: dict[str, str] = field(default_factory=dict)
+    name: str = "tansu 0.6.0"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{BROKER}:{PORT}"
+
+
+def deploy(tb: Testbed, node: str, progress: Progress, spec: BrokerSpec = BrokerSpec()) -> str:
+    """Start the broker on ``node`` (if not running) and wait until it answers; returns bootstrap."""
+    tb.node(node)  # a clear error for an unknown node
+    if not services.exists(tb, BROKER):
+        with step(progress, f"start the Kafka-protocol broker ({spec.name}) on {node}"):
+            tb.manager.client.services.create(
+                spec.image or tb.images["broker"], name=BROKER, args=list(spec.args),
+                env=[f"{k}={v}" for k, v in spec.env.items()], networks=[tb.network],
+                constraints=[f"node.hostname == {node}"],
+                endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"),
+                labels=tb.labels(), container_labels=tb.labels())
+    admin(tb, spec.bootstrap, node, [], [], timeout=90)
+    return spec.bootstrap
+
+
+def admin(tb: Testbed, bootstrap: str, node: str, create: list[str], delete: list[str],
+          timeout: float = 60) -> list[str]:
+    """Create ``name:partitions`` / delete topics with kafka-python's admin client, run on ``node``
+    in a driver container on the overlay network; returns the topics that exist afterwards."""
+    args = ["/opt/driver/driver.py", "--bootstrap", bootstrap, "--timeout", str(timeout), "admin"]
+    if delete:
+        args += ["--delete", *delete]
+    if create:
+        args += ["--create", *create]
+    out = run_driver_container(tb, node, args, timeout=timeout + 30)
+    return json.loads(out.strip().splitlines()[-1])["topics"]
+
+
+def run_driver_container(tb: Testbed, node: str, args: list[str], timeout: float) -> str:
+    """Run the driver image once on ``node`` (attached to the overlay) and return its output;
+    a failure raises with the container's output."""
+    client = tb.node(node).client
+    c = client.containers.run(tb.images["driver"], args, network=tb.network, detach=True,
+                              labels=tb.labels())
+    try:
+        code = c.wait(timeout=timeout)["StatusCode"]
+        out = c.logs().decode(errors="replace")
+        if code != 0:
+            raise RuntimeError(f"driver container on {node} exited {code}: {' '.join(args[1:])}\n{out[-3000:]}")
+        return out
+    finally:
+        c.remove(force=True)
+
+
+def remove(tb: Testbed) -> None:
+    services.remove(tb, BROKER)

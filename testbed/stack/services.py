@@ -1,0 +1,89 @@
+"""Small helpers over Swarm services, shared by the stack's modules."""
+
+from __future__ import annotations
+
+import docker.errors
+
+from ..testbed import Testbed
+
+
+def get(tb: Testbed, name: str):
+    try:
+        return tb.manager.client.services.get(name)
+    except docker.errors.NotFound:
+        return None
+
+
+def exists(tb: Testbed, name: str) -> bool:
+    return get(tb, name) is not None
+
+
+def remove(tb: Testbed, name: str) -> None:
+    svc = get(tb, name)
+    if svc is not None:
+        svc.remove()
+
+
+def running_tasks(tb: Testbed, name: str) -> list[dict]:
+    svc = get(tb, name)
+    if svc is None:
+        return []
+    return [t for t in svc.tasks(filters={"desired-state": "running"}) if t["Status"]["State"] == "running"]
+
+
+def node_names(tb: Testbed) -> dict[str, str]:
+    """Swarm node id -> hostname."""
+    return {n.id: n.attrs["Description"]["Hostname"] for n in tb.manager.client.nodes.list()}
+
+
+def task_addresses(tb: Testbed, name: str) -> dict[str, str]:
+    """Overlay address -> hostname of the node, for a service's running tasks."""
+    names = node_names(tb)
+    out = {}
+    for t in running_tasks(tb, name):
+        for att in t.get("NetworksAttachments", []):
+            for addr in att.get("Addresses", []):
+                out[addr.split("/")[0]] = names.get(t["NodeID"], "?")
+    return out
+
+
+def label_nodes(tb: Testbed, label: str, hostnames: tuple[str, ...] | list[str]) -> None:
+    """Set ``label=true`` on exactly these nodes and remove it from the others."""
+    for node in tb.manager.client.nodes.list():
+        spec = node.attrs["Spec"]
+        labels = dict(spec.get("Labels", {}))
+        want = node.attrs["Description"]["Hostname"] in hostnames
+        if want == (labels.get(label) == "true"):
+            continue
+        if want:
+            labels[label] = "true"
+        else:
+            labels.pop(label, None)
+        spec["Labels"] = labels
+        node.update(spec)
+
+
+def logs(tb: Testbed, name: str, tail: int = 40) -> str:
+    svc = get(tb, name)
+    if svc is None:
+        return f"(no service {name})"
+    try:
+        raw = b"".join(svc.logs(stdout=True, stderr=True, tail=tail, timestamps=False))
+        return raw.decode(errors="replace")
+    except docker.errors.APIError as e:
+        return f"(logs of {name} unavailable: {e})"
+
+
+def describe(tb: Testbed, name: str, tail: int = 30) -> str:
+    """Tasks (node, state, error) and the last log lines of a service, for failure messages."""
+    svc = get(tb, name)
+    if svc is None:
+        return f"service {name}: not created"
+    names = node_names(tb)
+    lines = [f"service {name} tasks:"]
+    for t in sorted(svc.tasks(), key=lambda t: t.get("CreatedAt", ""))[-10:]:
+        st = t["Status"]
+        lines.append(f"  {names.get(t.get('NodeID'), '-'):24} {st['State']:10} {st.get('Err') or st.get('Message', '')}")
+    lines.append(f"service {name} log (last {tail} lines):")
+    lines += ["  " + ln for ln in logs(tb, name, tail).splitlines()]
+    return "\n".join(lines)

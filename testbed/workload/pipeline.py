@@ -1,0 +1,133 @@
+"""The seed's pipeline: Kafka events -> event-time sliding windows per key -> Kafka results.
+
+The runbook used a Beam pipeline with sliding windows of 5 minutes every minute. Here it is Flink
+SQL with a HOP window, so the taskmanagers stay pure JVM. The job is submitted by Flink's own SQL
+client, in a one-shot container of the Flink image on the jobmanager node, to the cluster's
+jobmanager; it is cancelled through the REST API when the cell ends.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..run import Progress, step, wait_for
+from ..stack.flink import FlinkCluster
+from ..testbed import Testbed
+
+CONNECTOR_JARS = ("/opt/flink/connectors/flink-connector-kafka-4.0.1-2.0.jar",
+                  "/opt/flink/connectors/kafka-clients-3.9.1.jar")
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    size_s: float = 300.0          # the seed: 5 minutes ...
+    slide_s: float = 60.0          # ... every minute
+    watermark_delay_s: float = 1.0
+
+    def __post_init__(self):
+        for name in ("size_s", "slide_s"):
+            v = getattr(self, name)
+            if not v > 0 or round(v * 1000) != v * 1000:
+                raise ValueError(f"window {name} must be > 0 and whole milliseconds, got {v!r}")
+        if self.watermark_delay_s < 0:
+            raise ValueError(f"watermark delay must be >= 0, got {self.watermark_delay_s!r}")
+        if round(self.size_s * 1000) % round(self.slide_s * 1000):
+            raise ValueError(f"window size ({self.size_s}s) must be a multiple of the slide ({self.slide_s}s)")
+
+    @property
+    def windows_per_event(self) -> int:
+        return round(self.size_s * 1000) // round(self.slide_s * 1000)
+
+
+def _interval(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    return f"INTERVAL '{ms // 1000}' SECOND" if ms % 1000 == 0 else f"INTERVAL '{ms}' MILLISECOND"
+
+
+def sql(events: str, results: str, bootstrap: str, window: WindowSpec, parallelism: int,
+        name: str = "seed-sliding-windows") -> str:
+    kafka = f"'connector' = 'kafka', 'properties.bootstrap.servers' = '{bootstrap}'"
+    return f"""
+SET 'pipeline.name' = '{name}';
+SET 'parallelism.default' = '{parallelism}';
+SET 'table.local-time-zone' = 'UTC';
+SET 'table.dml-sync' = 'false';
+CREATE TABLE events (
+  `key` STRING,
+  `value` DOUBLE,
+  ts BIGINT,
+  ets AS TO_TIMESTAMP_LTZ(ts, 3),
+  WATERMARK FOR ets AS ets - {_interval(window.watermark_delay_s)}
+) WITH ({kafka}, 'topic' = '{events}', 'format' = 'json',
+  'scan.startup.mode' = 'earliest-offset', 'properties.group.id' = 'fst-flink',
+  'properties.fetch.max.wait.ms' = '100', 'scan.watermark.idle-timeout' = '5s');
+CREATE TABLE results (
+  `key` STRING,
+  window_start TIMESTAMP(3),
+  window_end TIMESTAMP(3),
+  cnt BIGINT,
+  avg_value DOUBLE,
+  max_ts BIGINT
+) WITH ({kafka}, 'topic' = '{results}', 'format' = 'json',
+  'json.timestamp-format.standard' = 'ISO-8601', 'sink.delivery-guarantee' = 'at-least-once');
+INSERT INTO results
+SELECT `key`, window_start, window_end, COUNT(*), AVG(`value`), MAX(ts)
+FROM TABLE(HOP(TABLE events, DESCRIPTOR(ets), {_interval(window.slide_s)}, {_interval(window.size_s)}))
+GROUP BY `key`, window_start, window_end;
+"""
+
+
+def submit(cluster: FlinkCluster, statements: str, progress: Progress, timeout: float = 120) -> str:
+    """Submit with the SQL client on the jobmanager node; returns the job id once it is RUNNING
+    with every task running."""
+    tb: Testbed = cluster.testbed
+    jm = tb.node(tb.topology.jobmanager.hostname)
+    script = ('printf "%s" "$JOB_SQL" > /tmp/job.sql && exec bin/sql-client.sh '
+              + " ".join(f"-j {j}" for j in CONNECTOR_JARS) + " -f /tmp/job.sql")
+    props = "\n".join(["jobmanager.rpc.address: jobmanager", "rest.address: jobmanager",
+                       "rest.port: 8081", "execution.target: remote"])
+    with step(progress, "submit the sliding-window job with Flink's SQL client"):
+        c = jm.client.containers.run(tb.images["flink"], ["bash", "-c", script], network=tb.network,
+                                     environment={"JOB_SQL": statements, "FLINK_PROPERTIES": props},
+                                     detach=True, labels=tb.labels())
+        try:
+            code = c.wait(timeout=timeout)["StatusCode"]
+            out = c.logs().decode(errors="replace")
+        finally:
+            c.remove(force=True)
+        m = re.search(r"Job ID:\s*([0-9a-f]{32})", out)
+        if code != 0 or not m:
+            raise RuntimeError(f"the SQL client did not submit the job (exit {code}):\n{out[-4000:]}")
+        job_id = m.group(1)
+
+        def running() -> bool:
+            job = cluster.rest(f"/jobs/{job_id}")
+            if job["state"] in ("FAILED", "CANCELED", "FINISHED"):
+                raise RuntimeError(f"job {job_id} is {job['state']}: "
+                                   + str(cluster.rest(f"/jobs/{job_id}/exceptions"))[:3000])
+            return job["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in job["vertices"])
+
+        wait_for(running, timeout, f"job {job_id} RUNNING with all tasks running", interval=0.5)
+    return job_id
+
+
+def cancel(cluster: FlinkCluster, job_id: str, progress: Progress, timeout: float = 60) -> None:
+    with step(progress, f"cancel job {job_id}"):
+        cluster.rest(f"/jobs/{job_id}", method="PATCH")
+        wait_for(lambda: cluster.rest(f"/jobs/{job_id}")["state"] in ("CANCELED", "FAILED", "FINISHED"),
+                 timeout, f"job {job_id} cancelled")
+
+
+def source_records_in(cluster: FlinkCluster, job_id: str) -> int | None:
+    """Records the Kafka source has read so far (sum over its subtasks), from the REST API."""
+    job = cluster.rest(f"/jobs/{job_id}")
+    src = next((v for v in job["vertices"] if "source" in v["name"].lower()), job["vertices"][0])
+    base = f"/jobs/{job_id}/vertices/{src['id']}/subtasks/metrics"
+    ids = [m["id"] for m in cluster.rest(base)]
+    wanted = [i for i in ids if i.endswith(".numRecordsIn") and "source" in i.lower()] or \
+        [i for i in ids if i == "numRecordsOut"]
+    if not wanted:
+        return None
+    vals = cluster.rest(f"{base}?get={wanted[0]}&agg=sum")
+    return int(float(vals[0]["sum"])) if vals else None

@@ -1,0 +1,88 @@
+"""Cell metrics from raw driver data with known answers, and the driver's window arithmetic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from testbed import measure
+from testbed.workload.driver import _windows
+from testbed.workload.pipeline import WindowSpec, sql
+
+
+def test_every_timestamp_is_in_size_over_slide_windows():
+    for ts in (0, 999, 1000, 123_456, 5_000_000_001):
+        starts = list(_windows(ts, 5000, 1000))
+        assert len(starts) == 5
+        assert all(s <= ts < s + 5000 and s % 1000 == 0 for s in starts)
+
+
+def _raw_from_events(events, size=5000, slide=1000, drop=(), repeat=(), delay=700):
+    """Build driver output for events [(key, ts)]: results arrive `delay` ms after window end."""
+    from collections import Counter
+    exp = Counter()
+    for key, ts in events:
+        for w in _windows(ts, size, slide):
+            exp[(key, w)] += 1
+    results = []
+    for (key, w), n in sorted(exp.items()):
+        if (key, w) in drop:
+            continue
+        results.append([key, w, w + size, n, None, w + size + delay])
+        if (key, w) in repeat:
+            results.append([key, w, w + size, n, None, w + size + delay + 5])
+    return [[k, w, n] for (k, w), n in exp.items()], results
+
+
+def test_accounting_exact():
+    events = [(f"k{i % 3}", 10_000 + i * 100) for i in range(200)]
+    expected, results = _raw_from_events(events)
+    acc = measure.accounting(expected, results)
+    assert acc["lost"] == 0 and acc["duplicated"] == 0
+    assert acc["counted"] == acc["expected_counted"] == 200 * 5
+
+
+def test_accounting_counts_lost_and_duplicated():
+    events = [(f"k{i % 3}", 10_000 + i * 100) for i in range(200)]
+    expected, results = _raw_from_events(events, drop={("k0", 12_000)}, repeat={("k1", 15_000)})
+    exp = {(k, w): n for k, w, n in expected}
+    acc = measure.accounting(expected, results)
+    assert acc["lost"] == exp[("k0", 12_000)]
+    assert acc["duplicated"] == exp[("k1", 15_000)]
+    assert acc["missing_windows"] == 1 and acc["repeated_windows"] == 1
+
+
+def test_latency_excludes_warmup_and_tail_and_keeps_negatives():
+    t0 = 10_000
+    results = [["a", 5_000, 10_000, 1, None, 10_500],      # ends before warm-up end: excluded
+               ["a", 8_000, 13_000, 1, None, 13_250],
+               ["a", 9_000, 14_000, 1, None, 13_900],      # negative: kept and counted
+               ["a", 9_000, 14_000, 1, None, 99_999],      # repeat of a window: only the first counts
+               ["a", 20_000, 25_000, 1, None, 25_100]]     # after the last due event: excluded
+    lat = measure.latencies(results, t0, warmup_s=2, last_due_ms=20_000)
+    assert sorted(lat.tolist()) == [-100.0, 250.0]
+    st = measure.latency_stats(lat)
+    assert st["latency_negative"] == 1 and st["latency_samples"] == 2
+    assert st["latency_p50_ms"] == pytest.approx(np.percentile([-100, 250], 50))
+
+
+def test_rates():
+    prods = [{"acked_per_s": [[0, 50], [1, 100], [2, 100], [3, 100], [4, 10]]},
+             {"acked_per_s": [[1, 100], [2, 100], [3, 100]]}]
+    assert measure.achieved_rate(prods, warmup_s=1, duration_s=4) == pytest.approx(200)
+    samples = [(0.0, 0), (1.0, 500), (2.0, 1500), (3.0, 2500), (4.0, 2600)]
+    assert measure.processed_rate(samples, 1.0, 3.0) == pytest.approx(1000)
+    assert np.isnan(measure.processed_rate(samples[:1], 0, 10))
+
+
+def test_window_spec_and_sql():
+    w = WindowSpec(300, 60, 2)
+    assert w.windows_per_event == 5
+    q = sql("ev", "res", "broker:9092", w, parallelism=3)
+    assert "HOP(TABLE events, DESCRIPTOR(ets), INTERVAL '60' SECOND, INTERVAL '300' SECOND)" in q
+    assert "WATERMARK FOR ets AS ets - INTERVAL '2' SECOND" in q and "'parallelism.default' = '3'" in q
+    assert "INTERVAL '1500' MILLISECOND" in sql("e", "r", "b:1", WindowSpec(3, 1.5), 1)
+    with pytest.raises(ValueError, match="multiple of the slide"):
+        WindowSpec(5, 2)
+    with pytest.raises(ValueError, match="size_s must be > 0"):
+        WindowSpec(0, 1)
