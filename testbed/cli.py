@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from . import images as img
 from .engine import EngineError, host_client
+from .providers.emulated import EmulatedProvider
 from .run import default_progress
 from .testbed import Testbed, clean, list_runs
 from .topology import SEED_TOPOLOGY, TopologyError, load
@@ -62,8 +64,11 @@ def cmd_status(args) -> int:
 
 def cmd_down(args) -> int:
     run = _pick_run(args.run)
-    seconds = Testbed.attach(run).down()
-    print(f"run {run} removed in {seconds:.1f}s")
+    t0 = time.monotonic()
+    removed = EmulatedProvider(host_client(), default_progress).destroy(run)
+    if not removed:
+        raise LookupError(f"nothing of run {run!r} is on the engine")
+    print(f"run {run} removed in {time.monotonic() - t0:.1f}s ({len(removed)} containers, networks and volumes)")
     return 0
 
 

@@ -19,11 +19,16 @@ from pathlib import Path
 import pytest
 
 from . import run as runmod
+from .experiment import CellSpec
+from .results import RESULTS, ResultsDir
+from .stack.placement import choose
 from .testbed import Testbed, clean
 from .topology import SEED_TOPOLOGY, load
+from .workload.pipeline import WindowSpec
 
 _SHARED = "fst_shared_dir"
 _OWNER = "fst_owner"
+_SESSION = "fst_session_id"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,6 +42,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="use a testbed already up (python -m testbed up); it is left running")
     g.addoption("--keep-testbed", action="store_true",
                 help="leave the provisioned testbed running at the end (remove it with python -m testbed down)")
+    g.addoption("--results", default=str(RESULTS), help="results folder; each pytest run writes <folder>/<session id>/")
+    e = parser.getgroup("experiment", "experiment cell (flink-swarm-testbed)")
+    e.addoption("--taskmanagers", type=int, default=2, help="Flink taskmanagers, one per node (default 2)")
+    e.addoption("--placement", default="multi-cloud",
+                help="single-cloud[:<cloud>] | multi-cloud | nodes:<host>,<host>... (default multi-cloud)")
+    e.addoption("--rate", type=float, default=1000.0, help="offered events per second (default 1000)")
+    e.addoption("--duration", type=float, default=60.0, help="seconds of load per cell (default 60)")
+    e.addoption("--warmup", type=float, default=15.0, help="seconds excluded from the statistics (default 15)")
+    e.addoption("--window", type=float, default=10.0,
+                help="sliding window size in s (default 10; the seed's is 300)")
+    e.addoption("--slide", type=float, default=2.0, help="window slide in s (default 2; the seed's is 60)")
+    e.addoption("--watermark-delay", type=float, default=1.0, help="bounded out-of-orderness in s (default 1)")
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -49,8 +66,9 @@ def pytest_configure(config: pytest.Config) -> None:
     shared = tempfile.mkdtemp(prefix="fst-session-")
     config.stash[_shared_key] = Path(shared)
     config.stash[_owner_key] = runmod.owner_token()
+    config.stash[_session_key] = runmod.new_run_id()
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_XdistHooks(shared, config.stash[_owner_key]))
+        config.pluginmanager.register(_XdistHooks(shared, config.stash[_owner_key], config.stash[_session_key]))
     # SIGTERM (CI time-outs, `kill`) becomes KeyboardInterrupt, so teardown runs as on Ctrl-C.
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _sigterm)
@@ -62,16 +80,18 @@ def _sigterm(signum, frame):  # noqa: ARG001
 
 _shared_key = pytest.StashKey[Path]()
 _owner_key = pytest.StashKey[str]()
+_session_key = pytest.StashKey[str]()
 
 
 class _XdistHooks:
-    def __init__(self, shared: str, owner: str):
-        self.shared, self.owner = shared, owner
+    def __init__(self, shared: str, owner: str, session: str):
+        self.shared, self.owner, self.session = shared, owner, session
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:
         node.workerinput[_SHARED] = self.shared
         node.workerinput[_OWNER] = self.owner
+        node.workerinput[_SESSION] = self.session
 
 
 def _shared(config: pytest.Config) -> tuple[Path, str]:
@@ -90,6 +110,37 @@ def progress_for(config: pytest.Config):
         else:
             runmod.default_progress(msg)
     return progress
+
+
+def session_id(config: pytest.Config) -> str:
+    """One id per pytest run (shared by its xdist workers): the name of its results folder."""
+    return config.workerinput[_SESSION] if _is_worker(config) else config.stash[_session_key]
+
+
+@pytest.fixture(scope="session")
+def results_dir(request: pytest.FixtureRequest) -> ResultsDir:
+    """``results/<session id>/``: where this pytest run's tidy tables go."""
+    return ResultsDir(session_id(request.config), request.config.getoption("--results"))
+
+
+@pytest.fixture
+def progress(request: pytest.FixtureRequest):
+    """Print a progress line on the terminal, past pytest's output capture."""
+    return progress_for(request.config)
+
+
+@pytest.fixture
+def cell_spec(request: pytest.FixtureRequest) -> CellSpec:
+    """The experiment cell the command-line options describe; bad values fail before anything starts."""
+    o = request.config.getoption
+    try:
+        spec = CellSpec(taskmanagers=o("--taskmanagers"), placement=o("--placement"), rate=o("--rate"),
+                        duration=o("--duration"), warmup=o("--warmup"),
+                        window=WindowSpec(o("--window"), o("--slide"), o("--watermark-delay")))
+        choose(load(o("--topology")), spec.placement, spec.taskmanagers)
+    except ValueError as e:  # PlacementError and TopologyError are ValueErrors too
+        pytest.fail(f"bad experiment option: {e}", pytrace=False)
+    return spec
 
 
 @pytest.fixture(scope="session")

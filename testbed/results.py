@@ -1,6 +1,7 @@
 """Tidy results: one row per measurement, appended and flushed as soon as it exists.
 
-Rows land in ``results/<run-id>/<table>.csv``; a run killed half-way keeps every finished row.
+Rows land in ``results/<session-id>/<table>.csv`` (appended and fsynced row by row, so a run killed
+half-way keeps every finished row) and ``<table>.parquet`` (rewritten from the CSV after each row).
 Each row carries its provenance (run id, timestamps, host and engine facts).
 """
 
@@ -33,11 +34,20 @@ def host_facts(client=None) -> dict:
 
 class ResultsDir:
     def __init__(self, run_id: str, root: Path | str = RESULTS):
-        self.path = Path(root) / run_id
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.path = Path(root) / run_id   # created with the first row, not before
 
     def append(self, table: str, row: dict) -> Path:
-        """Append one row to ``<table>.csv``; new columns extend the header (old rows get blanks)."""
+        """Append one row to ``<table>.csv`` and refresh ``<table>.parquet``; new columns extend
+        the header (older rows get blanks). Returns the CSV's path."""
+        path = self._append_csv(table, row)
+        frame = pd.read_csv(path)
+        tmp = path.with_suffix(".parquet.tmp")
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path.with_suffix(".parquet"))
+        return path
+
+    def _append_csv(self, table: str, row: dict) -> Path:
+        self.path.mkdir(parents=True, exist_ok=True)
         path = self.path / f"{table}.csv"
         if path.exists():
             with open(path, newline="") as f:

@@ -13,6 +13,7 @@ share one provisioned topology.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from .run import LABEL_KIND, LABEL_PROJECT, LABEL_RUN, Progress, default_progres
 from .stack import images as stack_images
 from .stack import swarm
 from .topology import Topology, parse
+
+LABEL_IMAGES = "io.flink-swarm-testbed.images"   # on the manager node: recipe name -> image id
 
 
 @dataclass
@@ -89,7 +92,9 @@ class Testbed:
         tb: Testbed | None = None
         try:
             t1 = time.monotonic()
-            machines = provider.create(topology, run_id, owner, tags["node"])
+            # what any other process needs to attach to this run later
+            manager_labels = {runmod.LABEL_TOPOLOGY_TEXT: topology.text, LABEL_IMAGES: json.dumps(image_ids)}
+            machines = provider.create(topology, run_id, owner, tags["node"], manager_labels)
             tb = cls(run_id, topology, machines, provider, image_ids, timings)
             timings["nodes_s"] = time.monotonic() - t1
             # images load while the swarm forms: both only need the node engines
@@ -103,7 +108,7 @@ class Testbed:
 
             loader = threading.Thread(target=load, daemon=True)
             loader.start()
-            swarm.form(machines, progress)
+            swarm.form(machines, progress, topology.network.address_pool)
             timings["swarm_ready_s"] = time.monotonic() - t0
             swarm.create_network(tb.manager, topology.network.name, topology.network.driver,
                                  tb.labels())
@@ -135,13 +140,7 @@ class Testbed:
         topology = parse(mgr.labels[runmod.LABEL_TOPOLOGY_TEXT], source=f"run {run_id}")
         order = [n.hostname for n in topology.nodes]
         machines.sort(key=lambda m: order.index(m.hostname))
-        image_ids = {}
-        for r in img.APP_RECIPES:
-            try:
-                image_ids[r.name] = client.images.get(r.tag).id
-            except docker.errors.ImageNotFound:
-                pass
-        return cls(run_id, topology, machines, provider, image_ids)
+        return cls(run_id, topology, machines, provider, json.loads(mgr.labels.get(LABEL_IMAGES, "{}")))
 
     def close(self) -> None:
         for m in self.machines:

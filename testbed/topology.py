@@ -23,6 +23,7 @@ Only the model lives here; providers turn it into machines.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,7 @@ class Link:
 class Network:
     driver: str = "overlay"
     name: str = "flinknet"
+    address_pool: str = "10.203.0.0/16"   # where overlay networks take their subnets from
 
 
 @dataclass(frozen=True)
@@ -197,11 +199,17 @@ def parse(text: str, source: str = "<string>") -> Topology:
 
     name = c.string(doc.get("name", Path(source).stem), "name") or "topology"
 
-    net = c.mapping(doc.get("network", {}), "network", ("driver", "name"))
+    net = c.mapping(doc.get("network", {}), "network", ("driver", "name", "address_pool"))
     driver = net.get("driver", "overlay")
     if driver not in NETWORK_DRIVERS:
         c.bad("network.driver", f"unknown driver {driver!r}; allowed: {', '.join(NETWORK_DRIVERS)}")
     net_name = c.string(net.get("name", "flinknet"), "network.name", _HOSTNAME, "network name") or "flinknet"
+    pool = str(net.get("address_pool", Network.address_pool))
+    try:
+        if ipaddress.ip_network(pool).prefixlen > 24:
+            c.bad("network.address_pool", f"{pool} is too small; overlay subnets are /24, use /24 or larger")
+    except ValueError:
+        c.bad("network.address_pool", f"{pool!r} is not a network like 10.203.0.0/16")
 
     defaults = c.mapping(doc.get("defaults", {}), "defaults", ("cpus", "memory"))
     default_cpus = c.number(defaults.get("cpus", 2), "defaults.cpus", positive=True) or 2.0
@@ -300,7 +308,7 @@ def parse(text: str, source: str = "<string>") -> Topology:
 
     if c.problems:
         raise TopologyError(source, c.problems)
-    return Topology(name=name, nodes=tuple(nodes), network=Network(driver, net_name), links=tuple(links),
+    return Topology(name=name, nodes=tuple(nodes), network=Network(driver, net_name, pool), links=tuple(links),
                     source=source, sha256=hashlib.sha256(text.encode()).hexdigest(), text=text)
 
 

@@ -39,7 +39,9 @@ def test_warm_cache_builds_nothing():
 @pytest.mark.parametrize("recipe, entrypoint, cmd, expect", [
     (img.FLINK, None, ["flink", "--version"], "Version: 2.0.2"),
     (img.FLINK, None, ["java", "-version"], 'version "17.'),
-    (img.FLINK, None, ["ls", "/opt/flink/connectors"], "flink-connector-kafka-4.0.1-2.0.jar\nkafka-clients-3.9.1.jar"),
+    (img.FLINK, None, ["ls", "/opt/flink/lib"], "flink-connector-kafka-4.0.1-2.0.jar"),
+    (img.FLINK, None, ["ls", "/opt/flink/lib"], "kafka-clients-3.9.1.jar"),
+    (img.FLINK, None, ["python3", "-m", "zipfile", "-l", "/opt/flink/runner/sql-runner.jar"], "SqlRunner.class"),
     (img.BROKER, None, ["--version"], "tansu"),
     (img.DRIVER, None, ["-c", "import kafka; print('kafka-python', kafka.__version__)"], "kafka-python 3.0.12"),
     (img.NODE, ["dockerd"], ["--version"], "Docker version 20.10"),

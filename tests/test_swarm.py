@@ -79,7 +79,8 @@ def test_overlay_reaches_across_clouds_by_service_name(testbed, server, client):
             labels=testbed.labels()).decode()
         host, ip, status = out.split()
         assert status == "200"
-        assert ip.startswith("10.")  # an overlay address, not the underlay
+        # an overlay address from the topology's pool, not an underlay one
+        assert ipaddress.ip_address(ip) in ipaddress.ip_network(testbed.topology.network.address_pool)
     finally:
         svc.remove()
 

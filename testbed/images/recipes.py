@@ -49,9 +49,8 @@ def _prepare_flink(ctx: Path, downloads: Path) -> None:
         for m in tf.getmembers():
             parts = Path(m.name).parts
             if len(parts) > 2 and parts[1] == "deps" and m.isfile():
-                # the Python bridge is not needed: jobs are SQL, the taskmanagers stay pure JVM
-                if parts[2] == "opt" and parts[-1].startswith("flink-python"):
-                    continue
+                # opt/ keeps flink-sql-client (it submits the job) and flink-python (the SQL client
+                # loads it to parse options); neither is on the taskmanagers' classpath
                 dest = home.joinpath(*parts[2:])
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 with tf.extractfile(m) as src, open(dest, "wb") as out:  # type: ignore[union-attr]
@@ -67,12 +66,11 @@ def _prepare_flink(ctx: Path, downloads: Path) -> None:
                 if p.parts[1] == "bin":
                     dest.chmod(0o755)
     (home / "log").mkdir(exist_ok=True)
-    connectors = home / "connectors"
-    connectors.mkdir()
+    # the Kafka connector goes to lib/: on the classpath of the jobmanager, taskmanagers and client
     with zipfile.ZipFile(_wheel(downloads, "shigawire_apache_flink_libraries")) as zf:
         for jar, version in (("flink-connector-kafka", KAFKA_CONNECTOR_VERSION),
                              ("kafka-clients", KAFKA_CLIENTS_VERSION)):
-            (connectors / f"{jar}-{version}.jar").write_bytes(zf.read(f"pyflink/lib/{jar}.jar"))
+            (home / "lib" / f"{jar}-{version}.jar").write_bytes(zf.read(f"pyflink/lib/{jar}.jar"))
 
 
 def _prepare_broker(ctx: Path, downloads: Path) -> None:
@@ -104,15 +102,21 @@ ENTRYPOINT ["/usr/local/bin/node-entrypoint"]
 FLINK = Recipe(
     name="flink",
     base=APP_ROOTFS,
-    files=("images/files/flink-entrypoint.sh", "images/files/flink-config-base.yaml"),
+    files=("images/files/flink-entrypoint.sh", "images/files/flink-config-base.yaml",
+           "workload/java/SqlRunner.java"),
     pypi=(f"apache-flink-libraries=={FLINK_VERSION}", f"apache-flink=={FLINK_VERSION}",
           "shigawire-apache-flink-libraries==2.0.0.post1"),
     prepare=_prepare_flink,
-    prepare_version="flink-1",
+    prepare_version="flink-3",
     dockerfile=f"""\
 COPY flink /opt/flink
 COPY flink-entrypoint.sh /usr/local/bin/flink-entrypoint
 COPY flink-config-base.yaml /opt/flink/conf/config-base.yaml
+COPY SqlRunner.java /opt/flink/runner/
+# compiled here with the JRE's own compiler module (no JDK package needed), zipped into a jar
+RUN cd /opt/flink/runner \
+ && java -m jdk.compiler/com.sun.tools.javac.Main -cp "$(printf '%s:' /opt/flink/lib/*.jar)" -d . SqlRunner.java \
+ && python3 -m zipfile -c sql-runner.jar SqlRunner.class && rm SqlRunner.class
 ENV FLINK_HOME=/opt/flink PATH=/opt/flink/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LABEL org.apache.flink.version="{FLINK_VERSION}"
 WORKDIR /opt/flink

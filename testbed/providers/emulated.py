@@ -11,6 +11,7 @@ Everything carries the run's labels, so ``destroy`` (and ``clean`` after a kille
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,6 +25,11 @@ from ..topology import Topology
 from .base import Machine
 
 DOCKER_PORT = 2375
+# Address plan inside every node: its engine's own bridges (docker0, docker_gwbridge) come from
+# these ranges, never from the engine's default pools, which could pick a subnet another cloud's
+# LAN already uses on the host and so shadow the route to that cloud.
+NODE_BRIDGE_IP = "10.201.0.1/24"
+NODE_LOCAL_POOL = "10.202.0.0/16"
 
 
 def _name(run_id: str, suffix: str) -> str:
@@ -38,8 +44,10 @@ class EmulatedProvider:
         self.progress = progress
 
     # -- create ------------------------------------------------------------------------------
-    def create(self, topology: Topology, run_id: str, owner: str, node_image: str) -> list[Machine]:
-        """Networks, router and node containers; returns when every node's engine answers."""
+    def create(self, topology: Topology, run_id: str, owner: str, node_image: str,
+               manager_labels: dict[str, str]) -> list[Machine]:
+        """Networks, router and node containers; returns when every node's engine answers.
+        ``manager_labels`` go on the manager node's container (what a later attach needs)."""
         base = runmod.labels(run_id, owner, topology=topology.name)
         nets: dict[str, docker.models.networks.Network] = {}
         with step(self.progress, f"create {len(topology.clouds)} cloud network(s)"):
@@ -48,6 +56,7 @@ class EmulatedProvider:
                     _name(run_id, cloud), driver="bridge", check_duplicate=True,
                     labels={**base, LABEL_KIND: "cloud-net", runmod.LABEL_CLOUD: cloud})
         subnets = {c: self._subnet(n) for c, n in nets.items()}
+        _check_address_plan(subnets, topology.network.address_pool)
 
         router_ips: dict[str, str] = {}
         if len(nets) > 1:
@@ -59,8 +68,8 @@ class EmulatedProvider:
             for node in topology.nodes:
                 labels = {**base, LABEL_KIND: "node", runmod.LABEL_HOSTNAME: node.hostname,
                           runmod.LABEL_CLOUD: node.cloud, runmod.LABEL_ROLE: node.role}
-                if node.role == "manager":  # so that any process can attach to the run later
-                    labels[runmod.LABEL_TOPOLOGY_TEXT] = topology.text
+                if node.role == "manager":
+                    labels.update(manager_labels)
                 vol = self.client.volumes.create(
                     _name(run_id, f"{node.hostname}-docker"),
                     labels={**base, LABEL_KIND: "node-data", runmod.LABEL_HOSTNAME: node.hostname})
@@ -87,6 +96,7 @@ class EmulatedProvider:
         high-level one does not pass)."""
         created = self.client.api.create_container(
             image, name=name, hostname=hostname, labels=labels, host_config=hc, detach=True,
+            command=[f"--bip={NODE_BRIDGE_IP}", f"--default-address-pool=base={NODE_LOCAL_POOL},size=24"],
             networking_config=self.client.api.create_networking_config(
                 {network: self.client.api.create_endpoint_config()}))
         self.client.api.start(created["Id"])
@@ -193,3 +203,14 @@ class EmulatedProvider:
                 list(pool.map(rm_volume, vols))
         return removed
 
+
+
+def _check_address_plan(subnets: dict[str, str], overlay_pool: str) -> None:
+    """Cloud LANs, the nodes' own bridges and the overlay must not share addresses."""
+    inner = {"the nodes' docker0": NODE_BRIDGE_IP, "the nodes' local networks": NODE_LOCAL_POOL,
+             "the overlay address pool (network.address_pool)": overlay_pool}
+    for cloud, subnet in subnets.items():
+        for what, cidr in inner.items():
+            if ipaddress.ip_network(subnet).overlaps(ipaddress.ip_network(cidr, strict=False)):
+                raise RuntimeError(f"the host engine gave cloud {cloud!r} the subnet {subnet}, which overlaps "
+                                   f"{what} ({cidr}); change network.address_pool or the host's address pools")

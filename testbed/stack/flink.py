@@ -108,7 +108,8 @@ def deploy(tb: Testbed, placement: Placement, slots: int, progress: Progress,
         existing = services.get(tb, TASKMANAGER)
         if existing is None:
             mgr.services.create(tb.images["flink"], **spec)
-        else:
+        elif sorted(services.task_nodes(tb, TASKMANAGER)) != sorted(placement.nodes):
+            # Swarm does not move running tasks when node labels change: restart them all
             existing.update(image=tb.images["flink"], force_update=True, **spec)
         progress(f"Flink web UI: {cluster.rest_url}")
 

@@ -47,6 +47,12 @@ def task_addresses(tb: Testbed, name: str) -> dict[str, str]:
     return out
 
 
+def task_nodes(tb: Testbed, name: str) -> list[str]:
+    """Hostnames of the nodes running a service's tasks (one entry per running task)."""
+    names = node_names(tb)
+    return [names.get(t["NodeID"], "?") for t in running_tasks(tb, name)]
+
+
 def label_nodes(tb: Testbed, label: str, hostnames: tuple[str, ...] | list[str]) -> None:
     """Set ``label=true`` on exactly these nodes and remove it from the others."""
     for node in tb.manager.client.nodes.list():

@@ -18,12 +18,14 @@ NODE_LABEL_CLOUD = "cloud"
 NODE_LABEL_ROLE = "role"
 
 
-def form(machines: list[Machine], progress: Progress, timeout: float = 120) -> str:
-    """Init, join and label; returns the Swarm id once every node is Ready."""
+def form(machines: list[Machine], progress: Progress, address_pool: str, timeout: float = 120) -> str:
+    """Init, join and label; returns the Swarm id once every node is Ready. Overlay networks take
+    their subnets from ``address_pool`` (Swarm's default, 10.0.0.0/8, overlaps many cloud VPCs)."""
     manager = next(m for m in machines if m.role == "manager")
     workers = [m for m in machines if m is not manager]
     with step(progress, f"swarm init on {manager.hostname} (--advertise-addr {manager.address})"):
-        swarm_id = manager.client.swarm.init(advertise_addr=manager.address, listen_addr="0.0.0.0:2377")
+        swarm_id = manager.client.swarm.init(advertise_addr=manager.address, listen_addr="0.0.0.0:2377",
+                                             default_addr_pool=[address_pool], subnet_size=24)
         manager.client.swarm.reload()
         token = manager.client.swarm.attrs["JoinTokens"]["Worker"]
 

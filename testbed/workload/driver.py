@@ -139,7 +139,9 @@ def _flush(args, last_due: float) -> int:
     return ts
 
 
-def _consumer(args, stop_at: mp.Value, out: mp.Queue) -> None:
+def _consumer(args, stop_at: mp.Value, target: mp.Value, out: mp.Queue) -> None:
+    """Read results until ``stop_at`` (epoch s, set after the flush), or until every expected window
+    (``target``, known once the producers are done) has been seen and a second more has passed."""
     from datetime import datetime, timezone
 
     from kafka import KafkaConsumer, TopicPartition
@@ -156,6 +158,8 @@ def _consumer(args, stop_at: mp.Value, out: mp.Queue) -> None:
     c.assign(tps)
     c.seek_to_beginning(*tps)
     rows = []
+    windows: set = set()
+    complete_at = 0.0
 
     def ms(text: str) -> int:  # window bounds come as UTC wall-clock ISO-8601 (table.local-time-zone = UTC)
         return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000)
@@ -164,6 +168,10 @@ def _consumer(args, stop_at: mp.Value, out: mp.Queue) -> None:
         stop = stop_at.value
         if stop and time.time() > stop:
             break
+        if target.value and len(windows) >= target.value:
+            complete_at = complete_at or time.time()
+            if time.time() > complete_at + 1.0:   # late repeats of a window would show up here
+                break
         batch = c.poll(timeout_ms=100)
         arrival = int(time.time() * 1000)
         for recs in batch.values():
@@ -171,8 +179,9 @@ def _consumer(args, stop_at: mp.Value, out: mp.Queue) -> None:
                 v = json.loads(r.value)
                 if v.get("key") == FLUSH_KEY:
                     continue
-                rows.append([v["key"], ms(v["window_start"]), ms(v["window_end"]), v["cnt"], v.get("max_ts"),
-                             arrival])
+                row = [v["key"], ms(v["window_start"]), ms(v["window_end"]), v["cnt"], v.get("max_ts"), arrival]
+                rows.append(row)
+                windows.add((row[0], row[1]))
     c.close()
     out.put({"results": rows})
 
@@ -182,7 +191,8 @@ def run(args) -> int:
     ctx = mp.get_context("fork")
     out: mp.Queue = ctx.Queue()
     stop_at = ctx.Value("d", 0.0)
-    consumer = ctx.Process(target=_consumer, args=(args, stop_at, out), daemon=True)
+    target = ctx.Value("q", 0)
+    consumer = ctx.Process(target=_consumer, args=(args, stop_at, target, out), daemon=True)
     consumer.start()
     t0 = time.time() + 1.0
     procs = [ctx.Process(target=_producer, args=(i, args, t0, out), daemon=True) for i in range(args.producers)]
@@ -193,6 +203,7 @@ def run(args) -> int:
         p.join()
     total = int(round(args.rate * args.duration))
     last_due = t0 + (total - 1) / args.rate
+    target.value = len({(k, w) for r in reports for k, w, _n in r["expected"]})
     flush_ts = _flush(args, last_due)
     # results can arrive until the watermark passes the last window, plus the system's latency
     stop_at.value = time.time() + args.drain

@@ -1,9 +1,11 @@
 """The seed's pipeline: Kafka events -> event-time sliding windows per key -> Kafka results.
 
 The runbook used a Beam pipeline with sliding windows of 5 minutes every minute. Here it is Flink
-SQL with a HOP window, so the taskmanagers stay pure JVM. The job is submitted by Flink's own SQL
-client, in a one-shot container of the Flink image on the jobmanager node, to the cluster's
-jobmanager; it is cancelled through the REST API when the cell ends.
+SQL with a HOP window, so the taskmanagers stay pure JVM. The statements are submitted with
+``flink run`` of a small SQL runner (``workload/java/SqlRunner.java``, compiled into the Flink
+image), in a one-shot container of the Flink image on the jobmanager node, to the cluster's
+jobmanager; the job is cancelled through the REST API when the cell ends. (Flink's own SQL client
+cannot run here: it needs the SQL gateway jar, which the PyPI distribution lacks.)
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ from ..run import Progress, step, wait_for
 from ..stack.flink import FlinkCluster
 from ..testbed import Testbed
 
-CONNECTOR_JARS = ("/opt/flink/connectors/flink-connector-kafka-4.0.1-2.0.jar",
-                  "/opt/flink/connectors/kafka-clients-3.9.1.jar")
+RUNNER = "/opt/flink/runner/sql-runner.jar"
 
 
 @dataclass(frozen=True)
@@ -79,15 +80,14 @@ GROUP BY `key`, window_start, window_end;
 
 
 def submit(cluster: FlinkCluster, statements: str, progress: Progress, timeout: float = 120) -> str:
-    """Submit with the SQL client on the jobmanager node; returns the job id once it is RUNNING
-    with every task running."""
+    """Submit from the jobmanager node; returns the job id once it is RUNNING with every task running."""
     tb: Testbed = cluster.testbed
     jm = tb.node(tb.topology.jobmanager.hostname)
-    script = ('printf "%s" "$JOB_SQL" > /tmp/job.sql && exec bin/sql-client.sh '
-              + " ".join(f"-j {j}" for j in CONNECTOR_JARS) + " -f /tmp/job.sql")
+    script = ('printf "%s" "$JOB_SQL" > /tmp/job.sql && exec bin/flink run -d '
+              f"-p {cluster.parallelism} -c SqlRunner {RUNNER} /tmp/job.sql")
     props = "\n".join(["jobmanager.rpc.address: jobmanager", "rest.address: jobmanager",
                        "rest.port: 8081", "execution.target: remote"])
-    with step(progress, "submit the sliding-window job with Flink's SQL client"):
+    with step(progress, f"submit the sliding-window job (parallelism {cluster.parallelism})"):
         c = jm.client.containers.run(tb.images["flink"], ["bash", "-c", script], network=tb.network,
                                      environment={"JOB_SQL": statements, "FLINK_PROPERTIES": props},
                                      detach=True, labels=tb.labels())
@@ -98,7 +98,7 @@ def submit(cluster: FlinkCluster, statements: str, progress: Progress, timeout: 
             c.remove(force=True)
         m = re.search(r"Job ID:\s*([0-9a-f]{32})", out)
         if code != 0 or not m:
-            raise RuntimeError(f"the SQL client did not submit the job (exit {code}):\n{out[-4000:]}")
+            raise RuntimeError(f"flink run did not submit the job (exit {code}):\n{out[-4000:]}")
         job_id = m.group(1)
 
         def running() -> bool:
