@@ -59,6 +59,10 @@ def cmd_status(args) -> int:
                   f"{sw.get('state', '-'):8} {labels}")
         if isinstance(s["swarm"], dict):
             print(f"  swarm: {s['swarm']['error']}")
+        for d in s["wan"]["links"]:
+            print(f"  WAN {d['src']} -> {d['dst']}: delay {d['delay_ms']:g} ms, jitter {d['jitter_ms']:g} ms, "
+                  f"loss {d['loss_pct']:g} %, bandwidth {d['bandwidth_mbit'] or 'unlimited'} Mbit/s "
+                  f"({s['wan']['backend']})")
     return 0
 
 
@@ -76,6 +80,20 @@ def cmd_clean(args) -> int:
     removed = clean(everything=args.all)
     print("\n".join(removed) if removed else "nothing to clean")
     return 0
+
+
+def cmd_calibrate(args) -> int:
+    from .stack.calibrate import calibrate, table
+    tb = Testbed.attach(_pick_run(args.run))
+    rows = calibrate(tb, default_progress)
+    if args.json:
+        json.dump({"run_id": tb.run_id, "backend": tb.wan.backend if tb.wan else None, "measurements": rows},
+                  sys.stdout, indent=2)
+        print()
+    else:
+        print(f"run {tb.run_id}, WAN backend: {tb.wan.backend if tb.wan else 'none (one cloud)'}")
+        print(table(rows))
+    return 0 if all(r["ok"] for r in rows) else 1
 
 
 def cmd_images(args) -> int:
@@ -101,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     cl = sub.add_parser("clean", help="remove what killed runs left behind (found by label)")
     cl.add_argument("--all", action="store_true", help="also remove runs started with `up`")
     cl.set_defaults(fn=cmd_clean)
+    ca = sub.add_parser("calibrate", help="measure RTT, throughput and loss between nodes against the targets")
+    ca.add_argument("--run", help="run id (default: the only run)")
+    ca.add_argument("--json", action="store_true", help="machine-readable output")
+    ca.set_defaults(fn=cmd_calibrate)
     im = sub.add_parser("images", help="build the offline images (cached) and print them")
     im.set_defaults(fn=cmd_images)
     args = p.parse_args(argv)

@@ -43,9 +43,10 @@ class CellSpec:
     window: WindowSpec = field(default_factory=WindowSpec)
     slots: int = 1
     keys: int = 16
-    producers: int = 0              # 0: one producer process per 15,000 events/s
+    producers: int = 0              # 0: one producer process per 10,000 events/s
     repetition: int = 1
-    broker_node: str | None = None  # default: the Swarm manager
+    search: bool = False            # a trial of the sustainable-throughput search
+    broker_node: str | None = None  # default: the topology's broker node (the Swarm manager)
     driver_node: str | None = None  # default: the broker's node
 
     def __post_init__(self):
@@ -61,25 +62,41 @@ class CellSpec:
 
     @property
     def producer_processes(self) -> int:
-        return self.producers or max(1, math.ceil(self.rate / 15000))
+        return self.producers or max(1, math.ceil(self.rate / 10000))
+
+    @property
+    def key(self) -> str:
+        """Names the cell in a matrix (what --resume matches on)."""
+        return (f"tm{self.taskmanagers}-{self.placement}-r{self.rate:g}-rep{self.repetition}"
+                + ("-search" if self.search else ""))
 
     def params(self) -> dict:
         d = asdict(self)
         w = d.pop("window")
-        return {**d, "window_s": w["size_s"], "slide_s": w["slide_s"],
+        return {"cell_key": self.key, **d, "window_s": w["size_s"], "slide_s": w["slide_s"],
                 "watermark_delay_s": w["watermark_delay_s"], "producers": self.producer_processes}
 
 
-def run_cell(tb: Testbed, spec: CellSpec, progress: Progress) -> dict:
+def run_cell(tb: Testbed, spec: CellSpec, progress: Progress, artifacts: dict | None = None) -> dict:
+    """Run one cell; returns its row. If ``artifacts`` is given, it receives the cell's raw
+    ``latency`` samples and per-second ``timeseries`` (pandas frames)."""
     placement = choose(tb.topology, spec.placement, spec.taskmanagers)   # fails before anything starts
-    broker_node = spec.broker_node or tb.manager.hostname
+    broker_node = spec.broker_node or tb.topology.broker_node
     driver_node = spec.driver_node or broker_node
     tb.node(broker_node), tb.node(driver_node)
     cell = uuid.uuid4().hex[:8]
     row: dict = {"run_id": tb.run_id, "cell": cell, **spec.params(), "broker_node": broker_node,
                  "driver_node": driver_node, "taskmanager_nodes": ",".join(placement.nodes),
-                 "taskmanager_clouds": ",".join(placement.clouds(tb.topology)), "started": now()}
+                 "taskmanager_clouds": ",".join(placement.clouds(tb.topology)),
+                 "wan_backend": tb.wan.backend if tb.wan else "none",
+                 "wan_links": json.dumps([vars(d) for d in tb.wan.links.values()]) if tb.wan else "[]",
+                 "started": now()}
     cluster = flink.deploy(tb, placement, spec.slots, progress)
+    # what a killed run may have left on a testbed that is still up: its driver and its job
+    services.remove(tb, DRIVER)
+    for job in cluster.rest("/jobs")["jobs"]:
+        if job["status"] in ("RUNNING", "CREATED", "RESTARTING", "INITIALIZING"):
+            pipeline.cancel(cluster, job["id"], progress)
     row["flink_ui"] = cluster.rest_url
     row["flink_version"] = cluster.rest("/config").get("flink-version")
     row["registered_taskmanagers"] = len(cluster.taskmanagers())
@@ -93,6 +110,12 @@ def run_cell(tb: Testbed, spec: CellSpec, progress: Progress) -> dict:
         row["job_id"] = job_id
         raw, samples = _drive(tb, cluster, job_id, spec, bootstrap, events, results, driver_node, progress)
         row.update(measure.cell_metrics(raw, spec.warmup, samples))
+        series = measure.timeseries(raw, samples)
+        row["lag_slope"] = measure.lag_slope(series, spec.warmup, spec.duration)
+        if artifacts is not None:
+            artifacts["latency"] = measure.latency_samples(raw["results"], raw["t0_ms"], spec.warmup,
+                                                           raw["last_due_ms"])
+            artifacts["timeseries"] = series
     finally:
         if job_id:
             pipeline.cancel(cluster, job_id, progress)

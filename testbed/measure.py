@@ -18,9 +18,11 @@ Definitions (the README explains why):
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 
 import numpy as np
+import pandas as pd
 
 PERCENTILES = (50, 95, 99)
 
@@ -52,16 +54,8 @@ def accounting(expected_rows: list, results: list) -> dict:
 def latencies(results: list, t0_ms: int, warmup_s: float, last_due_ms: int) -> np.ndarray:
     """Latency (ms) of the first result of each window that ends after warm-up and before the last
     scheduled event."""
-    seen: set = set()
-    out = []
-    start = t0_ms + warmup_s * 1000
-    for key, ws, we, _cnt, _max_ts, arrival in sorted(results, key=lambda r: r[5]):
-        if (key, ws) in seen:
-            continue
-        seen.add((key, ws))
-        if start <= we <= last_due_ms:
-            out.append(arrival - we)
-    return np.asarray(out, dtype=float)
+    lat = latency_samples(results, t0_ms, warmup_s, last_due_ms)
+    return lat.loc[lat["in_stats"], "latency_ms"].to_numpy(dtype=float)
 
 
 def latency_stats(lat: np.ndarray) -> dict:
@@ -113,3 +107,49 @@ def cell_metrics(raw: dict, warmup_s: float, flink_samples: list[tuple[float, in
         "producer_errors": sum(len(p["errors"]) for p in prods),
         **acc, **latency_stats(lat),
     }
+
+
+def latency_samples(results: list, t0_ms: int, warmup_s: float, last_due_ms: int) -> pd.DataFrame:
+    """Every window's first result: window end (s since the first event), latency (ms), and whether
+    it is inside the statistics (after warm-up, before the last scheduled event)."""
+    seen: set = set()
+    rows = []
+    for key, ws, we, _cnt, _max_ts, arrival in sorted(results, key=lambda r: r[5]):
+        if (key, ws) in seen:
+            continue
+        seen.add((key, ws))
+        rows.append({"key": key, "window_end_s": (we - t0_ms) / 1000, "latency_ms": float(arrival - we),
+                     "in_stats": bool(t0_ms + warmup_s * 1000 <= we <= last_due_ms)})
+    return pd.DataFrame(rows, columns=["key", "window_end_s", "latency_ms", "in_stats"])
+
+
+def timeseries(raw: dict, flink_samples: list[tuple[float, int]]) -> pd.DataFrame:
+    """Per second of the run: offered, achieved (acked) and processed rates and the consumer lag
+    (events the broker acknowledged minus events the Flink source had read)."""
+    prm = raw["params"]
+    t0 = raw["t0_ms"] / 1000
+    n = int(math.ceil(prm["duration"]))
+    acked = np.zeros(n + 1)
+    for p in raw["producers"]:
+        for sec, k in p["acked_per_s"]:
+            if 0 <= int(sec) <= n:
+                acked[int(sec)] += k
+    pts = [(t - t0, v) for t, v in flink_samples if v is not None]
+    secs = np.arange(n + 1, dtype=float)
+    if len(pts) >= 2:
+        ts, vs = zip(*pts)
+        read = np.interp(secs + 1, ts, vs, left=np.nan, right=np.nan)
+    else:
+        read = np.full(n + 1, np.nan)
+    processed = np.diff(np.concatenate([[np.interp(0, *zip(*pts)) if len(pts) >= 2 else np.nan], read]))
+    return pd.DataFrame({"t_s": secs, "offered_rate": float(prm["rate"]), "achieved_rate": acked,
+                         "processed_rate": processed, "lag": np.cumsum(acked) - read})
+
+
+def lag_slope(series: pd.DataFrame, warmup_s: float, duration_s: float) -> float:
+    """Slope (events/s per s) of a linear fit to the consumer lag after warm-up: ~0 when the system
+    keeps up, the shortfall in events/s when it does not (Theodolite's lag-trend criterion)."""
+    g = series[(series["t_s"] >= warmup_s) & (series["t_s"] < duration_s)].dropna(subset=["lag"])
+    if len(g) < 3:
+        return float("nan")
+    return float(np.polyfit(g["t_s"], g["lag"], 1)[0])

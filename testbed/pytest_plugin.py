@@ -42,6 +42,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="use a testbed already up (python -m testbed up); it is left running")
     g.addoption("--keep-testbed", action="store_true",
                 help="leave the provisioned testbed running at the end (remove it with python -m testbed down)")
+    g.addoption("--wan-check", choices=("fail", "flag", "off"), default="fail",
+                help="after provisioning, measure the network against the topology's links: fail setup when "
+                     "it misses (default), only flag the run, or skip the check")
     g.addoption("--results", default=str(RESULTS), help="results folder; each pytest run writes <folder>/<session id>/")
     e = parser.getgroup("experiment", "experiment cell (flink-swarm-testbed)")
     e.addoption("--taskmanagers", type=int, default=2, help="Flink taskmanagers, one per node (default 2)")
@@ -61,6 +64,8 @@ def _is_worker(config: pytest.Config) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "exclusive(name): run one at a time with other tests of that name, "
+                                       "across xdist workers")
     if _is_worker(config):
         return
     shared = tempfile.mkdtemp(prefix="fst-session-")
@@ -112,6 +117,23 @@ def progress_for(config: pytest.Config):
     return progress
 
 
+@pytest.fixture(autouse=True)
+def _exclusive(request: pytest.FixtureRequest):
+    """Tests marked ``exclusive(name)`` run one at a time across all xdist workers of this pytest
+    run (an inter-process lock), e.g. those that reconfigure the shared testbed's Flink or WAN."""
+    mark = request.node.get_closest_marker("exclusive")
+    if mark is None:
+        yield
+        return
+    shared, _ = _shared(request.config)
+    with open(shared / f"exclusive-{mark.args[0]}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def session_id(config: pytest.Config) -> str:
     """One id per pytest run (shared by its xdist workers): the name of its results folder."""
     return config.workerinput[_SESSION] if _is_worker(config) else config.stash[_session_key]
@@ -129,17 +151,21 @@ def progress(request: pytest.FixtureRequest):
     return progress_for(request.config)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cell_spec(request: pytest.FixtureRequest) -> CellSpec:
-    """The experiment cell the command-line options describe; bad values fail before anything starts."""
+    """The experiment cell the command-line options describe. Session-scoped and listed before
+    ``testbed`` in a test's arguments, so bad values fail before anything is provisioned."""
     o = request.config.getoption
+    problem = None
     try:
         spec = CellSpec(taskmanagers=o("--taskmanagers"), placement=o("--placement"), rate=o("--rate"),
                         duration=o("--duration"), warmup=o("--warmup"),
                         window=WindowSpec(o("--window"), o("--slide"), o("--watermark-delay")))
         choose(load(o("--topology")), spec.placement, spec.taskmanagers)
     except ValueError as e:  # PlacementError and TopologyError are ValueErrors too
-        pytest.fail(f"bad experiment option: {e}", pytrace=False)
+        problem = str(e)
+    if problem:
+        pytest.fail(f"bad experiment option: {problem}", pytrace=False)
     return spec
 
 
@@ -163,7 +189,9 @@ def testbed(request: pytest.FixtureRequest) -> Testbed:
             st = json.loads(state.read_text())
             if st.get("error"):
                 pytest.fail(f"provisioning the testbed failed (in another worker): {st['error']}", pytrace=False)
-            return Testbed.attach(st["run_id"], progress=progress)
+            tb = Testbed.attach(st["run_id"], progress=progress)
+            tb.calibration = st.get("calibration", [])
+            return tb
         removed = clean(progress=progress)
         if removed:
             progress(f"removed {len(removed)} leftovers of killed runs: {', '.join(removed[:6])}"
@@ -173,11 +201,32 @@ def testbed(request: pytest.FixtureRequest) -> Testbed:
         state.write_text(json.dumps({"run_id": run_id}))
         try:
             tb = Testbed.up(topology, run_id=run_id, owner=owner, progress=progress)
+            _calibrate(tb, config, progress)
         except BaseException as e:
             state.write_text(json.dumps({"run_id": run_id, "error": f"{type(e).__name__}: {e}"}))
             raise
-        state.write_text(json.dumps({"run_id": run_id, "timings": tb.timings}))
+        state.write_text(json.dumps({"run_id": run_id, "timings": tb.timings, "calibration": tb.calibration}))
         return tb
+
+
+def _calibrate(tb: Testbed, config: pytest.Config, progress) -> None:
+    """The fidelity check: measured network vs the topology's links, kept with the results."""
+    mode = config.getoption("--wan-check")
+    if mode == "off" or not tb.topology.links:
+        return
+    from .stack.calibrate import CalibrationError, calibrate, check, table
+    rows = calibrate(tb, progress)
+    tb.calibration = rows
+    results = ResultsDir(session_id(config), config.getoption("--results"))
+    for r in rows:
+        results.append("calibration", r)
+    progress("calibration (backend " + (tb.wan.backend if tb.wan else "none") + "):\n" + table(rows))
+    try:
+        check(rows)
+    except CalibrationError as e:
+        if mode == "fail":
+            raise
+        progress(f"WARNING, run flagged: {e}")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

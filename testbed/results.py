@@ -71,3 +71,28 @@ class ResultsDir:
 
     def read(self, table: str) -> pd.DataFrame:
         return pd.read_csv(self.path / f"{table}.csv")
+
+    def finished(self, key: str, table: str = "cells") -> bool:
+        """Has a row for ``cell_key == key`` without an error been written (by any session)?"""
+        path = self.path / f"{table}.csv"
+        if not path.exists():
+            return False
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if "cell_key" not in frame:
+            return False
+        done = frame[frame["cell_key"] == key]
+        return bool(len(done) and (done.get("error", pd.Series("", index=done.index)) == "").any())
+
+    def write_frame(self, relpath: str, frame: pd.DataFrame) -> Path:
+        path = self.path / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+        return path
+
+    def write_text(self, relpath: str, text: str) -> Path:
+        path = self.path / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path

@@ -25,6 +25,7 @@ from . import run as runmod
 from .engine import host_client
 from .providers.base import Machine
 from .providers.emulated import EmulatedProvider
+from .providers.wan import Wan
 from .run import LABEL_KIND, LABEL_PROJECT, LABEL_RUN, Progress, default_progress, step
 from .stack import images as stack_images
 from .stack import swarm
@@ -43,6 +44,8 @@ class Testbed:
     provider: EmulatedProvider
     images: dict[str, str] = field(default_factory=dict)   # recipe name -> image id on every node
     timings: dict[str, float] = field(default_factory=dict)
+    wan: Wan | None = None                                  # the emulated WAN between clouds
+    calibration: list[dict] = field(default_factory=list)   # the network's fidelity check, if run
 
     # -- lookups -------------------------------------------------------------------------------
     def node(self, hostname: str) -> Machine:
@@ -94,8 +97,8 @@ class Testbed:
             t1 = time.monotonic()
             # what any other process needs to attach to this run later
             manager_labels = {runmod.LABEL_TOPOLOGY_TEXT: topology.text, LABEL_IMAGES: json.dumps(image_ids)}
-            machines = provider.create(topology, run_id, owner, tags["node"], manager_labels)
-            tb = cls(run_id, topology, machines, provider, image_ids, timings)
+            machines, wan = provider.create(topology, run_id, owner, tags["node"], tags["router"], manager_labels)
+            tb = cls(run_id, topology, machines, provider, image_ids, timings, wan)
             timings["nodes_s"] = time.monotonic() - t1
             # images load while the swarm forms: both only need the node engines
             loader_error: list[BaseException] = []
@@ -140,7 +143,8 @@ class Testbed:
         topology = parse(mgr.labels[runmod.LABEL_TOPOLOGY_TEXT], source=f"run {run_id}")
         order = [n.hostname for n in topology.nodes]
         machines.sort(key=lambda m: order.index(m.hostname))
-        return cls(run_id, topology, machines, provider, json.loads(mgr.labels.get(LABEL_IMAGES, "{}")))
+        return cls(run_id, topology, machines, provider, json.loads(mgr.labels.get(LABEL_IMAGES, "{}")),
+                   wan=provider.wan(run_id, topology))
 
     def close(self) -> None:
         for m in self.machines:
@@ -160,6 +164,8 @@ class Testbed:
         out = {"run_id": self.run_id, "topology": self.topology.name, "provider": self.provider.name,
                "network": {"name": self.network, "driver": self.topology.network.driver},
                "clouds": {c: [m.hostname for m in ms] for c, ms in self.clouds.items()},
+               "wan": {"backend": self.wan.backend if self.wan else None,
+                       "links": [vars(d) for d in self.wan.links.values()] if self.wan else []},
                "nodes": [{"hostname": m.hostname, "cloud": m.cloud, "role": m.role, "address": m.address,
                           "docker": m.docker_url} for m in self.machines]}
         try:

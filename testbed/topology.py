@@ -88,6 +88,7 @@ class Topology:
     nodes: tuple[Node, ...]
     network: Network = Network()
     links: tuple[Link, ...] = ()
+    broker_node: str = ""           # where the Kafka-protocol broker runs; "" = the Swarm manager
     source: str = "<memory>"
     sha256: str = ""
     text: str = field(default="", repr=False)
@@ -174,6 +175,7 @@ class _Checker:
 
 
 _TOP_KEYS = {"name": "topology name", "description": "free text", "network": "overlay network",
+             "broker": "where the Kafka-protocol broker runs ({node: hostname}, default the manager)",
              "defaults": "default node resources", "clouds": "clouds and their nodes",
              "links": "per cloud-pair WAN links"}
 _NODE_KEYS = {"hostname": "", "role": "", "cpus": "", "memory": ""}
@@ -306,9 +308,15 @@ def parse(text: str, source: str = "<string>") -> Topology:
         if ok:
             links.append(Link(clouds=(pair[0], pair[1]), **vals))
 
+    broker = c.mapping(doc.get("broker", {}), "broker", ("node",))
+    broker_node = broker.get("node", "")
+    if broker_node and broker_node not in {n.hostname for n in nodes}:
+        c.bad("broker.node", f"unknown node {broker_node!r}; nodes: {', '.join(n.hostname for n in nodes)}")
+
     if c.problems:
         raise TopologyError(source, c.problems)
     return Topology(name=name, nodes=tuple(nodes), network=Network(driver, net_name, pool), links=tuple(links),
+                    broker_node=broker_node or (managers[0].hostname if len(managers) == 1 else ""),
                     source=source, sha256=hashlib.sha256(text.encode()).hexdigest(), text=text)
 
 

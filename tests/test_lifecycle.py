@@ -22,9 +22,9 @@ from testbed.testbed import leftovers
 
 from .conftest import MINI
 
-# One xdist worker runs these one after the other (with --dist loadgroup): each sub-run cleans up
-# dead runs when it starts, which would race with the test of `clean` itself.
-pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("lifecycle")]
+# These run one at a time, whichever xdist worker has them: each sub-run cleans up dead runs when it
+# starts, which would race with the test of `clean` itself.
+pytestmark = [pytest.mark.engine, pytest.mark.exclusive("lifecycle")]
 ROOT = Path(__file__).resolve().parent.parent
 
 PROBE_TESTS = """

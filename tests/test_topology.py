@@ -33,6 +33,7 @@ def test_seed_is_the_runbook():
     assert t.jobmanager.hostname == "azure-flink-jobmanager"
     assert all(n.cpus == 2 and n.memory_bytes == 7 * 10**9 for n in t.nodes)
     assert t.network.driver == "overlay"
+    assert t.broker_node == "azure-swarm-manager"
     assert len(t.sha256) == 64
 
 
@@ -73,6 +74,7 @@ def _problems(text: str) -> str:
     (("name: t", "name: t\nnetwork: {driver: flannel}"), "network.driver",
      "unknown driver 'flannel'; allowed: overlay, weave"),
     (("name: t", "name: t\nzones: 3"), "zones", "unknown key"),
+    (("name: t", "name: t\nbroker: {node: nowhere}"), "broker.node", "unknown node 'nowhere'; nodes: m, j, w"),
     (("hostname: w,", "hostname: Worker_1,"), "clouds.b.nodes[0].hostname", "not a valid hostname"),
 ])
 def test_bad_files_name_the_field(change, path, says):

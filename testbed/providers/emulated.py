@@ -23,6 +23,7 @@ from ..engine import dind_host_config
 from ..run import LABEL_KIND, LABEL_RUN, Progress, step, wait_for
 from ..topology import Topology
 from .base import Machine
+from .wan import Wan, directions
 
 DOCKER_PORT = 2375
 # Address plan inside every node: its engine's own bridges (docker0, docker_gwbridge) come from
@@ -44,10 +45,11 @@ class EmulatedProvider:
         self.progress = progress
 
     # -- create ------------------------------------------------------------------------------
-    def create(self, topology: Topology, run_id: str, owner: str, node_image: str,
-               manager_labels: dict[str, str]) -> list[Machine]:
-        """Networks, router and node containers; returns when every node's engine answers.
-        ``manager_labels`` go on the manager node's container (what a later attach needs)."""
+    def create(self, topology: Topology, run_id: str, owner: str, node_image: str, router_image: str,
+               manager_labels: dict[str, str]) -> tuple[list[Machine], Wan | None]:
+        """Networks, router (with the WAN emulated on it) and node containers; returns when every
+        node's engine answers. ``manager_labels`` go on the manager node's container (what a later
+        attach needs)."""
         base = runmod.labels(run_id, owner, topology=topology.name)
         nets: dict[str, docker.models.networks.Network] = {}
         with step(self.progress, f"create {len(topology.clouds)} cloud network(s)"):
@@ -59,8 +61,11 @@ class EmulatedProvider:
         _check_address_plan(subnets, topology.network.address_pool)
 
         router_ips: dict[str, str] = {}
+        wan = None
         if len(nets) > 1:
-            router_ips = self._start_router(run_id, base, nets, node_image)
+            router_ips = self._start_router(run_id, base, nets, router_image)
+            wan = self._wan(run_id, subnets, router_ips)
+            wan.apply(topology.links)
 
         with step(self.progress, f"start {len(topology.nodes)} node containers"):
             shared_hc = dind_host_config(self.client, node_image, self.progress, tmpfs={"/run": "", "/tmp": ""})
@@ -89,7 +94,28 @@ class EmulatedProvider:
                                     f"tcp://{addr}:{DOCKER_PORT}",
                                     {"container": c.name, "subnet": subnets[node.cloud]}))
         self._wait_engines(machines)
-        return machines
+        return machines, wan
+
+    def _wan(self, run_id: str, subnets: dict[str, str], router_ips: dict[str, str]) -> Wan:
+        router = self.client.containers.get(_name(run_id, "wan"))
+        iface_of = {}
+        for line in router.exec_run(["ip", "-o", "-4", "addr", "show"]).output.decode().splitlines():
+            parts = line.split()
+            iface_of[parts[3].split("/")[0]] = parts[1].split("@")[0]
+        return Wan(router, subnets, {c: iface_of[ip] for c, ip in router_ips.items()}, self.progress)
+
+    def wan(self, run_id: str, topology: Topology) -> Wan | None:
+        """The WAN of a running run (links as the topology set them)."""
+        try:
+            router = self.client.containers.get(_name(run_id, "wan"))
+        except docker.errors.NotFound:
+            return None
+        subnets = {c: self._subnet(self.client.networks.get(_name(run_id, c))) for c in topology.clouds}
+        router_ips = {c: router.attrs["NetworkSettings"]["Networks"][_name(run_id, c)]["IPAddress"]
+                      for c in topology.clouds}
+        wan = self._wan(run_id, subnets, router_ips)
+        wan.links = {(d.src, d.dst): d for d in directions(topology.links)}
+        return wan
 
     def _start_node(self, image: str, name: str, hostname: str, network: str, labels: dict, hc: dict):
         """A Docker-in-Docker container (low-level API: the HostConfig needs fields the
@@ -113,7 +139,7 @@ class EmulatedProvider:
             router = self.client.containers.run(
                 image, name=_name(run_id, "wan"), hostname="wan", detach=True,
                 entrypoint=["sleep", "infinity"], network=nets[clouds[0]].name,
-                labels={**base, LABEL_KIND: "router"}, cap_add=["NET_ADMIN", "NET_RAW"],
+                labels={**base, LABEL_KIND: "router"}, cap_add=["NET_ADMIN", "NET_RAW", "SYS_NICE"],
                 sysctls={"net.ipv4.ip_forward": "1"})
             for cloud in clouds[1:]:
                 nets[cloud].connect(router)

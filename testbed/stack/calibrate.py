@@ -1,0 +1,214 @@
+"""Fidelity check of the network between nodes: what the WAN emulation (or a real WAN) delivers.
+
+Measured from the nodes themselves, through their Docker API (a container of the driver image in
+the node's own network namespace), so it reads the same in emulated and real mode:
+
+- RTT between every ordered pair of nodes (ping);
+- TCP throughput between clouds, each direction (iperf3, after a slow-start warm-up);
+- packet loss between clouds, each direction, where a link sets loss (iperf3 over UDP).
+
+Each measurement is compared with its target: the link's RTT (inter-cloud) or "below 1 ms"
+(intra-cloud), its bandwidth (only on links without loss: with loss, TCP's rate depends on its
+congestion control, which the row names), its loss. Tolerance: ±10 % or ±1 ms, whichever is larger, for RTT;
+±10 % for throughput; for loss, ±10 % or three binomial standard deviations of the packets sent,
+whichever is larger.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ..providers.base import Machine
+from ..run import Progress, step
+from ..testbed import Testbed
+from ..topology import Link
+
+INTRA_CLOUD_MAX_RTT_MS = 1.0
+PING = """
+import json, re, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
+def ping(ip):
+    out = subprocess.run(["ping", "-n", "-q", "-c", "%(count)d", "-i", "0.05", "-W", "2", ip],
+                         capture_output=True, text=True).stdout
+    loss = float(re.search(r"([\\d.]+)%% packet loss", out).group(1))
+    m = re.search(r"= ([\\d.]+)/([\\d.]+)/([\\d.]+)/([\\d.]+) ms", out)
+    return ip, {"loss_pct": loss, **({"min": float(m.group(1)), "avg": float(m.group(2)),
+                "max": float(m.group(3)), "mdev": float(m.group(4))} if m else {})}
+ips = sys.argv[1:]
+with ThreadPoolExecutor(len(ips)) as pool:
+    print(json.dumps(dict(pool.map(ping, ips))))
+"""
+
+
+class CalibrationError(RuntimeError):
+    pass
+
+
+def _run(m: Machine, image: str, args: list[str], labels: dict, entrypoint=None, timeout: float = 120) -> str:
+    c = m.client.containers.run(image, args, entrypoint=entrypoint, network_mode="host", detach=True,
+                                labels=labels)
+    try:
+        code = c.wait(timeout=timeout)["StatusCode"]
+        out = c.logs(stdout=True, stderr=False).decode(errors="replace")
+        if code != 0:
+            raise CalibrationError(f"on {m.hostname}: {' '.join(args)[:200]} exited {code}: "
+                                   f"{c.logs().decode(errors='replace')[-1500:]}")
+        return out
+    finally:
+        c.remove(force=True)
+
+
+def links(tb: Testbed) -> list[Link]:
+    """The links as they are now: the WAN's (changed at run time, perhaps), else the topology's."""
+    if tb.wan is None or not tb.wan.links:
+        return list(tb.topology.links)
+    out = {}
+    for (a, b), d in tb.wan.links.items():
+        key = tuple(sorted((a, b)))
+        if key not in out:
+            out[key] = Link(key, rtt_ms=2 * d.delay_ms, jitter_ms=d.jitter_ms, loss_pct=d.loss_pct,
+                            bandwidth_mbit=d.bandwidth_mbit)
+    return list(out.values())
+
+
+def _link(tb: Testbed, a: str, b: str) -> Link | None:
+    return next((ln for ln in links(tb) if set(ln.clouds) == {a, b}), None)
+
+
+def _rtt_tolerance(target: float) -> float:
+    return max(0.1 * target, 1.0)
+
+
+def rtt_matrix(tb: Testbed, progress: Progress, count: int = 40) -> list[dict]:
+    rows = []
+    lock = threading.Lock()
+
+    def from_node(src: Machine) -> None:
+        targets = [m for m in tb.machines if m is not src]
+        out = json.loads(_run(src, tb.images["driver"], ["-c", PING % {"count": count},
+                                                         *[m.address for m in targets]], tb.labels()))
+        for dst in targets:
+            r = out[dst.address]
+            link = _link(tb, src.cloud, dst.cloud) if src.cloud != dst.cloud else None
+            target = link.rtt_ms if link else None
+            measured = r.get("avg", math.nan)
+            if src.cloud == dst.cloud:
+                ok = measured < INTRA_CLOUD_MAX_RTT_MS
+                tol = None
+            else:
+                tol = _rtt_tolerance(target or 0.0)
+                ok = abs(measured - (target or 0.0)) <= tol
+            with lock:
+                rows.append({"kind": "rtt", "src": src.hostname, "dst": dst.hostname, "src_cloud": src.cloud,
+                             "dst_cloud": dst.cloud, "unit": "ms", "target": target if link else 0.0,
+                             "tolerance": tol if tol is not None else INTRA_CLOUD_MAX_RTT_MS,
+                             "measured": measured, "min": r.get("min"), "max": r.get("max"),
+                             "mdev": r.get("mdev"), "samples": count, "ok": bool(ok)})
+
+    with step(progress, f"calibrate: RTT between {len(tb.machines)} nodes ({count} pings per pair)"):
+        with ThreadPoolExecutor(len(tb.machines)) as pool:
+            list(pool.map(from_node, tb.machines))
+    return sorted(rows, key=lambda r: (r["src"], r["dst"]))
+
+
+def _iperf(tb: Testbed, src: Machine, dst: Machine, extra: list[str], seconds: int) -> dict:
+    port = 5201
+    server = dst.client.containers.run(tb.images["driver"], ["-s", "-1", "-p", str(port)], entrypoint=["iperf3"],
+                                       network_mode="host", detach=True, labels=tb.labels())
+    try:
+        for _ in range(50):  # until the server listens
+            if b"listening" in server.logs():
+                break
+            time.sleep(0.1)
+        out = _run(src, tb.images["driver"], ["-c", dst.address, "-p", str(port), "-t", str(seconds), "-J", *extra],
+                   tb.labels(), entrypoint=["iperf3"], timeout=seconds + 60)
+        return json.loads(out)
+    finally:
+        server.remove(force=True)
+
+
+def _representatives(tb: Testbed) -> dict[str, Machine]:
+    """One node per cloud for the inter-cloud measurements (a worker if there is one)."""
+    out = {}
+    for cloud, ms in tb.clouds.items():
+        out[cloud] = next((m for m in ms if m.role == "worker"), ms[0])
+    return out
+
+
+def throughput(tb: Testbed, progress: Progress, seconds: int = 6) -> list[dict]:
+    """TCP throughput between clouds, both directions, on links with a bandwidth."""
+    reps = _representatives(tb)
+    rows = []
+    for ln in links(tb):
+        if not ln.bandwidth_mbit:
+            continue
+        for a, b in (ln.clouds, ln.clouds[::-1]):
+            src, dst = reps[a], reps[b]
+            with step(progress, f"calibrate: TCP {src.hostname} -> {dst.hostname} ({seconds}s)"):
+                res = _iperf(tb, src, dst, ["-O", "2"], seconds)
+            mbit = res["end"]["sum_received"]["bits_per_second"] / 1e6
+            tol = 0.1 * ln.bandwidth_mbit
+            cc = res["end"].get("sender_tcp_congestion", "?")
+            # with loss on the link, TCP's rate depends on its congestion control: reported, not checked
+            checked = not ln.loss_pct
+            rows.append({"kind": "tcp_throughput", "src": src.hostname, "dst": dst.hostname, "src_cloud": a,
+                         "dst_cloud": b, "unit": "Mbit/s", "target": ln.bandwidth_mbit, "tolerance": tol,
+                         "measured": mbit, "samples": seconds,
+                         "note": f"TCP congestion control {cc}" + ("" if checked else "; not checked: loss set"),
+                         "ok": abs(mbit - ln.bandwidth_mbit) <= tol or not checked})
+    return rows
+
+
+def loss(tb: Testbed, progress: Progress, seconds: int = 6) -> list[dict]:
+    """One-way packet loss between clouds, both directions, on links that set loss (UDP)."""
+    reps = _representatives(tb)
+    rows = []
+    for ln in links(tb):
+        if not ln.loss_pct:
+            continue
+        for a, b in (ln.clouds, ln.clouds[::-1]):
+            src, dst = reps[a], reps[b]
+            rate = f"{min(20.0, (ln.bandwidth_mbit or 100) / 2):g}M"
+            with step(progress, f"calibrate: UDP loss {src.hostname} -> {dst.hostname} ({seconds}s at {rate})"):
+                res = _iperf(tb, src, dst, ["-u", "-b", rate, "-l", "1200"], seconds)
+            s = res["end"]["sum"]
+            n, lost = s["packets"], s["lost_packets"]
+            p = ln.loss_pct / 100
+            tol = 100 * max(0.1 * p, 3 * math.sqrt(p * (1 - p) / max(n, 1)))
+            measured = 100 * lost / max(n, 1)
+            rows.append({"kind": "udp_loss", "src": src.hostname, "dst": dst.hostname, "src_cloud": a,
+                         "dst_cloud": b, "unit": "%", "target": ln.loss_pct, "tolerance": tol,
+                         "measured": measured, "samples": n, "ok": abs(measured - ln.loss_pct) <= tol})
+    return rows
+
+
+def calibrate(tb: Testbed, progress: Progress) -> list[dict]:
+    """Every measurement as a tidy row (kind, src, dst, clouds, target, tolerance, measured, ok)."""
+    backend = tb.wan.backend if tb.wan else "none"
+    rows = rtt_matrix(tb, progress) + throughput(tb, progress) + loss(tb, progress)
+    for r in rows:
+        r["backend"] = backend
+        r["run_id"] = tb.run_id
+    return rows
+
+
+def check(rows: list[dict]) -> None:
+    """Raise naming every measurement outside its tolerance."""
+    bad = [r for r in rows if not r["ok"]]
+    if bad:
+        raise CalibrationError("the network misses its targets:\n" + "\n".join(
+            f"  {r['kind']:15} {r['src']} -> {r['dst']}: measured {r['measured']:.2f} {r['unit']}, "
+            f"target {r['target']} ± {r['tolerance']:.2f}" for r in bad))
+
+
+def table(rows: list[dict]) -> str:
+    """A fixed-width table, one line per measurement, for terminals and the README."""
+    lines = [f"{'kind':15} {'src':24} {'dst':24} {'target':>10} {'measured':>10} {'±tol':>7} ok"]
+    for r in rows:
+        lines.append(f"{r['kind']:15} {r['src']:24} {r['dst']:24} {r['target']:>10.2f} {r['measured']:>10.2f} "
+                     f"{r['tolerance']:>7.2f} {'yes' if r['ok'] else 'NO'}")
+    return "\n".join(lines)

@@ -1,0 +1,103 @@
+"""The seed's pipeline on the emulated seed topology: Flink spread over two clouds, Tansu, the job
+and the in-cluster driver, measured end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from testbed.experiment import CellSpec, run_cell
+from testbed.results import ResultsDir
+from testbed.stack import flink
+from testbed.workload.pipeline import WindowSpec
+
+# Flink, the broker and the WAN of the session's testbed are shared: the tests that use them run one
+# at a time, whichever xdist worker has them.
+pytestmark = [pytest.mark.engine, pytest.mark.exclusive("seed-network")]
+ROOT = Path(__file__).resolve().parent.parent
+
+COLUMNS = {
+    "run_id", "cell", "taskmanagers", "placement", "rate", "duration", "warmup", "window_s", "slide_s",
+    "watermark_delay_s", "taskmanager_nodes", "taskmanager_clouds", "flink_version", "job_id", "started",
+    "ended", "offered_rate", "achieved_rate", "processed_rate", "events_sent", "driver_fell_behind",
+    "lost", "duplicated", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_max_ms",
+    "latency_negative", "result_records",
+}
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def test_cell_with_taskmanagers_on_two_clouds(testbed, tmp_path):
+    said: list[str] = []
+    seen = {"taskmanagers": 0, "running_jobs": 0, "errors": 0}
+    stop = threading.Event()
+
+    def watch() -> None:
+        """What a researcher sees in the Flink UI during the run, at the URL the testbed printed."""
+        while not stop.wait(1.0):
+            url = next((m.split("Flink web UI: ")[1] for m in said if "Flink web UI: " in m), None)
+            if not url:
+                continue
+            try:
+                seen["taskmanagers"] = max(seen["taskmanagers"], len(_get(url + "/taskmanagers")["taskmanagers"]))
+                jobs = _get(url + "/jobs/overview")["jobs"]
+                seen["running_jobs"] = max(seen["running_jobs"], sum(j["state"] == "RUNNING" for j in jobs))
+            except OSError:
+                seen["errors"] += 1
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    spec = CellSpec(taskmanagers=2, placement="multi-cloud", rate=300, duration=20, warmup=4,
+                    window=WindowSpec(4, 1, 1))
+    try:
+        row = run_cell(testbed, spec, said.append)
+    finally:
+        stop.set()
+        watcher.join()
+    assert set(row["taskmanager_clouds"].split(",")) == {"azure", "google"}
+    assert row["registered_taskmanagers"] == 2
+    assert seen["taskmanagers"] == 2 and seen["running_jobs"] == 1, (seen, said)
+    assert re.fullmatch(r"http://[\d.]+:8081", row["flink_ui"])
+    assert row["events_sent"] == 300 * 20 and row["events_acked"] == row["events_sent"]
+    assert row["result_records"] > 0 and row["expected_windows"] == row["received_windows"]
+    assert row["lost"] == 0 and row["duplicated"] == 0, row
+    assert row["counted"] == row["events_sent"] * 4
+    assert 0 < row["latency_p50_ms"] < math.inf and row["latency_samples"] > 0
+    assert row["achieved_rate"] == pytest.approx(300, rel=0.1)
+    assert row["processed_rate"] == pytest.approx(300, rel=0.25)
+    # what the cell leaves behind: Flink (for the next cell), no job, no driver
+    assert [j["status"] for j in flink.FlinkCluster(testbed, None, 1).rest("/jobs")["jobs"]
+            if j["status"] == "RUNNING"] == []
+    results = ResultsDir("t", tmp_path)
+    results.append("cells", row)
+    frame = pd.read_parquet(tmp_path / "t" / "cells.parquet")
+    assert COLUMNS <= set(frame.columns), COLUMNS - set(frame.columns)
+
+
+@pytest.mark.parametrize("options, says", [
+    (["--taskmanagers", "4"], "4 taskmanagers do not fit placement 'multi-cloud': one taskmanager per node "
+                              "and only 3 eligible"),
+    (["--placement", "single-cloud:aws"], "unknown cloud 'aws'; clouds: azure, google"),
+    (["--placement", "nodes:azure-swarm-worker-7"], "unknown node 'azure-swarm-worker-7'"),
+    (["--rate", "0"], "rate must be > 0 events/s, got 0"),
+    (["--rate", "-10"], "rate must be > 0 events/s, got -10"),
+])
+def test_bad_experiment_options_fail_before_anything_starts(options, says, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "experiments" / "test_pipeline.py"),
+                        "--results", str(tmp_path), *options], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode != 0
+    assert says in r.stdout, r.stdout[-3000:]
+    assert "provisioning topology" not in r.stdout + r.stderr
+    assert not any(tmp_path.iterdir()), "nothing is written for a cell that never ran"

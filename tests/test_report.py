@@ -1,0 +1,117 @@
+"""The report on data with known statistics, checked against numpy and scipy; the sustainable
+throughput search on scripted trials."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from testbed import measure, report
+from testbed.experiment import CellSpec
+from testbed.search import Criteria, find
+
+
+def test_mean_ci_matches_scipy():
+    x = [1210.0, 1290.0, 1250.0, 1330.0]
+    m, half, n = report.mean_ci(x)
+    lo, hi = stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
+    assert n == 4 and m == pytest.approx(np.mean(x)) and half == pytest.approx((hi - lo) / 2)
+    assert np.isnan(report.mean_ci([5.0])[1]) and report.mean_ci([5.0])[0] == 5.0
+
+
+def test_latency_percentiles_match_numpy():
+    rng = np.random.default_rng(7)
+    lat = rng.gamma(4.0, 300.0, size=5000)
+    st = measure.latency_stats(lat)
+    for p in (50, 95, 99):
+        assert st[f"latency_p{p}_ms"] == pytest.approx(np.percentile(lat, p))
+    assert st["latency_max_ms"] == lat.max()
+
+
+def _cells(rng) -> pd.DataFrame:
+    rows = []
+    for tm in (1, 2):
+        for placement, base in (("single-cloud", 1200.0), ("multi-cloud", 1300.0)):
+            for rep in (1, 2, 3):
+                p50 = base + 50 * tm + rng.normal(0, 20)
+                rows.append({"cell": f"c{tm}{placement[0]}{rep}", "taskmanagers": tm, "placement": placement,
+                             "rate": 1000.0, "repetition": rep, "warmup": 2.0, "latency_p50_ms": p50,
+                             "latency_p95_ms": p50 + 150, "latency_p99_ms": p50 + 200, "achieved_rate": 1000.0,
+                             "processed_rate": 999.0, "lost": 0, "duplicated": 0, "driver_fell_behind": False,
+                             "error": ""})
+    rows.append({**rows[0], "cell": "failed", "latency_p50_ms": np.nan, "error": "RuntimeError: boom"})
+    return pd.DataFrame(rows)
+
+
+def test_summary_and_figures_from_known_data(tmp_path):
+    rng = np.random.default_rng(1)
+    cells = _cells(rng)
+    cells.to_csv(tmp_path / "cells.csv", index=False)
+    (tmp_path / "latency").mkdir()
+    (tmp_path / "timeseries").mkdir()
+    for c in cells["cell"]:
+        pd.DataFrame({"window_end_s": np.arange(10.0), "latency_ms": rng.normal(1250, 40, 10),
+                      "in_stats": True}).to_parquet(tmp_path / "latency" / f"{c}.parquet")
+        pd.DataFrame({"t_s": np.arange(10.0), "offered_rate": 1000.0, "achieved_rate": 1000.0,
+                      "processed_rate": 990.0, "lag": 50.0}).to_parquet(tmp_path / "timeseries" / f"{c}.parquet")
+    pd.DataFrame([{"taskmanagers": 1, "placement": "single-cloud", "repetition": 1, "sustainable_rate": 4000,
+                   "limited_by": "system"},
+                  {"taskmanagers": 2, "placement": "single-cloud", "repetition": 1, "sustainable_rate": 5000,
+                   "limited_by": "driver"}]).to_csv(tmp_path / "sustainable.csv", index=False)
+    written = report.report(tmp_path)
+    summ = pd.read_csv(tmp_path / "report" / "summary.csv")
+    assert len(summ) == 4 and (summ["repetitions"] == 3).all()   # the failed cell is not averaged
+    ok = cells[cells["error"] == ""]
+    for _, r in summ.iterrows():
+        g = ok[(ok.taskmanagers == r.taskmanagers) & (ok.placement == r.placement)]["latency_p50_ms"]
+        lo, hi = stats.t.interval(0.95, len(g) - 1, loc=g.mean(), scale=stats.sem(g))
+        assert r["p50_ms"] == pytest.approx(g.mean()) and r["p50_ci95_ms"] == pytest.approx((hi - lo) / 2)
+    names = {p.name for p in written}
+    for fig in ("latency_vs_taskmanagers", "latency_cdf", "sustainable_throughput"):
+        assert {f"{fig}.pdf", f"{fig}.png"} <= names
+    assert len(list((tmp_path / "report" / "timeseries").glob("*.png"))) == len(cells)
+    assert "| taskmanagers |" in (tmp_path / "report" / "summary.md").read_text()
+    assert all(p.stat().st_size > 1000 for p in written if p.suffix in (".png", ".pdf"))
+
+
+def test_report_names_a_folder_without_results(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cells.csv does not exist"):
+        report.report(tmp_path)
+
+
+def test_lag_slope_flat_and_growing():
+    t = np.arange(30.0)
+    flat = pd.DataFrame({"t_s": t, "lag": 100 + np.sin(t) * 10})
+    growing = pd.DataFrame({"t_s": t, "lag": 300.0 * t})
+    assert abs(measure.lag_slope(flat, 5, 30)) < 5
+    assert measure.lag_slope(growing, 5, 30) == pytest.approx(300.0)
+
+
+def _scripted(capacity: float, driver_max: float):
+    """A system that keeps up to `capacity` ev/s, driven by a driver good for `driver_max`."""
+    def run(spec: CellSpec) -> dict:
+        behind = spec.rate > driver_max
+        slope = max(0.0, spec.rate - capacity)
+        return {"offered_rate": spec.rate, "lag_slope": slope, "latency_p99_ms": 1500.0 + slope,
+                "lost": 0, "driver_fell_behind": behind, "cell": f"r{spec.rate:g}"}
+    return run
+
+
+def test_search_finds_the_system_limit():
+    res = find(_scripted(capacity=6000, driver_max=50_000), CellSpec(taskmanagers=2), start=1000,
+               max_rate=100_000, refine=3, criteria=Criteria())
+    assert res["limited_by"] == "system"
+    assert 4000 <= res["sustainable_rate"] <= 6000 + 0.05 * 8000 and res["first_unsustainable_rate"] <= 8000
+    assert [t["rate"] for t in json.loads(res["rates_tried"])][:4] == [1000, 2000, 4000, 8000]
+
+
+def test_search_never_mistakes_the_driver_for_the_system():
+    res = find(_scripted(capacity=50_000, driver_max=3000), CellSpec(taskmanagers=2), start=1000,
+               max_rate=100_000, criteria=Criteria())
+    # at 4000 ev/s the driver falls behind: the search stops and says the limit is the driver's
+    assert res["limited_by"] == "driver" and res["sustainable_rate"] == 2000
+    assert json.loads(res["rates_tried"])[-1]["why"] == "the driver fell behind its schedule"
