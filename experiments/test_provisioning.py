@@ -29,7 +29,7 @@ def test_provisioning_time(request, results_dir: ResultsDir, repetition: int, pr
         swarm_nodes = tb.manager.client.nodes.list()
         ready = sum(n.attrs["Status"]["State"] == "ready" for n in swarm_nodes)
     finally:
-        down_s = tb.down()
+        tb.down()
     row = {"run_id": tb.run_id, "experiment": "provisioning", "repetition": repetition,
            "topology": topology.name, "topology_sha256": topology.sha256, "nodes": len(topology.nodes),
            "clouds": len(topology.clouds), "cache": "warm" if warm else "cold",

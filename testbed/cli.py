@@ -96,6 +96,13 @@ def cmd_calibrate(args) -> int:
     return 0 if all(r["ok"] for r in rows) else 1
 
 
+def cmd_report(args) -> int:
+    from .report import report
+    written = report(args.folder)
+    print("\n".join(str(p) for p in written))
+    return 0
+
+
 def cmd_images(args) -> int:
     client = host_client()
     tags = img.build_all(client, img.ALL_RECIPES, default_progress)
@@ -123,12 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     ca.add_argument("--run", help="run id (default: the only run)")
     ca.add_argument("--json", action="store_true", help="machine-readable output")
     ca.set_defaults(fn=cmd_calibrate)
+    rp = sub.add_parser("report", help="draw the figures and summary tables of a results folder")
+    rp.add_argument("folder", help="results/<session id>")
+    rp.set_defaults(fn=cmd_report)
     im = sub.add_parser("images", help="build the offline images (cached) and print them")
     im.set_defaults(fn=cmd_images)
     args = p.parse_args(argv)
     try:
         return args.fn(args)
-    except (TopologyError, EngineError, LookupError) as e:
+    except (TopologyError, EngineError, LookupError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

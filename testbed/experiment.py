@@ -114,7 +114,7 @@ def run_cell(tb: Testbed, spec: CellSpec, progress: Progress, artifacts: dict | 
         row["lag_slope"] = measure.lag_slope(series, spec.warmup, spec.duration)
         if artifacts is not None:
             artifacts["latency"] = measure.latency_samples(raw["results"], raw["t0_ms"], spec.warmup,
-                                                           raw["last_due_ms"])
+                                                           measure.closed_by_load_ms(raw))
             artifacts["timeseries"] = series
     finally:
         if job_id:
@@ -173,6 +173,7 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: CellSpec, bootstrap: str, ev
 
 
 def _finished_task(svc) -> dict | None:
+    """The driver's task once it has ended (complete, failed, ...), else None."""
     for t in svc.tasks():
         if t["Status"]["State"] in ("complete", "failed", "rejected", "shutdown"):
             return t

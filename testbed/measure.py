@@ -6,7 +6,8 @@ Definitions (the README explains why):
   is each event's due time in the open-loop schedule, so the window length is not in the number,
   but the watermark delay is (a window can only fire once the watermark passes its end).
   Negative latencies are counted, not dropped. Windows that end in the warm-up, and the last
-  windows that only the final flush event closes, are not in the latency statistics.
+  windows that only the final flush event closes (those ending less than the watermark delay
+  before the last scheduled event), are not in the latency statistics.
 - offered rate = the schedule's events per second; achieved input rate = events the broker
   acknowledged per second after warm-up; processed rate = growth of the Flink source's
   numRecordsIn per second after warm-up (REST API samples).
@@ -51,10 +52,10 @@ def accounting(expected_rows: list, results: list) -> dict:
     }
 
 
-def latencies(results: list, t0_ms: int, warmup_s: float, last_due_ms: int) -> np.ndarray:
-    """Latency (ms) of the first result of each window that ends after warm-up and before the last
-    scheduled event."""
-    lat = latency_samples(results, t0_ms, warmup_s, last_due_ms)
+def latencies(results: list, t0_ms: int, warmup_s: float, last_closed_ms: int) -> np.ndarray:
+    """Latency (ms) of the first result of each window that ends after warm-up and no later than
+    ``last_closed_ms``, the last window end the load's own watermark closes."""
+    lat = latency_samples(results, t0_ms, warmup_s, last_closed_ms)
     return lat.loc[lat["in_stats"], "latency_ms"].to_numpy(dtype=float)
 
 
@@ -93,7 +94,7 @@ def cell_metrics(raw: dict, warmup_s: float, flink_samples: list[tuple[float, in
     prm = raw["params"]
     prods = raw["producers"]
     acc = accounting(raw["expected"], raw["results"])
-    lat = latencies(raw["results"], raw["t0_ms"], warmup_s, raw["last_due_ms"])
+    lat = latencies(raw["results"], raw["t0_ms"], warmup_s, closed_by_load_ms(raw))
     t0 = raw["t0_ms"] / 1000
     sent = sum(p["sent"] for p in prods)
     return {
@@ -109,9 +110,15 @@ def cell_metrics(raw: dict, warmup_s: float, flink_samples: list[tuple[float, in
     }
 
 
-def latency_samples(results: list, t0_ms: int, warmup_s: float, last_due_ms: int) -> pd.DataFrame:
+def closed_by_load_ms(raw: dict) -> int:
+    """The last window end that the load's own watermark passes (last due time - watermark delay);
+    later windows are closed by the flush event sent after the load, at an arbitrary moment."""
+    return raw["last_due_ms"] - int(raw["params"]["watermark_delay"] * 1000)
+
+
+def latency_samples(results: list, t0_ms: int, warmup_s: float, last_closed_ms: int) -> pd.DataFrame:
     """Every window's first result: window end (s since the first event), latency (ms), and whether
-    it is inside the statistics (after warm-up, before the last scheduled event)."""
+    it is inside the statistics (ends after warm-up and no later than ``last_closed_ms``)."""
     seen: set = set()
     rows = []
     for key, ws, we, _cnt, _max_ts, arrival in sorted(results, key=lambda r: r[5]):
@@ -119,7 +126,7 @@ def latency_samples(results: list, t0_ms: int, warmup_s: float, last_due_ms: int
             continue
         seen.add((key, ws))
         rows.append({"key": key, "window_end_s": (we - t0_ms) / 1000, "latency_ms": float(arrival - we),
-                     "in_stats": bool(t0_ms + warmup_s * 1000 <= we <= last_due_ms)})
+                     "in_stats": bool(t0_ms + warmup_s * 1000 <= we <= last_closed_ms)})
     return pd.DataFrame(rows, columns=["key", "window_end_s", "latency_ms", "in_stats"])
 
 

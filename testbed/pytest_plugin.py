@@ -8,12 +8,12 @@ attach to it by run id, and the controlling process (which outlives the workers)
 
 from __future__ import annotations
 
-import fcntl
+import dataclasses
 import json
-import os
 import shutil
 import signal
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -46,17 +46,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="after provisioning, measure the network against the topology's links: fail setup when "
                      "it misses (default), only flag the run, or skip the check")
     g.addoption("--results", default=str(RESULTS), help="results folder; each pytest run writes <folder>/<session id>/")
-    e = parser.getgroup("experiment", "experiment cell (flink-swarm-testbed)")
-    e.addoption("--taskmanagers", type=int, default=2, help="Flink taskmanagers, one per node (default 2)")
-    e.addoption("--placement", default="multi-cloud",
-                help="single-cloud[:<cloud>] | multi-cloud | nodes:<host>,<host>... (default multi-cloud)")
-    e.addoption("--rate", type=float, default=1000.0, help="offered events per second (default 1000)")
+    e = parser.getgroup("experiment", "experiments (flink-swarm-testbed)")
+    e.addoption("--taskmanagers", default="1,2,3", help="taskmanager counts, one per node (default 1,2,3)")
+    e.addoption("--placements", "--placement", dest="placements", default="single-cloud,multi-cloud",
+                help="placement policies: single-cloud[:<cloud>], multi-cloud, nodes:<host>+<host>...; "
+                     "comma-separated (default single-cloud,multi-cloud)")
+    e.addoption("--rates", "--rate", dest="rates", default="1000", help="offered events/s, comma-separated (default 1000)")
+    e.addoption("--repetitions", type=int, default=3, help="repetitions of every cell (default 3)")
     e.addoption("--duration", type=float, default=60.0, help="seconds of load per cell (default 60)")
     e.addoption("--warmup", type=float, default=15.0, help="seconds excluded from the statistics (default 15)")
     e.addoption("--window", type=float, default=10.0,
                 help="sliding window size in s (default 10; the seed's is 300)")
     e.addoption("--slide", type=float, default=2.0, help="window slide in s (default 2; the seed's is 60)")
     e.addoption("--watermark-delay", type=float, default=1.0, help="bounded out-of-orderness in s (default 1)")
+    e.addoption("--resume", default=None, metavar="SESSION",
+                help="continue results/<SESSION>/: skip the cells it already finished")
+    e.addoption("--sustainable", action="store_true",
+                help="also search the sustainable throughput of every taskmanager count and placement")
+    e.addoption("--search-start", type=float, default=1000.0, help="first rate of the search (default 1000)")
+    e.addoption("--search-max", type=float, default=32000.0, help="highest rate the search tries (default 32000)")
+    e.addoption("--search-refine", type=int, default=2, help="bisection steps after the first failure (default 2)")
+    e.addoption("--lag-slope", type=float, default=0.05,
+                help="keeps up while the lag grows by less than this fraction of the rate per second (default 0.05)")
+    e.addoption("--max-p99", type=float, default=10_000.0, help="keeps up while p99 latency is below this, ms (default 10000)")
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -105,6 +117,21 @@ def _shared(config: pytest.Config) -> tuple[Path, str]:
     return config.stash[_shared_key], config.stash[_owner_key]
 
 
+def _report(config: pytest.Config) -> None:
+    """Draw the figures of this run's results, if the experiments wrote any."""
+    from . import manifest, report
+    folder = ResultsDir(session_id(config), config.getoption("--results")).path
+    if not (folder / "cells.csv").exists():
+        return
+    progress = progress_for(config)
+    manifest.finish(folder)
+    try:
+        written = report.report(folder)
+        progress(f"report: {len(written)} files in {folder / 'report'}")
+    except Exception as e:  # noqa: BLE001 - the data is safe; the figures can be redrawn
+        progress(f"report failed ({type(e).__name__}: {e}); redraw with: python -m testbed report {folder}")
+
+
 def progress_for(config: pytest.Config):
     capman = config.pluginmanager.getplugin("capturemanager")
 
@@ -126,16 +153,15 @@ def _exclusive(request: pytest.FixtureRequest):
         yield
         return
     shared, _ = _shared(request.config)
-    with open(shared / f"exclusive-{mark.args[0]}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with runmod.file_lock(shared / f"exclusive-{mark.args[0]}.lock"):
+        yield
 
 
 def session_id(config: pytest.Config) -> str:
-    """One id per pytest run (shared by its xdist workers): the name of its results folder."""
+    """The name of this pytest run's results folder: --resume's, or one new id per run (shared by
+    its xdist workers)."""
+    if config.getoption("--resume"):
+        return config.getoption("--resume")
     return config.workerinput[_SESSION] if _is_worker(config) else config.stash[_session_key]
 
 
@@ -145,28 +171,110 @@ def results_dir(request: pytest.FixtureRequest) -> ResultsDir:
     return ResultsDir(session_id(request.config), request.config.getoption("--results"))
 
 
+class _OptionError(pytest.Collector.CollectError):
+    """Shown by pytest as its message alone, and nothing runs."""
+
+
+def _csv(text: str, what: str, cast=str) -> list:
+    try:
+        return [cast(v.strip()) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise _OptionError(f"--{what}: expected a comma-separated list, got {text!r}") from None
+
+
+def matrix_cells(config: pytest.Config) -> list[CellSpec]:
+    """The experiment matrix from the options, in run order (taskmanagers, placement, rate,
+    repetition), so that consecutive cells share Flink's configuration. Cells that cannot be placed
+    are left out with a warning; none left, or a bad value, is a usage error."""
+    o = config.getoption
+    problems: list[str] = []
+    cells: list[CellSpec] = []
+    try:
+        topology = load(o("--topology"))
+        window = WindowSpec(o("--window"), o("--slide"), o("--watermark-delay"))
+        for tm in _csv(o("--taskmanagers"), "taskmanagers", int):
+            for placement in _csv(o("--placements"), "placements"):
+                try:
+                    choose(topology, placement, tm)
+                except ValueError as e:
+                    problems.append(str(e))
+                    continue
+                for rate in _csv(o("--rates"), "rates", float):
+                    for rep in range(1, o("--repetitions") + 1):
+                        cells.append(CellSpec(taskmanagers=tm, placement=placement, rate=rate, repetition=rep,
+                                              duration=o("--duration"), warmup=o("--warmup"), window=window))
+    except ValueError as e:  # TopologyError, a bad rate, window or warm-up
+        raise _OptionError(f"bad experiment option: {e}") from None
+    if o("--repetitions") < 1:
+        raise _OptionError("bad experiment option: --repetitions must be >= 1")
+    resume = o("--resume")
+    if resume and not (Path(o("--results")) / resume / "cells.csv").exists():
+        raise _OptionError(f"bad experiment option: --resume {resume}: no {Path(o('--results')) / resume / 'cells.csv'}")
+    if not cells:
+        raise _OptionError("bad experiment option: no cell of the matrix can be placed:\n  "
+                           + "\n  ".join(problems))
+    for p in problems:
+        warnings.warn(f"left out of the matrix: {p}", pytest.PytestConfigWarning, stacklevel=1)
+    return cells
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cell" in metafunc.fixturenames:
+        cells = matrix_cells(metafunc.config)
+        metafunc.parametrize("cell", cells, ids=[c.key for c in cells])
+    if "search_cell" in metafunc.fixturenames:
+        searches = []
+        if metafunc.config.getoption("--sustainable"):
+            seen = set()
+            for c in matrix_cells(metafunc.config):
+                if (c.taskmanagers, c.placement, c.repetition) not in seen:
+                    seen.add((c.taskmanagers, c.placement, c.repetition))
+                    searches.append(dataclasses.replace(c, rate=metafunc.config.getoption("--search-start")))
+        metafunc.parametrize("search_cell", searches,
+                             ids=[f"tm{c.taskmanagers}-{c.placement}-rep{c.repetition}" for c in searches])
+
+
+@pytest.fixture(scope="session")
+def search_options(request: pytest.FixtureRequest) -> dict:
+    o = request.config.getoption
+    return {"start": o("--search-start"), "max": o("--search-max"), "refine": o("--search-refine"),
+            "lag_slope": o("--lag-slope"), "max_p99_ms": o("--max-p99")}
+
+
+class Matrix:
+    """Where a long matrix is: cell i of n, elapsed time, an estimate of the rest."""
+
+    def __init__(self, total: int, manifest_write):
+        self.total, self.count, self.t0, self._manifest = total, 0, None, manifest_write
+
+    def start(self, cell: CellSpec, progress) -> None:
+        import time
+        if self.t0 is None:
+            self.t0 = time.monotonic()
+            self._manifest()
+        self.count += 1
+        elapsed = time.monotonic() - self.t0
+        eta = f", about {elapsed / (self.count - 1) * (self.total - self.count + 1) / 60:.0f} min left" \
+            if self.count > 1 else ""
+        progress(f"cell {self.count} of {self.total}: {cell.key} (elapsed {elapsed / 60:.1f} min{eta})")
+
+
+@pytest.fixture(scope="session")
+def matrix(request: pytest.FixtureRequest, results_dir: ResultsDir, testbed: Testbed) -> Matrix:
+    config = request.config
+    total = sum(1 for item in request.session.items
+                if hasattr(item, "callspec") and "cell" in item.callspec.params
+                and not results_dir.finished(item.callspec.params["cell"].key))
+    from . import manifest
+    options = {k: v for k, v in vars(config.option).items() if isinstance(v, (str, int, float, bool, type(None)))}
+    return Matrix(total, lambda: manifest.write(results_dir.path, options=options, topology=testbed.topology,
+                                                testbed=testbed))
+
+
 @pytest.fixture
 def progress(request: pytest.FixtureRequest):
     """Print a progress line on the terminal, past pytest's output capture."""
     return progress_for(request.config)
-
-
-@pytest.fixture(scope="session")
-def cell_spec(request: pytest.FixtureRequest) -> CellSpec:
-    """The experiment cell the command-line options describe. Session-scoped and listed before
-    ``testbed`` in a test's arguments, so bad values fail before anything is provisioned."""
-    o = request.config.getoption
-    problem = None
-    try:
-        spec = CellSpec(taskmanagers=o("--taskmanagers"), placement=o("--placement"), rate=o("--rate"),
-                        duration=o("--duration"), warmup=o("--warmup"),
-                        window=WindowSpec(o("--window"), o("--slide"), o("--watermark-delay")))
-        choose(load(o("--topology")), spec.placement, spec.taskmanagers)
-    except ValueError as e:  # PlacementError and TopologyError are ValueErrors too
-        problem = str(e)
-    if problem:
-        pytest.fail(f"bad experiment option: {problem}", pytrace=False)
-    return spec
 
 
 @pytest.fixture(scope="session")
@@ -183,8 +291,7 @@ def testbed(request: pytest.FixtureRequest) -> Testbed:
     topology = load(config.getoption("--topology"))
     shared, owner = _shared(config)
     state = shared / "run.json"
-    with open(shared / "lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with runmod.file_lock(shared / "lock"):
         if state.exists():
             st = json.loads(state.read_text())
             if st.get("error"):
@@ -233,6 +340,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     if _is_worker(config) or _shared_key not in config.stash:
         return
+    _report(config)
     shared = config.stash[_shared_key]
     state = shared / "run.json"
     try:

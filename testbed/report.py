@@ -44,9 +44,13 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
 
 
 def summary(cells: pd.DataFrame) -> pd.DataFrame:
-    """One row per (taskmanagers, placement, rate): repetitions, latency percentiles (mean ± CI),
-    rates, accounting, and whether the driver kept up."""
-    ok = cells[cells.get("error", pd.Series("", index=cells.index)).fillna("") == ""]
+    """One row per (taskmanagers, placement, rate) of the matrix (not the search's trials):
+    repetitions, latency percentiles (mean ± CI), rates, accounting, whether the driver kept up."""
+    errors = (cells["error"].astype(object).where(cells["error"].notna(), "") if "error" in cells
+              else pd.Series("", index=cells.index))
+    search = (cells["search"].astype(str) == "True" if "search" in cells
+              else pd.Series(False, index=cells.index))
+    ok = cells[(errors == "") & ~search]   # failed cells and search trials are not averaged
     rows = []
     for key, g in ok.groupby(GROUP, sort=True):
         row = dict(zip(GROUP, key))
@@ -128,9 +132,9 @@ def plot_sustainable(sust: pd.DataFrame, out: Path) -> list[Path]:
             ax.scatter(limited["taskmanagers"], limited["sustainable_rate"] / 1000, marker="x", s=80,
                        color=f"C{i}", label=f"{placement}: driver-limited (lower bound)")
     ax.set_xlabel("taskmanagers")
-    ax.set_ylabel("sustainable throughput (1000 events/s)")
+    ax.set_ylabel("sustainable throughput (thousand events/s)")
     ax.set_xticks(sorted(sust["taskmanagers"].unique()))
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, max(1.0, sust["sustainable_rate"].max() / 1000 * 1.2))
     ax.legend(frameon=False)
     ax.set_title("Highest sustainable input rate")
     paths = _save(fig, out, "sustainable_throughput")
@@ -169,14 +173,16 @@ def plot_timeseries(cells: pd.DataFrame, series: pd.DataFrame, samples: pd.DataF
         m = meta.iloc[0]
         g = g.sort_values("t_s")
         fig, axes = plt.subplots(3, 1, figsize=(7.0, 7.0), sharex=True)
-        axes[0].plot(g["t_s"], g["offered_rate"], label="offered", color="C0", linestyle="--")
         axes[0].plot(g["t_s"], g["achieved_rate"], label="achieved (broker acks)", color="C1")
         if "processed_rate" in g:
             axes[0].plot(g["t_s"], g["processed_rate"], label="processed (Flink source)", color="C2", alpha=0.8)
+        axes[0].plot(g["t_s"], g["offered_rate"], label="offered", color="k", linestyle="--", zorder=3)
         axes[0].set_ylabel("events/s")
-        axes[0].legend(frameon=False, fontsize=9)
+        axes[0].set_ylim(0, 1.25 * max(float(g[["offered_rate", "achieved_rate"]].max().max()), 1.0))
+        axes[0].legend(frameon=False, fontsize=9, loc="lower right")
         axes[1].plot(g["t_s"], g["lag"], color="C3")
         axes[1].set_ylabel("consumer lag (events)")
+        axes[1].set_ylim(bottom=min(0.0, float(g["lag"].min()) if g["lag"].notna().any() else 0.0))
         lat = samples[samples["cell"] == cell]
         axes[2].plot(lat["window_end_s"], lat["latency_ms"] / 1000, ".", color="C4", markersize=3)
         axes[2].set_ylabel("window latency (s)")

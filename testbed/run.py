@@ -7,6 +7,7 @@ that a later start can tell leftovers of a killed run (owner gone) from a run st
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import secrets
@@ -68,6 +69,17 @@ def labels(run_id: str, owner: str, **extra: str) -> dict[str, str]:
     return out
 
 
+@contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """An exclusive lock shared by every process on this machine (xdist workers, parallel runs)."""
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 Progress = Callable[[str], None]
 
 
@@ -88,11 +100,16 @@ def step(progress: Progress, what: str) -> Iterator[None]:
     progress(f"{what}: done in {time.monotonic() - t0:.1f}s")
 
 
+class GiveUp(Exception):
+    """Raised by a ``wait_for`` condition that can no longer become true (a job that FAILED)."""
+
+
 def wait_for(check: Callable[[], object], timeout: float, what: str, interval: float = 0.25,
              detail: Callable[[], str] | None = None):
     """Poll ``check`` until it returns something truthy; raise TimeoutError naming ``what``.
 
-    ``detail`` is called on timeout to say what was seen (logs, states)."""
+    Other errors of ``check`` are retried until the deadline (a service not answering yet), except
+    ``GiveUp``, which ends the wait at once. ``detail`` is called on timeout to say what was seen."""
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
     while True:
@@ -100,6 +117,8 @@ def wait_for(check: Callable[[], object], timeout: float, what: str, interval: f
             result = check()
             if result:
                 return result
+        except GiveUp:
+            raise
         except Exception as e:  # noqa: BLE001 - the condition is retried until the deadline
             last_exc = e
         if time.monotonic() > deadline:

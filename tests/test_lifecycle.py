@@ -16,7 +16,7 @@ import pytest
 from testbed import images as img
 from testbed import run as runmod
 from testbed.engine import host_client
-from testbed.run import wait_for
+from testbed.run import GiveUp, wait_for
 
 from testbed.testbed import leftovers
 
@@ -77,7 +77,8 @@ def test_ctrl_c_tears_down(tmp_path):
     ready = tmp_path / "out" / "ready"
     try:
         def up() -> bool:
-            assert proc.poll() is None, "the sub-run ended early:\n" + proc.stdout.read()
+            if proc.poll() is not None:
+                raise GiveUp("the sub-run ended early:\n" + proc.stdout.read())
             return ready.exists()
         wait_for(up, 300, "the sub-run's testbed to come up")
         run_id = ready.read_text()
@@ -94,9 +95,9 @@ def test_ctrl_c_tears_down(tmp_path):
 def test_clean_removes_a_killed_runs_leftovers_and_keeps_live_runs(testbed):
     """A run whose owner died (SIGKILL: no teardown ran) is found by label and removed."""
     client = host_client()
-    dead = subprocess.Popen(["true"])
+    dead = subprocess.Popen(["sleep", "0"])
+    owner = runmod.owner_token(dead.pid)   # taken while it exists (a zombie until waited for)
     dead.wait()
-    owner = runmod.owner_token(dead.pid) if runmod._starttime(dead.pid) else f"{os.uname().nodename}:{dead.pid}:0"
     run_id = runmod.new_run_id()
     labels = runmod.labels(run_id, owner)
     net = client.networks.create(f"fst-{run_id}-lan", labels={**labels, runmod.LABEL_KIND: "cloud-net"})

@@ -59,11 +59,16 @@ def test_latency_excludes_warmup_and_tail_and_keeps_negatives():
                ["a", 9_000, 14_000, 1, None, 13_900],      # negative: kept and counted
                ["a", 9_000, 14_000, 1, None, 99_999],      # repeat of a window: only the first counts
                ["a", 20_000, 25_000, 1, None, 25_100]]     # after the last due event: excluded
-    lat = measure.latencies(results, t0, warmup_s=2, last_due_ms=20_000)
+    lat = measure.latencies(results, t0, warmup_s=2, last_closed_ms=20_000)
     assert sorted(lat.tolist()) == [-100.0, 250.0]
     st = measure.latency_stats(lat)
     assert st["latency_negative"] == 1 and st["latency_samples"] == 2
     assert st["latency_p50_ms"] == pytest.approx(np.percentile([-100, 250], 50))
+
+
+def test_windows_closed_by_the_flush_are_not_latency_samples():
+    raw = {"last_due_ms": 60_000, "params": {"watermark_delay": 1.0}}
+    assert measure.closed_by_load_ms(raw) == 59_000
 
 
 def test_rates():

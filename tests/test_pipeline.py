@@ -89,15 +89,16 @@ def test_cell_with_taskmanagers_on_two_clouds(testbed, tmp_path):
 @pytest.mark.parametrize("options, says", [
     (["--taskmanagers", "4"], "4 taskmanagers do not fit placement 'multi-cloud': one taskmanager per node "
                               "and only 3 eligible"),
+    (["--taskmanagers", "two"], "--taskmanagers: expected a comma-separated list, got 'two'"),
     (["--placement", "single-cloud:aws"], "unknown cloud 'aws'; clouds: azure, google"),
     (["--placement", "nodes:azure-swarm-worker-7"], "unknown node 'azure-swarm-worker-7'"),
     (["--rate", "0"], "rate must be > 0 events/s, got 0"),
-    (["--rate", "-10"], "rate must be > 0 events/s, got -10"),
+    (["--rates", "1000,-10"], "rate must be > 0 events/s, got -10"),
 ])
 def test_bad_experiment_options_fail_before_anything_starts(options, says, tmp_path):
     r = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "experiments" / "test_pipeline.py"),
                         "--results", str(tmp_path), *options], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode != 0
-    assert says in r.stdout, r.stdout[-3000:]
+    assert says in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
     assert "provisioning topology" not in r.stdout + r.stderr
     assert not any(tmp_path.iterdir()), "nothing is written for a cell that never ran"

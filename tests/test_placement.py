@@ -38,6 +38,7 @@ def test_multi_cloud_spans_clouds_single_cloud_does_not():
     ("multi-cloud", 4, "4 taskmanagers do not fit placement 'multi-cloud'"),
     ("everywhere", 1, "unknown placement 'everywhere'"),
     ("multi-cloud", 0, "taskmanagers must be a whole number >= 1"),
+    ("multi-cloud", 1, "placement 'multi-cloud' needs at least 2 taskmanagers to span two clouds"),
 ])
 def test_bad_placements_are_refused(policy, n, says):
     with pytest.raises(PlacementError) as e:

@@ -11,7 +11,6 @@ image's tag, so a second run with nothing changed finds every image and builds n
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -19,15 +18,14 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import docker
 import docker.errors
 
-from ..run import Progress, default_progress, step
+from ..run import Progress, default_progress, file_lock, step
 
 PACKAGE = Path(__file__).resolve().parent.parent   # recipe files are named relative to testbed/
 LABEL_KEY = "io.flink-swarm-testbed.image-key"
@@ -43,17 +41,11 @@ def cache_dir() -> Path:
     return p
 
 
-@contextmanager
-def file_lock(name: str) -> Iterator[None]:
-    """A lock shared by every process on this machine (xdist workers, parallel runs)."""
+def cache_lock(name: str):
+    """A machine-wide lock on one cache entry (xdist workers and parallel runs build once)."""
     d = cache_dir() / "locks"
     d.mkdir(exist_ok=True)
-    with open(d / f"{name}.lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return file_lock(d / f"{name}.lock")
 
 
 def _sha(*parts: str | bytes) -> str:
@@ -131,7 +123,7 @@ def build_rootfs(client: docker.DockerClient, rootfs: Rootfs, progress: Progress
     """debootstrap + import; returns the tag. Skipped when the tag is already in the engine."""
     if _image_exists(client, rootfs.tag):
         return rootfs.tag
-    with file_lock(f"rootfs-{rootfs.name}"):
+    with cache_lock(f"rootfs-{rootfs.name}"):
         if _image_exists(client, rootfs.tag):
             return rootfs.tag
         if not shutil.which("debootstrap"):
@@ -180,7 +172,7 @@ def pip_download(requirements: tuple[str, ...], progress: Progress) -> Path:
     """Fetch pinned PyPI artefacts (no dependencies) into the cache, once."""
     dest = cache_dir() / "pypi"
     dest.mkdir(exist_ok=True)
-    with file_lock("pypi"):
+    with cache_lock("pypi"):
         for req in requirements:
             name, _, version = req.partition("==")
             stem = name.replace("-", "_").lower()
@@ -208,7 +200,7 @@ def build_image(client: docker.DockerClient, recipe: Recipe, progress: Progress)
     if _image_exists(client, recipe.tag):
         return recipe.tag
     base = build_rootfs(client, recipe.base, progress)
-    with file_lock(f"image-{recipe.name}"):
+    with cache_lock(f"image-{recipe.name}"):
         if _image_exists(client, recipe.tag):
             return recipe.tag
         downloads = pip_download(recipe.pypi, progress) if recipe.pypi else None
@@ -262,7 +254,7 @@ def bundle(client: docker.DockerClient, tags: list[str], progress: Progress = de
     if path.exists():
         return path
     path.parent.mkdir(exist_ok=True)
-    with file_lock("bundle"):
+    with cache_lock("bundle"):
         if path.exists():
             return path
         with step(progress, f"save {len(tags)} images to {path.name}"):

@@ -62,24 +62,9 @@ def admin(tb: Testbed, bootstrap: str, node: str, create: list[str], delete: lis
         args += ["--delete", *delete]
     if create:
         args += ["--create", *create]
-    out = run_driver_container(tb, node, args, timeout=timeout + 30)
+    out = services.run_once(tb.node(node), tb.images["driver"], args, network=tb.network, labels=tb.labels(),
+                            timeout=timeout + 30, what="topic administration")
     return json.loads(out.strip().splitlines()[-1])["topics"]
-
-
-def run_driver_container(tb: Testbed, node: str, args: list[str], timeout: float) -> str:
-    """Run the driver image once on ``node`` (attached to the overlay) and return its output;
-    a failure raises with the container's output."""
-    client = tb.node(node).client
-    c = client.containers.run(tb.images["driver"], args, network=tb.network, detach=True,
-                              labels=tb.labels())
-    try:
-        code = c.wait(timeout=timeout)["StatusCode"]
-        out = c.logs().decode(errors="replace")
-        if code != 0:
-            raise RuntimeError(f"driver container on {node} exited {code}: {' '.join(args[1:])}\n{out[-3000:]}")
-        return out
-    finally:
-        c.remove(force=True)
 
 
 def remove(tb: Testbed) -> None:

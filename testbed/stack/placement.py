@@ -7,7 +7,8 @@ node"). Taskmanagers never go to the Swarm manager or the jobmanager node.
     single-cloud            all in one cloud (the cloud with the most worker nodes)
     single-cloud:<cloud>    all in the named cloud
     multi-cloud             spread across clouds, round-robin, so the clouds differ by at most one
-    nodes:<h1>,<h2>,...     exactly these nodes, in this order
+                            (at least 2 taskmanagers: one cannot span clouds)
+    nodes:<h1>+<h2>+...     exactly these nodes, in this order (',' works too outside lists)
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ def choose(topology: Topology, policy: str, taskmanagers: int) -> Placement:
         pool = by_cloud.get(cloud, [])
         where = f"worker nodes in cloud {cloud!r}"
     elif kind == "multi-cloud" and not arg:
+        if taskmanagers < 2:
+            raise PlacementError("placement 'multi-cloud' needs at least 2 taskmanagers to span two clouds "
+                                 "(with one, use single-cloud[:<cloud>])")
         if len(by_cloud) < 2:
             raise PlacementError(f"placement 'multi-cloud' needs worker nodes in two clouds; "
                                  f"workers are only in: {', '.join(by_cloud) or 'none'}")
@@ -68,7 +72,7 @@ def choose(topology: Topology, policy: str, taskmanagers: int) -> Placement:
                     pool.append(q.pop(0))
         where = "worker nodes across clouds"
     elif kind == "nodes" and arg:
-        pool = [h.strip() for h in arg.split(",") if h.strip()]
+        pool = [h.strip() for h in arg.replace("+", ",").split(",") if h.strip()]
         for h in pool:
             if h not in {n.hostname for n in topology.nodes}:
                 raise PlacementError(f"placement {policy!r}: unknown node {h!r}; worker nodes: "
@@ -81,7 +85,7 @@ def choose(topology: Topology, policy: str, taskmanagers: int) -> Placement:
         where = "listed nodes"
     else:
         raise PlacementError(f"unknown placement {policy!r}; use single-cloud, single-cloud:<cloud>, "
-                             "multi-cloud or nodes:<host>,<host>,...")
+                             "multi-cloud or nodes:<host>+<host>+...")
     if taskmanagers > len(pool):
         raise PlacementError(
             f"{taskmanagers} taskmanagers do not fit placement {policy!r}: one taskmanager per node and "

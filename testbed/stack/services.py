@@ -7,6 +7,22 @@ import docker.errors
 from ..testbed import Testbed
 
 
+def run_once(machine, image: str, args: list[str], *, labels: dict, timeout: float, what: str,
+             **kw) -> str:
+    """Run a container to completion on a node (through its Docker API), return its output and
+    remove it; a non-zero exit raises with the output. ``kw`` go to ``containers.run``
+    (network, network_mode, entrypoint, environment)."""
+    c = machine.client.containers.run(image, args, detach=True, labels=labels, **kw)
+    try:
+        code = c.wait(timeout=timeout)["StatusCode"]
+        out = c.logs().decode(errors="replace")
+        if code != 0:
+            raise RuntimeError(f"{what} on {machine.hostname} exited {code}:\n{out[-3000:]}")
+        return out
+    finally:
+        c.remove(force=True)
+
+
 def get(tb: Testbed, name: str):
     try:
         return tb.manager.client.services.get(name)
