@@ -8,15 +8,16 @@ from ..testbed import Testbed
 
 
 def run_once(machine, image: str, args: list[str], *, labels: dict, timeout: float, what: str,
-             **kw) -> str:
+             ok_codes: tuple[int, ...] = (0,), **kw) -> str:
     """Run a container to completion on a node (through its Docker API), return its output and
     remove it; a non-zero exit raises with the output. ``kw`` go to ``containers.run``
-    (network, network_mode, entrypoint, environment)."""
+    (network, network_mode, entrypoint, environment). ``ok_codes``: exit codes that are not errors
+    (a tool that reports its own failure in its output)."""
     c = machine.client.containers.run(image, args, detach=True, labels=labels, **kw)
     try:
         code = c.wait(timeout=timeout)["StatusCode"]
         out = c.logs().decode(errors="replace")
-        if code != 0:
+        if code not in ok_codes:
             raise RuntimeError(f"{what} on {machine.hostname} exited {code}:\n{out[-3000:]}")
         return out
     finally:
