@@ -23,7 +23,7 @@ from .experiment import CellSpec
 from .results import RESULTS, ResultsDir
 from .stack.placement import choose
 from .testbed import Testbed, clean
-from .topology import SEED_TOPOLOGY, load
+from .topology import SEED_TOPOLOGY, TopologyError, load
 from .workload.pipeline import WindowSpec
 
 _SHARED = "fst_shared_dir"
@@ -37,7 +37,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="topology YAML to provision (default: the seed, topologies/seed.yaml)")
     g.addoption("--cloud", choices=("emulated", "real"), default="emulated",
                 help="emulated: Docker-in-Docker nodes on this machine (default); real: VMs from --inventory")
-    g.addoption("--inventory", default=None, help="hosts YAML for --cloud=real")
+    g.addoption("--inventory", default=None, help="hosts YAML for --cloud=real (see examples/inventory.yaml)")
+    g.addoption("--dry-run", action="store_true",
+                help="with --cloud=real: print the commands a run would execute per host, in order, and stop")
     g.addoption("--testbed-run", default=None, metavar="RUN_ID",
                 help="use a testbed already up (python -m testbed up); it is left running")
     g.addoption("--keep-testbed", action="store_true",
@@ -80,6 +82,11 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "across xdist workers")
     if _is_worker(config):
         return
+    if config.getoption("--cloud") == "real" or config.getoption("--dry-run"):
+        inv = _inventory(config)
+        if config.getoption("--dry-run"):
+            print(Testbed.dry_run(inv))
+            pytest.exit("dry run: nothing was executed", returncode=0)
     shared = tempfile.mkdtemp(prefix="fst-session-")
     config.stash[_shared_key] = Path(shared)
     config.stash[_owner_key] = runmod.owner_token()
@@ -89,6 +96,20 @@ def pytest_configure(config: pytest.Config) -> None:
     # SIGTERM (CI time-outs, `kill`) becomes KeyboardInterrupt, so teardown runs as on Ctrl-C.
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _sigterm)
+
+
+def _inventory(config: pytest.Config):
+    """The --inventory of a --cloud=real run, validated (a bad one stops pytest before anything starts)."""
+    from .inventory import load as load_inventory
+    if config.getoption("--cloud") != "real":
+        raise pytest.UsageError("--dry-run shows what a real run would execute: use it with --cloud=real --inventory FILE")
+    path = config.getoption("--inventory")
+    if not path:
+        raise pytest.UsageError("--cloud=real needs --inventory FILE (see examples/inventory.yaml)")
+    try:
+        return load_inventory(path)
+    except TopologyError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 def _sigterm(signum, frame):  # noqa: ARG001
@@ -281,14 +302,12 @@ def progress(request: pytest.FixtureRequest):
 def testbed(request: pytest.FixtureRequest) -> Testbed:
     """The provisioned topology (--topology, default the seed), shared by the whole pytest run."""
     config = request.config
-    if config.getoption("--cloud") == "real":
-        pytest.fail("--cloud=real is not implemented yet: the real-cloud path (SSH inventory, "
-                    "preflight, Weave) is a later issue; use the emulated default", pytrace=False)
     progress = progress_for(config)
+    inventory = _inventory(config) if config.getoption("--cloud") == "real" else None
     external = config.getoption("--testbed-run")
     if external:
-        return Testbed.attach(external, progress=progress)
-    topology = load(config.getoption("--topology"))
+        return Testbed.attach(external, progress=progress, inventory=inventory)
+    topology = inventory.topology if inventory else load(config.getoption("--topology"))
     shared, owner = _shared(config)
     state = shared / "run.json"
     with runmod.file_lock(shared / "lock"):
@@ -296,10 +315,14 @@ def testbed(request: pytest.FixtureRequest) -> Testbed:
             st = json.loads(state.read_text())
             if st.get("error"):
                 pytest.fail(f"provisioning the testbed failed (in another worker): {st['error']}", pytrace=False)
-            tb = Testbed.attach(st["run_id"], progress=progress)
+            tb = Testbed.attach(st["run_id"], progress=progress, inventory=inventory)
             tb.calibration = st.get("calibration", [])
             return tb
-        removed = clean(progress=progress)
+        if inventory is not None:
+            from .providers.real import RealProvider
+            removed = RealProvider(inventory, progress).destroy(None, keep=runmod.owner_alive)
+        else:
+            removed = clean(progress=progress)
         if removed:
             progress(f"removed {len(removed)} leftovers of killed runs: {', '.join(removed[:6])}"
                      + (" ..." if len(removed) > 6 else ""))
@@ -307,7 +330,10 @@ def testbed(request: pytest.FixtureRequest) -> Testbed:
         # written before provisioning, so the controller can remove a half-made run too
         state.write_text(json.dumps({"run_id": run_id}))
         try:
-            tb = Testbed.up(topology, run_id=run_id, owner=owner, progress=progress)
+            if inventory is not None:
+                tb = Testbed.up_real(inventory, run_id=run_id, owner=owner, progress=progress)
+            else:
+                tb = Testbed.up(topology, run_id=run_id, owner=owner, progress=progress)
             _calibrate(tb, config, progress)
         except BaseException as e:
             state.write_text(json.dumps({"run_id": run_id, "error": f"{type(e).__name__}: {e}"}))
@@ -352,9 +378,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             progress(f"run {run_id} left running (--keep-testbed); remove it with "
                      f"`python -m testbed down --run {run_id}`")
             return
-        from .engine import host_client
-        from .providers.emulated import EmulatedProvider
         with runmod.step(progress, f"run {run_id}: tear down"):
-            EmulatedProvider(host_client(), progress).destroy(run_id)
+            if config.getoption("--cloud") == "real":
+                from .providers.real import RealProvider
+                RealProvider(_inventory(config), progress).destroy(run_id)
+            else:
+                from .engine import host_client
+                from .providers.emulated import EmulatedProvider
+                EmulatedProvider(host_client(), progress).destroy(run_id)
     finally:
         shutil.rmtree(shared, ignore_errors=True)

@@ -24,11 +24,16 @@ from . import images as img
 from . import run as runmod
 from .engine import host_client
 from .providers.base import Machine
+from .inventory import Inventory
 from .providers.emulated import EmulatedProvider
+from .providers.real import RealProvider
+from .providers.real import marker_name as provider_marker
 from .providers.wan import Wan
 from .run import LABEL_KIND, LABEL_PROJECT, LABEL_RUN, Progress, default_progress, step
 from .stack import images as stack_images
-from .stack import swarm
+from .stack import network, swarm
+from .stack.plan import HARNESS, Plan, execute
+from .stack.plan import render as plan_render
 from .topology import Topology, parse
 
 LABEL_IMAGES = "io.flink-swarm-testbed.images"   # on the manager node: recipe name -> image id
@@ -41,7 +46,7 @@ class Testbed:
     run_id: str
     topology: Topology
     machines: list[Machine]
-    provider: EmulatedProvider
+    provider: EmulatedProvider | RealProvider
     images: dict[str, str] = field(default_factory=dict)   # recipe name -> image id on every node
     timings: dict[str, float] = field(default_factory=dict)
     wan: Wan | None = None                                  # the emulated WAN between clouds
@@ -77,7 +82,14 @@ class Testbed:
     # -- lifecycle -----------------------------------------------------------------------------
     @classmethod
     def up(cls, topology: Topology, *, run_id: str | None = None, owner: str | None = None,
-           progress: Progress = default_progress, client: docker.DockerClient | None = None) -> "Testbed":
+           progress: Progress = default_progress, client: docker.DockerClient | None = None,
+           ssh_authorized_keys: str = "", form_swarm: bool = True) -> "Testbed":
+        """``ssh_authorized_keys``: the nodes also run sshd (see EmulatedProvider.create).
+        ``form_swarm=False``: the nodes only (engines; no Swarm, no stack images) — stand-ins for the
+        VMs of the real-cloud path."""
+        if topology.network.driver != "overlay" and form_swarm:
+            raise ValueError(f"{topology.source}: network.driver {topology.network.driver!r} needs real hosts "
+                             "(--cloud=real --inventory FILE); emulated clouds use 'overlay'")
         client = client or host_client()
         run_id = run_id or runmod.new_run_id()
         owner = owner or runmod.owner_token()
@@ -97,9 +109,12 @@ class Testbed:
             t1 = time.monotonic()
             # what any other process needs to attach to this run later
             manager_labels = {runmod.LABEL_TOPOLOGY_TEXT: topology.text, LABEL_IMAGES: json.dumps(image_ids)}
-            machines, wan = provider.create(topology, run_id, owner, tags["node"], tags["router"], manager_labels)
+            machines, wan = provider.create(topology, run_id, owner, tags["node"], tags["router"], manager_labels,
+                                            ssh_authorized_keys)
             tb = cls(run_id, topology, machines, provider, image_ids, timings, wan)
             timings["nodes_s"] = time.monotonic() - t1
+            if not form_swarm:
+                return tb
             # images load while the swarm forms: both only need the node engines
             loader_error: list[BaseException] = []
 
@@ -113,8 +128,8 @@ class Testbed:
             loader.start()
             swarm.form(machines, progress, topology.network.address_pool)
             timings["swarm_ready_s"] = time.monotonic() - t0
-            swarm.create_network(tb.manager, topology.network.name, topology.network.driver,
-                                 tb.labels())
+            execute(network.create_plan(tb.manager, topology.network.name, topology.network.driver,
+                                        tb.labels()), progress)
             loader.join()
             if loader_error:
                 raise loader_error[0]
@@ -131,8 +146,11 @@ class Testbed:
 
     @classmethod
     def attach(cls, run_id: str, *, progress: Progress = default_progress,
-               client: docker.DockerClient | None = None) -> "Testbed":
-        """The handle of a running run, from the labels on the engine."""
+               client: docker.DockerClient | None = None, inventory: Inventory | None = None) -> "Testbed":
+        """The handle of a running run, from the labels on the engine (emulated) or on the
+        run's marker on the inventory's manager (real)."""
+        if inventory is not None:
+            return cls._attach_real(run_id, inventory, progress)
         client = client or host_client()
         provider = EmulatedProvider(client, progress)
         machines = provider.machines(run_id)
@@ -145,6 +163,104 @@ class Testbed:
         machines.sort(key=lambda m: order.index(m.hostname))
         return cls(run_id, topology, machines, provider, json.loads(mgr.labels.get(LABEL_IMAGES, "{}")),
                    wan=provider.wan(run_id, topology))
+
+    # -- real clouds -----------------------------------------------------------------------------
+    @classmethod
+    def plan_real(cls, inventory: Inventory, machines: list[Machine], provider: RealProvider, run_id: str,
+                  owner: str, image_ids: dict[str, str], tags: dict[str, str], archive: str,
+                  manager_labels: dict[str, str]) -> Plan:
+        """Everything a real run changes on the hosts, in order (what ``--dry-run`` prints)."""
+        topo = inventory.topology
+        manager = next(m for m in machines if m.role == "manager")
+        labels = {runmod.LABEL_PROJECT: "1", runmod.LABEL_RUN: run_id}
+        p = provider.mark_plan(machines, run_id, owner, manager_labels)
+        p.extend(stack_images.plan(machines, archive, image_ids, tags, inventory.registry))
+        p.extend(network.host_plan(machines, topo.network.driver, topo.network.address_pool,
+                                   inventory.weave_plugin, inventory.weave_script))
+        p.extend(swarm.plan(machines, topo.network.address_pool))
+        p.extend(network.create_plan(manager, topo.network.name, topo.network.driver, labels,
+                                     inventory.weave_plugin))
+        return p
+
+    @classmethod
+    def dry_run(cls, inventory: Inventory, run_id: str = "<run-id>") -> str:
+        """The commands a real run would execute, per host and in order; nothing connects."""
+        provider = RealProvider(inventory, lambda m: None)
+        machines = provider.machines()
+        tags = {r.name: r.tag for r in img.APP_RECIPES}
+        p = Plan()
+        for h in inventory.hosts:
+            p.add(HARNESS, f"ssh -i {h.ssh.key} -p {h.ssh.port} {h.ssh.user}@{h.address} 'hostname; uname -r; "
+                  "ip -o -4 addr; date +%s.%N'", note=f"preflight of {h.hostname}: reads only")
+        p.add(HARNESS, f"preflight: port matrix between {len(machines)} hosts (python3 listeners and probes "
+              "over SSH, stopped afterwards)", note="see `python -m testbed preflight`")
+        p.add(HARNESS, "build images " + " ".join(tags.values()), note="offline, cached by content")
+        p.extend(cls.plan_real(inventory, machines, provider, run_id, "<owner>", dict(tags), tags,
+                               "<cache>/bundles/<images>.tar", {}))
+        p.add(HARNESS, "per experiment cell: docker service create flink-jobmanager / flink-taskmanager / "
+              f"broker / driver on {inventory.topology.manager.hostname}'s engine",
+              note="the same stack code as the emulated mode")
+        teardown = Plan()
+        mgr = next(m for m in machines if m.role == "manager")
+        teardown.add(mgr.hostname, f"docker service rm $(docker service ls -q --filter label={runmod.LABEL_RUN}={run_id})")
+        for m in machines:
+            if m is not mgr:
+                teardown.add(m.hostname, "docker swarm leave --force", group="leave")
+        teardown.add(mgr.hostname, "docker swarm leave --force")
+        teardown.extend(network.teardown_plan(machines, inventory.topology.network.driver, inventory.weave_plugin))
+        for m in machines:
+            teardown.add(m.hostname, f"docker volume rm {provider_marker(run_id)}", group="unmark")
+        p.extend(teardown)
+        return plan_render(p, f"dry run of a real run on {inventory.source} ({len(machines)} hosts, "
+                              f"network driver {inventory.topology.network.driver}); nothing is executed")
+
+    @classmethod
+    def up_real(cls, inventory: Inventory, *, run_id: str | None = None, owner: str | None = None,
+                progress: Progress = default_progress, client: docker.DockerClient | None = None) -> "Testbed":
+        """Preflight (reads only), then the hosts of the inventory become the run's Swarm."""
+        from . import preflight
+        run_id = run_id or runmod.new_run_id()
+        owner = owner or runmod.owner_token()
+        provider = RealProvider(inventory, progress)
+        timings: dict[str, float] = {}
+        t0 = time.monotonic()
+        report = preflight.run(inventory, progress)
+        progress("preflight:\n" + report.text())
+        if not report.ok:
+            raise preflight.PreflightError(report)
+        timings["preflight_s"] = time.monotonic() - t0
+        client = client or host_client()
+        with step(progress, "images (built only if their inputs changed)"):
+            tags = img.build_all(client, img.APP_RECIPES, progress)
+            archive = img.bundle(client, list(tags.values()), progress)
+            image_ids = {r.name: client.images.get(tags[r.name]).id for r in img.APP_RECIPES}
+        machines = provider.machines({h["hostname"]: h["private_address"] for h in report.hosts})
+        tb = cls(run_id, inventory.topology, machines, provider, image_ids, timings)
+        manager_labels = {runmod.LABEL_TOPOLOGY_TEXT: inventory.topology.text, LABEL_IMAGES: json.dumps(image_ids)}
+        progress(f"run {run_id}: {len(machines)} real hosts from {inventory.source}")
+        try:
+            provider.wait_engines(machines)
+            with step(progress, f"run {run_id}: provision the hosts"):
+                execute(cls.plan_real(inventory, machines, provider, run_id, owner, image_ids, tags, str(archive),
+                                      manager_labels), progress, {"archive": str(archive), "progress": progress})
+            timings["up_s"] = time.monotonic() - t0
+            progress(f"run {run_id}: everything up after {timings['up_s']:.1f}s")
+            return tb
+        except BaseException:
+            progress(f"run {run_id}: provisioning failed; undoing it on the hosts")
+            tb.close()
+            provider.destroy(run_id)
+            raise
+
+    @classmethod
+    def _attach_real(cls, run_id: str, inventory: Inventory, progress: Progress) -> "Testbed":
+        provider = RealProvider(inventory, progress)
+        labels = provider.manager_labels(run_id)
+        if not labels:
+            raise LookupError(f"no run {run_id!r} on the hosts of {inventory.source}; runs there: "
+                              f"{', '.join(provider.runs()) or 'none'}")
+        return cls(run_id, inventory.topology, provider.machines(), provider,
+                   json.loads(labels.get(LABEL_IMAGES, "{}")))
 
     def close(self) -> None:
         for m in self.machines:

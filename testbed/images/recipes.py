@@ -1,6 +1,7 @@
 """What the testbed runs, as offline recipes.
 
-- ``node``:   a Docker engine (Docker-in-Docker); one container per emulated VM.
+- ``node``:   a Docker engine (Docker-in-Docker); one container per emulated VM. It also runs sshd
+              when given a key, so that the real-cloud path (SSH) can be driven against it.
 - ``router``: joins the emulated clouds and emulates the WAN between them (tc, NFQUEUE holder).
 - ``flink``:  Flink 2.0.2 on JRE 17, assembled from the PyFlink artefacts on PyPI, with the Kafka
               connector 4.0.1-2.0 and kafka-clients 3.9.1 jars.
@@ -28,7 +29,7 @@ TANSU_VERSION = "0.6.0"
 
 NODE_ROOTFS = Rootfs("node", (
     "docker.io", "iproute2", "iptables", "procps", "ca-certificates", "iputils-ping",
-    "netcat-openbsd", "kmod", "python3",
+    "netcat-openbsd", "kmod", "python3", "openssh-server",
 ))
 APP_ROOTFS = Rootfs("app", (
     "openjdk-17-jre-headless", "python3", "procps", "iproute2", "iputils-ping",
@@ -95,7 +96,7 @@ NODE = Recipe(
 COPY node-entrypoint.sh /usr/local/bin/node-entrypoint
 # /var/lib/docker must not be on overlayfs: the provider mounts a labelled volume there. No VOLUME
 # line, so that a container of this image never leaves an anonymous volume behind.
-EXPOSE 2375
+EXPOSE 2375 22
 ENTRYPOINT ["/usr/local/bin/node-entrypoint"]
 """,
 )

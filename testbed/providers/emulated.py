@@ -46,10 +46,11 @@ class EmulatedProvider:
 
     # -- create ------------------------------------------------------------------------------
     def create(self, topology: Topology, run_id: str, owner: str, node_image: str, router_image: str,
-               manager_labels: dict[str, str]) -> tuple[list[Machine], Wan | None]:
+               manager_labels: dict[str, str], ssh_authorized_keys: str = "") -> tuple[list[Machine], Wan | None]:
         """Networks, router (with the WAN emulated on it) and node containers; returns when every
         node's engine answers. ``manager_labels`` go on the manager node's container (what a later
-        attach needs)."""
+        attach needs). With ``ssh_authorized_keys`` the nodes also run sshd, accepting those keys
+        for root, like cloud VMs (the real-cloud path can then be driven against them)."""
         base = runmod.labels(run_id, owner, topology=topology.name)
         nets: dict[str, docker.models.networks.Network] = {}
         with step(self.progress, f"create {len(topology.clouds)} cloud network(s)"):
@@ -80,7 +81,8 @@ class EmulatedProvider:
                     labels={**base, LABEL_KIND: "node-data", runmod.LABEL_HOSTNAME: node.hostname})
                 containers[node.hostname] = self._start_node(
                     node_image, _name(run_id, node.hostname), node.hostname, nets[node.cloud].name,
-                    labels, {**shared_hc, "Binds": shared_hc.get("Binds", []) + [f"{vol.name}:/var/lib/docker:rw"]})
+                    labels, {**shared_hc, "Binds": shared_hc.get("Binds", []) + [f"{vol.name}:/var/lib/docker:rw"]},
+                    {"FST_AUTHORIZED_KEYS": ssh_authorized_keys} if ssh_authorized_keys else {})
 
         machines = []
         for node in topology.nodes:
@@ -117,11 +119,12 @@ class EmulatedProvider:
         wan.links = {(d.src, d.dst): d for d in directions(topology.links)}
         return wan
 
-    def _start_node(self, image: str, name: str, hostname: str, network: str, labels: dict, hc: dict):
+    def _start_node(self, image: str, name: str, hostname: str, network: str, labels: dict, hc: dict,
+                    env: dict[str, str]):
         """A Docker-in-Docker container (low-level API: the HostConfig needs fields the
         high-level one does not pass)."""
         created = self.client.api.create_container(
-            image, name=name, hostname=hostname, labels=labels, host_config=hc, detach=True,
+            image, name=name, hostname=hostname, labels=labels, host_config=hc, detach=True, environment=env,
             command=[f"--bip={NODE_BRIDGE_IP}", f"--default-address-pool=base={NODE_LOCAL_POOL},size=24"],
             networking_config=self.client.api.create_networking_config(
                 {network: self.client.api.create_endpoint_config()}))

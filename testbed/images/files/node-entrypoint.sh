@@ -15,6 +15,17 @@ if [ -f /sys/fs/cgroup/cgroup.controllers ] && grep -qx '0::/' /proc/self/cgroup
         > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || :
 fi
 
+# An SSH server, like a cloud VM's, when the provider hands over authorized keys (FST_AUTHORIZED_KEYS):
+# the real-cloud path (SSH, the Docker API over ssh://) can then be driven against emulated nodes.
+if [ -n "${FST_AUTHORIZED_KEYS:-}" ] && [ -x /usr/sbin/sshd ]; then
+    mkdir -p /root/.ssh /run/sshd
+    chmod 700 /root/.ssh
+    printf '%s\n' "$FST_AUTHORIZED_KEYS" > /root/.ssh/authorized_keys
+    chmod 600 /root/.ssh/authorized_keys
+    ssh-keygen -A >/dev/null
+    /usr/sbin/sshd -o PermitRootLogin=prohibit-password -o PasswordAuthentication=no
+fi
+
 # Stale pid/socket files from a previous start of this container would stop dockerd.
 rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
 
