@@ -88,7 +88,7 @@ def run_cell(tb: Testbed, spec: CellSpec, progress: Progress, artifacts: dict | 
     row: dict = {"run_id": tb.run_id, "cell": cell, **spec.params(), "broker_node": broker_node,
                  "driver_node": driver_node, "taskmanager_nodes": ",".join(placement.nodes),
                  "taskmanager_clouds": ",".join(placement.clouds(tb.topology)),
-                 "wan_backend": tb.wan.backend if tb.wan else "none",
+                 "provider": tb.provider.name, "wan_backend": tb.wan.backend if tb.wan else "none",
                  "wan_links": json.dumps([vars(d) for d in tb.wan.links.values()]) if tb.wan else "[]",
                  "started": now()}
     cluster = flink.deploy(tb, placement, spec.slots, progress)

@@ -23,13 +23,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .topology import _CLOUDNAME, _HOSTNAME, NETWORK_DRIVERS, ROLES, Topology, TopologyError, parse
+# the topology's own checker and patterns: the same messages and paths as a topology file
+from .topology import _CLOUDNAME, _HOSTNAME, NETWORK_DRIVERS, ROLES, Topology, TopologyError, _Checker, parse
 
 WEAVE_PLUGIN = "weaveworks/net-plugin:2.8.1"
 WEAVE_SCRIPT = "https://github.com/weaveworks/weave/releases/download/v2.8.1/weave"
@@ -103,7 +104,6 @@ class Inventory:
     weave_script: str = WEAVE_SCRIPT
     registry: str = ""
     source: str = "<memory>"
-    extra: dict = field(default_factory=dict, repr=False)
 
     def host(self, hostname: str) -> Host:
         for h in self.hosts:
@@ -167,8 +167,6 @@ def _key_file(c, value: Any, path: str, base: Path) -> str:
 
 
 def parse_inventory(text: str, source: str = "<string>", base: Path = Path(".")) -> Inventory:
-    from .topology import _Checker   # the topology's own checker: same messages, same paths
-
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:

@@ -63,6 +63,8 @@ def write(folder: Path, *, options: dict, topology, testbed=None) -> Path:
                      "docker_engines": engines or old.get("versions", {}).get("docker_engines", {})},
         "topology": {"source": topology.source, "sha256": topology.sha256, "text": topology.text},
         "testbed": {"run_id": testbed.run_id if testbed else None,
+                    "provider": testbed.provider.name if testbed else None,
+                    "preflight": testbed.preflight if testbed else {},
                     "images": testbed.images if testbed else {},
                     "wan_backend": testbed.wan.backend if testbed and testbed.wan else None,
                     "calibration": testbed.calibration if testbed else []},

@@ -214,7 +214,8 @@ def check_host(host: Host, session: Session) -> tuple[dict, list[str], list[str]
     d["ipvs"] = facts.get("ipvs")
     if facts.get("ipvs") != "yes":
         warnings.append(f"{host.hostname}: no IPVS in the kernel; fine, the stack's services use dnsrr endpoints")
-    if not facts.get("python3"):
+    d["python3"] = bool(facts.get("python3"))
+    if not d["python3"]:
         problems.append(f"{host.hostname}: no python3 (the port matrix's listener and probe need it)")
     local = facts["addresses"]
     if host.private_address:
@@ -345,8 +346,8 @@ def run(inv: Inventory, progress: Progress = default_progress, broker_port: int 
         if max(offsets) - min(offsets) > MAX_CLOCK_OFFSET_S * 1000:
             report.problems.append(f"clocks differ by {max(offsets) - min(offsets):.0f} ms between hosts "
                                    f"(more than {MAX_CLOCK_OFFSET_S:g} s): run NTP/chrony on them")
-        if any(not h.get("python3", True) for h in report.hosts):
-            return report
+        if not all(h["python3"] for h in report.hosts):
+            return report   # the port matrix needs python3 on every host; the problem is reported
         with step(progress, f"preflight: port matrix, {len(plist)} ports between {len(inv.hosts)} hosts"):
             report.matrix = port_matrix(inv, sessions, plist, progress)
         for r in report.matrix:

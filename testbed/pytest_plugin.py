@@ -317,6 +317,7 @@ def testbed(request: pytest.FixtureRequest) -> Testbed:
                 pytest.fail(f"provisioning the testbed failed (in another worker): {st['error']}", pytrace=False)
             tb = Testbed.attach(st["run_id"], progress=progress, inventory=inventory)
             tb.calibration = st.get("calibration", [])
+            tb.preflight = st.get("preflight", {})
             return tb
         if inventory is not None:
             from .providers.real import RealProvider
@@ -334,11 +335,15 @@ def testbed(request: pytest.FixtureRequest) -> Testbed:
                 tb = Testbed.up_real(inventory, run_id=run_id, owner=owner, progress=progress)
             else:
                 tb = Testbed.up(topology, run_id=run_id, owner=owner, progress=progress)
-            _calibrate(tb, config, progress)
+            # measured while no "seed-network" test (one that loads the machine, e.g. the real-cloud
+            # path shipping images over SSH) runs in another worker
+            with runmod.file_lock(shared / "exclusive-seed-network.lock"):
+                _calibrate(tb, config, progress)
         except BaseException as e:
             state.write_text(json.dumps({"run_id": run_id, "error": f"{type(e).__name__}: {e}"}))
             raise
-        state.write_text(json.dumps({"run_id": run_id, "timings": tb.timings, "calibration": tb.calibration}))
+        state.write_text(json.dumps({"run_id": run_id, "timings": tb.timings, "calibration": tb.calibration,
+                                     "preflight": tb.preflight}))
         return tb
 
 

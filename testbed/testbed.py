@@ -51,6 +51,7 @@ class Testbed:
     timings: dict[str, float] = field(default_factory=dict)
     wan: Wan | None = None                                  # the emulated WAN between clouds
     calibration: list[dict] = field(default_factory=list)   # the network's fidelity check, if run
+    preflight: dict = field(default_factory=dict)           # real hosts: the preflight report (hosts, ports)
 
     # -- lookups -------------------------------------------------------------------------------
     def node(self, hostname: str) -> Machine:
@@ -236,6 +237,7 @@ class Testbed:
             image_ids = {r.name: client.images.get(tags[r.name]).id for r in img.APP_RECIPES}
         machines = provider.machines({h["hostname"]: h["private_address"] for h in report.hosts})
         tb = cls(run_id, inventory.topology, machines, provider, image_ids, timings)
+        tb.preflight = {"hosts": report.hosts, "ports": report.matrix, "warnings": report.warnings}
         manager_labels = {runmod.LABEL_TOPOLOGY_TEXT: inventory.topology.text, LABEL_IMAGES: json.dumps(image_ids)}
         progress(f"run {run_id}: {len(machines)} real hosts from {inventory.source}")
         try:

@@ -210,7 +210,7 @@ def test_real_path_runs_an_experiment_cell_over_ssh(ssh_hosts):
                                     warmup=3, window=WindowSpec(4, 1, 1)), said.append)
         assert row["taskmanager_nodes"] == "west-worker" and row["registered_taskmanagers"] == 1
         assert row["events_sent"] > 1000 and row["lost"] == 0 and row["result_records"] > 0
-        assert row["latency_p50_ms"] > 0
+        assert row["latency_p50_ms"] > 0 and row["provider"] == "real"
     finally:
         tb.down()
     # nothing left on the hosts: no swarm, no run containers, no marker

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
 import docker
@@ -112,25 +113,29 @@ class Session:
         if self.target.sudo if sudo is None else sudo:
             command = f"sudo -n sh -c {_quote(command)}"
         chan = self._ssh().get_transport().open_session(timeout=self.target.timeout)
-        chan.settimeout(timeout)
+        deadline = time.monotonic() + timeout
         try:
             chan.exec_command(command)
             if stdin is not None:
                 chan.sendall(stdin)
             chan.shutdown_write()
             out, err = bytearray(), bytearray()
+            # read until the server's EOF, not until the exit status: sshd may send the status
+            # before the last of the output
             while True:
                 if chan.recv_ready():
                     out += chan.recv(65536)
                 elif chan.recv_stderr_ready():
                     err += chan.recv_stderr(65536)
-                elif chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
-                    break
+                elif chan.eof_received or chan.closed:
+                    if not chan.recv_ready() and not chan.recv_stderr_ready():
+                        break
+                elif time.monotonic() > deadline:
+                    raise SshError(f"{self.target.hostname}: {command.split()[0]} did not finish within "
+                                   f"{timeout:.0f}s")
                 else:
-                    chan.status_event.wait(0.05)
+                    time.sleep(0.01)
             return chan.recv_exit_status(), out.decode(errors="replace"), err.decode(errors="replace")
-        except socket.timeout:
-            raise SshError(f"{self.target.hostname}: {command.split()[0]} did not finish within {timeout:.0f}s") from None
         finally:
             chan.close()
 
