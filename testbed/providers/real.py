@@ -112,8 +112,9 @@ class RealProvider:
         lock = threading.Lock()
         try:
             marked: dict[str, list] = {}
-            for m, vols in zip(machines, ThreadPoolExecutor(len(machines)).map(
-                    lambda m: self._markers(m, run_id), machines)):
+            with ThreadPoolExecutor(len(machines)) as pool:
+                found = list(pool.map(lambda m: self._markers(m, run_id), machines))
+            for m, vols in zip(machines, found):
                 vols = [v for v in vols if run_id or not keep((v.attrs.get("Labels") or {}).get(runmod.LABEL_OWNER, ""))]
                 if vols:
                     marked[m.hostname] = vols
