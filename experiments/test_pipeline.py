@@ -40,7 +40,8 @@ def _record(testbed, results_dir, spec, progress) -> dict:
                                      "ended": now(), "error": f"{type(e).__name__}: {e}"[:1000],
                                      "logs": str(log_path)})
         raise
-    row.update(host_facts(testbed.provider.client), topology=testbed.topology.name,
+    engine = getattr(testbed.provider, "client", None) or testbed.manager.client   # emulated: the host's
+    row.update(host_facts(engine), topology=testbed.topology.name,
                topology_sha256=testbed.topology.sha256, error="", logs="")
     results_dir.write_frame(f"latency/{row['cell']}.parquet", artifacts["latency"])
     results_dir.write_frame(f"timeseries/{row['cell']}.parquet", artifacts["timeseries"])

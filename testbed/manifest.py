@@ -47,7 +47,8 @@ def write(folder: Path, *, options: dict, topology, testbed=None) -> Path:
     old = json.loads(path.read_text()) if path.exists() else {}
     engines = {}
     if testbed is not None:
-        engines["host"] = testbed.provider.client.version().get("Version")
+        if hasattr(testbed.provider, "client"):   # emulated: the engine the nodes run on
+            engines["host"] = testbed.provider.client.version().get("Version")
         for m in testbed.machines:
             try:
                 engines[m.hostname] = m.client.version().get("Version")

@@ -211,7 +211,7 @@ def matrix_cells(config: pytest.Config) -> list[CellSpec]:
     problems: list[str] = []
     cells: list[CellSpec] = []
     try:
-        topology = load(o("--topology"))
+        topology = _inventory(config).topology if o("--cloud") == "real" else load(o("--topology"))
         window = WindowSpec(o("--window"), o("--slide"), o("--watermark-delay"))
         for tm in _csv(o("--taskmanagers"), "taskmanagers", int):
             for placement in _csv(o("--placements"), "placements"):
@@ -300,7 +300,8 @@ def progress(request: pytest.FixtureRequest):
 
 @pytest.fixture(scope="session")
 def testbed(request: pytest.FixtureRequest) -> Testbed:
-    """The provisioned topology (--topology, default the seed), shared by the whole pytest run."""
+    """The provisioned topology (--topology, default the seed; with --cloud=real the inventory's
+    hosts), shared by the whole pytest run."""
     config = request.config
     progress = progress_for(config)
     inventory = _inventory(config) if config.getoption("--cloud") == "real" else None
