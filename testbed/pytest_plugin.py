@@ -336,9 +336,11 @@ def testbed(request: pytest.FixtureRequest) -> Testbed:
                 tb = Testbed.up_real(inventory, run_id=run_id, owner=owner, progress=progress)
             else:
                 tb = Testbed.up(topology, run_id=run_id, owner=owner, progress=progress)
-            # measured while no "seed-network" test (one that loads the machine, e.g. the real-cloud
-            # path shipping images over SSH) runs in another worker
-            with runmod.file_lock(shared / "exclusive-seed-network.lock"):
+            # measured while no test that loads the machine runs in another worker: the
+            # "seed-network" ones (e.g. the real-cloud path shipping images over SSH) and the
+            # "lifecycle" ones (provisioning topologies of their own)
+            with runmod.file_lock(shared / "exclusive-seed-network.lock"), \
+                    runmod.file_lock(shared / "exclusive-lifecycle.lock"):
                 _calibrate(tb, config, progress)
         except BaseException as e:
             state.write_text(json.dumps({"run_id": run_id, "error": f"{type(e).__name__}: {e}"}))
