@@ -267,7 +267,7 @@ def port_matrix(inv: Inventory, sessions: dict[str, Session], plist: list[Port],
 
     def listen(h: Host) -> None:
         s = sessions[h.hostname]
-        chan = s._ssh().get_transport().open_session(timeout=h.ssh.timeout)
+        chan = s.channel()
         chan.exec_command(f"python3 -c {shlex.quote(LISTENER)} {shlex.quote(spec)} {listen_s:g}")
         chan.shutdown_write()
         f = chan.makefile("r")

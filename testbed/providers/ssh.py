@@ -46,10 +46,6 @@ class _RecordNewHostKey(paramiko.MissingHostKeyPolicy):
             os.chmod(path, 0o600)
 
 
-def _known_name(t: SshTarget) -> str:
-    return t.address if t.port == 22 else f"[{t.address}]:{t.port}"
-
-
 def new_client(t: SshTarget) -> paramiko.SSHClient:
     """An unconnected paramiko client with the target's host keys and policy."""
     client = paramiko.SSHClient()
@@ -107,12 +103,16 @@ class Session:
                 self._client = connect(self.target)
             return self._client
 
+    def channel(self):
+        """A new session channel on this connection (for a long-running remote command)."""
+        return self._ssh().get_transport().open_session(timeout=self.target.timeout)
+
     def run(self, command: str, stdin: bytes | None = None, timeout: float = 120,
             sudo: bool | None = None) -> tuple[int, str, str]:
         """Run a shell command on the host; (exit code, stdout, stderr)."""
         if self.target.sudo if sudo is None else sudo:
             command = f"sudo -n sh -c {_quote(command)}"
-        chan = self._ssh().get_transport().open_session(timeout=self.target.timeout)
+        chan = self.channel()
         deadline = time.monotonic() + timeout
         try:
             chan.exec_command(command)

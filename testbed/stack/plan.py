@@ -50,9 +50,6 @@ class Plan:
                 out.append(s.host)
         return out
 
-    def for_host(self, host: str) -> list[Step]:
-        return [s for s in self.steps if s.host == host]
-
 
 def execute(plan: Plan, progress: Progress, ctx: dict | None = None) -> dict:
     """Run the steps in order (a run of steps sharing a group concurrently); returns ``ctx``,
