@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 # the topology's own checker and patterns: the same messages and paths as a topology file
-from .topology import _CLOUDNAME, _HOSTNAME, NETWORK_DRIVERS, ROLES, Topology, TopologyError, _Checker, parse
+from .topology import _CLOUDNAME, _HOSTNAME, BROKER_KEYS, NETWORK_DRIVERS, ROLES, Topology, TopologyError, _Checker, parse
 
 WEAVE_PLUGIN = "weaveworks/net-plugin:2.8.1"
 WEAVE_SCRIPT = "https://github.com/weaveworks/weave/releases/download/v2.8.1/weave"
@@ -40,7 +40,7 @@ _TOP_KEYS = {"name": "inventory name", "description": "free text", "ssh": "SSH d
              "network": "the network the stack's services share ({driver, name, address_pool})",
              "weave": "Weave Net settings ({plugin, script}) for network.driver: weave",
              "images": "where hosts get the testbed's images ({registry})",
-             "broker": "where the Kafka-protocol broker runs ({node: hostname}, default the manager)",
+             "broker": "the Kafka-protocol broker ({node: hostname, image, args}; default Tansu on the manager)",
              "hosts": "the VMs"}
 _SSH_KEYS = {"user": "login name", "key": "private key file", "port": "SSH port",
              "known_hosts": "known_hosts file (default ~/.ssh/known_hosts)",
@@ -196,7 +196,7 @@ def parse_inventory(text: str, source: str = "<string>", base: Path = Path("."))
     if not isinstance(registry, str):
         c.bad("images.registry", f"expected a registry host[:port] or nothing, got {registry!r}")
         registry = ""
-    broker = c.mapping(doc.get("broker", {}), "broker", ("node",))
+    broker = c.mapping(doc.get("broker", {}), "broker", BROKER_KEYS)
 
     hosts: list[Host] = []
     hdocs = doc.get("hosts")

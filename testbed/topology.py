@@ -43,6 +43,7 @@ LINK_FIELDS = {
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _CLOUDNAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+MIN_NODE_MEMORY = 256 * 2**20
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
           "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
 
@@ -89,6 +90,9 @@ class Topology:
     network: Network = Network()
     links: tuple[Link, ...] = ()
     broker_node: str = ""           # where the Kafka-protocol broker runs; "" = the Swarm manager
+    broker_image: str = ""          # "" = the testbed's Tansu image; e.g. apache/kafka:3.9.1 on real clouds
+    broker_args: tuple[str, ...] = ()   # the image's command (with broker_image); () = its default
+    broker_env: tuple[tuple[str, str], ...] = ()   # its environment (Apache Kafka's image reads KAFKA_*)
     source: str = "<memory>"
     sha256: str = ""
     text: str = field(default="", repr=False)
@@ -175,9 +179,11 @@ class _Checker:
 
 
 _TOP_KEYS = {"name": "topology name", "description": "free text", "network": "overlay network",
-             "broker": "where the Kafka-protocol broker runs ({node: hostname}, default the manager)",
+             "broker": "the Kafka-protocol broker ({node: hostname, image, args}; default Tansu on the manager)",
              "defaults": "default node resources", "clouds": "clouds and their nodes",
              "links": "per cloud-pair WAN links"}
+BROKER_KEYS = {"node": "hostname (default: the Swarm manager)", "image": "broker image (default: Tansu)",
+               "args": "the image's command, a list", "env": "its environment, a mapping"}
 _NODE_KEYS = {"hostname": "", "role": "", "cpus": "", "memory": ""}
 
 
@@ -251,6 +257,9 @@ def parse(text: str, source: str = "<string>") -> Topology:
             cpus = c.number(ndoc.get("cpus", default_cpus), f"{npath}.cpus", positive=True)
             try:
                 mem = parse_memory(ndoc.get("memory", default_mem))
+                if mem < MIN_NODE_MEMORY:
+                    raise ValueError(f"{ndoc.get('memory', default_mem)!r} is too small; a node needs at "
+                                     "least 256MiB (its Docker engine and a Flink process)")
             except ValueError as e:
                 c.bad(f"{npath}.memory", str(e))
                 mem = None
@@ -259,7 +268,7 @@ def parse(text: str, source: str = "<string>") -> Topology:
                     c.bad(f"{npath}.hostname", f"duplicate hostname {host!r} (also at {seen[host]})")
                     continue
                 seen[host] = npath
-            if host and role and cpus and mem:
+            if host and role and cpus and mem is not None:
                 nodes.append(Node(host, cloud, role, cpus, mem))
 
     managers = [n for n in nodes if n.role == "manager"]
@@ -308,15 +317,30 @@ def parse(text: str, source: str = "<string>") -> Topology:
         if ok:
             links.append(Link(clouds=(pair[0], pair[1]), **vals))
 
-    broker = c.mapping(doc.get("broker", {}), "broker", ("node",))
+    broker = c.mapping(doc.get("broker", {}), "broker", BROKER_KEYS)
     broker_node = broker.get("node", "")
     if broker_node and broker_node not in {n.hostname for n in nodes}:
         c.bad("broker.node", f"unknown node {broker_node!r}; nodes: {', '.join(n.hostname for n in nodes)}")
+    broker_image = c.string(broker.get("image", ""), "broker.image") or ""
+    broker_args = broker.get("args", [])
+    if not isinstance(broker_args, list) or not all(isinstance(a, (str, int, float)) for a in broker_args):
+        c.bad("broker.args", f"expected a list of strings (the image's command), got {broker_args!r}")
+        broker_args = []
+    elif broker_args and not broker_image:
+        c.bad("broker.args", "args need broker.image (the default Tansu image has its own command)")
+    broker_env = broker.get("env", {})
+    if not isinstance(broker_env, dict) or not all(isinstance(v, (str, int, float)) for v in broker_env.values()):
+        c.bad("broker.env", f"expected a mapping of names to values, got {broker_env!r}")
+        broker_env = {}
+    elif broker_env and not broker_image:
+        c.bad("broker.env", "env needs broker.image")
 
     if c.problems:
         raise TopologyError(source, c.problems)
     return Topology(name=name, nodes=tuple(nodes), network=Network(driver, net_name, pool), links=tuple(links),
                     broker_node=broker_node or (managers[0].hostname if len(managers) == 1 else ""),
+                    broker_image=broker_image, broker_args=tuple(str(a) for a in broker_args),
+                    broker_env=tuple((str(k), str(v)) for k, v in broker_env.items()),
                     source=source, sha256=hashlib.sha256(text.encode()).hexdigest(), text=text)
 
 

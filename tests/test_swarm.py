@@ -107,3 +107,14 @@ def test_node_engines_answer_over_the_docker_api(testbed):
         assert info["Swarm"]["LocalNodeState"] == "active"
         with pytest.raises(docker.errors.ImageNotFound):
             m.client.images.get("no-such-image-here")
+
+
+def test_nodes_are_capped_at_their_vms_size(testbed):
+    """The seed's VMs have 2 CPUs / 7 GB: each node container gets that as its limit (CPUs no
+    more than the host has)."""
+    engine = host_client()
+    ncpu = engine.info()["NCPU"]
+    for node in testbed.topology.nodes:
+        hc = engine.containers.get(testbed.node(node.hostname).info["container"]).attrs["HostConfig"]
+        assert hc["Memory"] == node.memory_bytes == 7 * 10**9, node.hostname
+        assert hc["NanoCpus"] == int(min(node.cpus, ncpu) * 1e9), node.hostname

@@ -46,6 +46,20 @@ def test_good_file_values():
         t.node("x")
 
 
+def test_the_broker_image_is_the_topologys_choice():
+    from testbed.stack.kafka import BrokerSpec
+    assert BrokerSpec.of(parse(GOOD)) == BrokerSpec()          # Tansu, built here
+    kafka = parse(GOOD + textwrap.dedent("""
+        broker:
+          node: w
+          image: apache/kafka:3.9.1
+          env: {KAFKA_ADVERTISED_LISTENERS: "PLAINTEXT://broker:9092", KAFKA_NUM_PARTITIONS: 4}
+        """))
+    spec = BrokerSpec.of(kafka)
+    assert (kafka.broker_node, spec.image, spec.args, spec.name) == ("w", "apache/kafka:3.9.1", (), "apache/kafka:3.9.1")
+    assert spec.env == {"KAFKA_ADVERTISED_LISTENERS": "PLAINTEXT://broker:9092", "KAFKA_NUM_PARTITIONS": "4"}
+
+
 def _problems(text: str) -> str:
     with pytest.raises(TopologyError) as e:
         parse(textwrap.dedent(text), source="bad.yaml")
@@ -67,6 +81,8 @@ def _problems(text: str) -> str:
     (("cpus: 1", "cpus: two"), "clouds.b.nodes[0].cpus", "expected a number, got 'two'"),
     (("cpus: 1", "cpus: 0"), "clouds.b.nodes[0].cpus", "out of range"),
     (("memory: 512MiB", "memory: lots"), "clouds.b.nodes[0].memory", "'lots' is not a size"),
+    (("memory: 512MiB", "memory: 0"), "clouds.b.nodes[0].memory", "0 is too small; a node needs at least 256MiB"),
+    (("memory: 512MiB", "memory: -5GB"), "clouds.b.nodes[0].memory", "'-5GB' is not a size"),
     (("rtt_ms: 20", "rtt_ms: -1"), "links[0].rtt_ms", "-1 is out of range; allowed: >= 0"),
     (("rtt_ms: 20", "rtt_ms: 20, loss: 1"), "links[0].loss", "unknown key; allowed: clouds, rtt_ms"),
     (("{hostname: m, role: manager}", "{hostname: m, role: manager, gpu: 1}"), "clouds.a.nodes[0].gpu",
@@ -75,6 +91,9 @@ def _problems(text: str) -> str:
      "unknown driver 'flannel'; allowed: overlay, weave"),
     (("name: t", "name: t\nzones: 3"), "zones", "unknown key"),
     (("name: t", "name: t\nbroker: {node: nowhere}"), "broker.node", "unknown node 'nowhere'; nodes: m, j, w"),
+    (("name: t", "name: t\nbroker: {args: [serve]}"), "broker.args", "args need broker.image"),
+    (("name: t", "name: t\nbroker: {image: k, env: [A=1]}"), "broker.env", "expected a mapping of names to values"),
+    (("name: t", "name: t\nbroker: {image: k, port: 1}"), "broker.port", "unknown key; allowed: node, image, args, env"),
     (("hostname: w,", "hostname: Worker_1,"), "clouds.b.nodes[0].hostname", "not a valid hostname"),
 ])
 def test_bad_files_name_the_field(change, path, says):

@@ -70,6 +70,10 @@ class EmulatedProvider:
 
         with step(self.progress, f"start {len(topology.nodes)} node containers"):
             shared_hc = dind_host_config(self.client, node_image, self.progress, tmpfs={"/run": "", "/tmp": ""})
+            ncpu = self.client.info()["NCPU"]
+            if any(n.cpus > ncpu for n in topology.nodes):
+                self.progress(f"nodes ask for up to {max(n.cpus for n in topology.nodes):g} CPUs; this engine "
+                              f"has {ncpu}: each node is capped at {ncpu}")
             containers = {}
             for node in topology.nodes:
                 labels = {**base, LABEL_KIND: "node", runmod.LABEL_HOSTNAME: node.hostname,
@@ -81,7 +85,9 @@ class EmulatedProvider:
                     labels={**base, LABEL_KIND: "node-data", runmod.LABEL_HOSTNAME: node.hostname})
                 containers[node.hostname] = self._start_node(
                     node_image, _name(run_id, node.hostname), node.hostname, nets[node.cloud].name,
-                    labels, {**shared_hc, "Binds": shared_hc.get("Binds", []) + [f"{vol.name}:/var/lib/docker:rw"]},
+                    labels, {**shared_hc, "Binds": shared_hc.get("Binds", []) + [f"{vol.name}:/var/lib/docker:rw"],
+                             # the VM's size, as a cap (the host is shared; nothing is reserved)
+                             "NanoCpus": int(min(node.cpus, ncpu) * 1e9), "Memory": node.memory_bytes},
                     {"FST_AUTHORIZED_KEYS": ssh_authorized_keys} if ssh_authorized_keys else {})
 
         machines = []

@@ -1,8 +1,9 @@
 """A Kafka-protocol broker as a Swarm service, and topic administration from inside the cluster.
 
 The default broker is Tansu (a Kafka-API broker in one binary, memory storage), because no Apache
-Kafka distribution can be fetched here. The image, command and port are a ``BrokerSpec``, so that on
-real clouds a user can run Apache Kafka's own image instead.
+Kafka distribution can be fetched here. The image and command are a ``BrokerSpec``, set in the
+topology or inventory (``broker: {image, args}``), so that on real clouds a user can run Apache
+Kafka's own image instead.
 
 The broker advertises ``broker:9092``, a name that resolves only on the overlay network, so topics
 are administered by a short-lived driver container attached to that network (kafka-python's admin
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 import docker.types
 
+from ..images.recipes import TANSU_VERSION
 from ..run import Progress, step
 from ..testbed import Testbed
 from . import services
@@ -31,11 +33,20 @@ class BrokerSpec:
                              "--advertised-listener-url", f"tcp://{BROKER}:{PORT}",
                              "--storage-engine", "memory://tansu/")
     env: dict[str, str] = field(default_factory=dict)
-    name: str = "tansu 0.6.0"
+    name: str = f"tansu {TANSU_VERSION}"
 
     @property
     def bootstrap(self) -> str:
         return f"{BROKER}:{PORT}"
+
+    @classmethod
+    def of(cls, topology) -> "BrokerSpec":
+        """The topology's broker (``broker: {image, args}``), else Tansu. Another image must listen
+        on 9092 and advertise ``broker:9092``, as Tansu's arguments here do."""
+        if not topology.broker_image:
+            return cls()
+        return cls(image=topology.broker_image, args=topology.broker_args, env=dict(topology.broker_env),
+                   name=topology.broker_image)
 
 
 def deploy(tb: Testbed, node: str, progress: Progress, spec: BrokerSpec = BrokerSpec()) -> str:
