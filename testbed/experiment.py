@@ -90,6 +90,7 @@ def run_cell(tb: Testbed, spec: CellSpec, progress: Progress, artifacts: dict | 
                  "taskmanager_clouds": ",".join(placement.clouds(tb.topology)),
                  "provider": tb.provider.name, "wan_backend": tb.wan.backend if tb.wan else "none",
                  "wan_links": json.dumps([vars(d) for d in tb.wan.links.values()]) if tb.wan else "[]",
+                 "wan_check": tb.wan_check,
                  "started": now()}
     cluster = flink.deploy(tb, placement, spec.slots, progress)
     # what a killed run may have left on a testbed that is still up: its driver and its job
@@ -100,7 +101,11 @@ def run_cell(tb: Testbed, spec: CellSpec, progress: Progress, artifacts: dict | 
     row["flink_ui"] = cluster.rest_url
     row["flink_version"] = cluster.rest("/config").get("flink-version")
     row["registered_taskmanagers"] = len(cluster.taskmanagers())
-    bootstrap = kafka.deploy(tb, broker_node, progress)
+    broker = kafka.BrokerSpec.of(tb.topology)
+    row["broker"] = broker.name
+    bootstrap = kafka.deploy(tb, broker_node, progress, broker)
+    # Flink's Kafka clients run in the jobmanager and the taskmanagers, maybe in another cloud
+    services.wait_resolvable(tb, kafka.BROKER, [flink.JOBMANAGER, flink.TASKMANAGER])
     events, results = f"events-{cell}", f"results-{cell}"
     parts = cluster.parallelism
     kafka.admin(tb, bootstrap, driver_node, [f"{events}:{parts}", f"{results}:{parts}"], [])
@@ -117,12 +122,23 @@ def run_cell(tb: Testbed, spec: CellSpec, progress: Progress, artifacts: dict | 
                                                            measure.closed_by_load_ms(raw))
             artifacts["timeseries"] = series
     finally:
-        if job_id:
-            pipeline.cancel(cluster, job_id, progress)
-        services.remove(tb, DRIVER)
-        kafka.admin(tb, bootstrap, driver_node, [], [events, results])
+        # every step runs even if one before it fails; the first failure is raised
+        _cleanup([lambda: job_id and pipeline.cancel(cluster, job_id, progress),
+                  lambda: services.remove(tb, DRIVER),
+                  lambda: kafka.admin(tb, bootstrap, driver_node, [], [events, results])])
     row["ended"] = now()
     return row
+
+
+def _cleanup(steps) -> None:
+    error = None
+    for fn in steps:
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - raised below, after the other steps
+            error = error or e
+    if error is not None:
+        raise error
 
 
 def _drive(tb: Testbed, cluster, job_id: str, spec: CellSpec, bootstrap: str, events: str, results: str,

@@ -14,7 +14,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from .images.recipes import FLINK_VERSION, KAFKA_CLIENTS_VERSION, KAFKA_CONNECTOR_VERSION, TANSU_VERSION
+from .images.recipes import FLINK_VERSION, KAFKA_CLIENTS_VERSION, KAFKA_CONNECTOR_VERSION
+from .stack.kafka import BrokerSpec
 from .results import now
 
 PACKAGES = ("flink-swarm-testbed", "docker", "pytest", "pytest-xdist", "pandas", "numpy", "scipy", "pyarrow",
@@ -59,7 +60,7 @@ def write(folder: Path, *, options: dict, topology, testbed=None) -> Path:
         "started": old.get("started", now()),
         "sessions": old.get("sessions", []) + [{"started": now(), "options": options}],
         "versions": {"flink": FLINK_VERSION, "kafka_connector": KAFKA_CONNECTOR_VERSION,
-                     "kafka_clients": KAFKA_CLIENTS_VERSION, "broker": f"tansu {TANSU_VERSION}",
+                     "kafka_clients": KAFKA_CLIENTS_VERSION, "broker": BrokerSpec.of(topology).name,
                      "python": platform.python_version(), "packages": _versions(),
                      "docker_engines": engines or old.get("versions", {}).get("docker_engines", {})},
         "topology": {"source": topology.source, "sha256": topology.sha256, "text": topology.text},
@@ -68,7 +69,8 @@ def write(folder: Path, *, options: dict, topology, testbed=None) -> Path:
                     "preflight": testbed.preflight if testbed else {},
                     "images": testbed.images if testbed else {},
                     "wan_backend": testbed.wan.backend if testbed and testbed.wan else None,
-                    "calibration": testbed.calibration if testbed else []},
+                    "calibration": testbed.calibration if testbed else [],
+                    "wan_check": testbed.wan_check if testbed else None},
         "git": _git(),
         "host": {"hostname": socket.gethostname(), "cpus": os.cpu_count(), "kernel": platform.release(),
                  "machine": platform.machine(),

@@ -51,6 +51,7 @@ class Testbed:
     timings: dict[str, float] = field(default_factory=dict)
     wan: Wan | None = None                                  # the emulated WAN between clouds
     calibration: list[dict] = field(default_factory=list)   # the network's fidelity check, if run
+    wan_check: str = "not run"      # its verdict: passed | flagged: <misses> | off | no links
     preflight: dict = field(default_factory=dict)           # real hosts: the preflight report (hosts, ports)
 
     # -- lookups -------------------------------------------------------------------------------

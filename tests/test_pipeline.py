@@ -30,7 +30,9 @@ COLUMNS = {
     "watermark_delay_s", "taskmanager_nodes", "taskmanager_clouds", "flink_version", "job_id", "started",
     "ended", "offered_rate", "achieved_rate", "processed_rate", "events_sent", "driver_fell_behind",
     "lost", "duplicated", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_max_ms",
-    "latency_negative", "result_records",
+    "latency_negative", "result_records", "events_acked", "latency_samples", "lag_slope", "registered_taskmanagers",
+    "flink_ui", "broker", "broker_node", "driver_node", "provider", "wan_backend", "wan_links", "wan_check",
+    "repetition", "search", "cell_key",
 }
 
 

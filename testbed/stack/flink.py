@@ -108,14 +108,17 @@ def deploy(tb: Testbed, placement: Placement, slots: int, progress: Progress,
         existing = services.get(tb, TASKMANAGER)
         if existing is None:
             mgr.services.create(tb.images["flink"], **spec)
-        elif sorted(services.task_nodes(tb, TASKMANAGER)) != sorted(placement.nodes):
-            # Swarm does not move running tasks when node labels change: restart them all
+        elif (sorted(services.task_nodes(tb, TASKMANAGER)) != sorted(placement.nodes)
+              or existing.attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Env") != env):
+            # Swarm does not move running tasks when node labels change, and a new slot count is a
+            # new configuration: restart them all
             existing.update(image=tb.images["flink"], force_update=True, **spec)
         progress(f"Flink web UI: {cluster.rest_url}")
 
         def registered() -> bool:
             tms = cluster.taskmanagers()
-            return len(tms) == n and sorted(t["node"] or "?" for t in tms) == sorted(placement.nodes)
+            return (len(tms) == n and sorted(t["node"] or "?" for t in tms) == sorted(placement.nodes)
+                    and all(t["slots"] == slots for t in tms))
 
         wait_for(registered, timeout, f"{n} taskmanagers registered with the jobmanager on "
                  f"{', '.join(placement.nodes)}", interval=1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import docker.errors
 
+from ..run import wait_for
 from ..testbed import Testbed
 
 
@@ -68,6 +69,30 @@ def task_nodes(tb: Testbed, name: str) -> list[str]:
     """Hostnames of the nodes running a service's tasks (one entry per running task)."""
     names = node_names(tb)
     return [names.get(t["NodeID"], "?") for t in running_tasks(tb, name)]
+
+
+def wait_resolvable(tb: Testbed, name: str, services: list[str], timeout: float = 60) -> None:
+    """Wait until ``name`` resolves inside every running task of ``services``. Swarm spreads a new
+    service's DNS entry to the other nodes by gossip: the node that runs it knows it at once, a
+    node in the other cloud some time later (seconds, on a busy host)."""
+    names = node_names(tb)
+
+    def missing() -> list[str]:
+        out = []
+        for svc in services:
+            for t in running_tasks(tb, svc):
+                node = names.get(t["NodeID"], "?")
+                cid = t["Status"].get("ContainerStatus", {}).get("ContainerID")
+                try:
+                    code, _ = tb.node(node).client.containers.get(cid).exec_run(["getent", "hosts", name])
+                except Exception as e:  # noqa: BLE001 - a task just being replaced: asked again
+                    code = f"{type(e).__name__}"
+                if code != 0:
+                    out.append(f"{svc} on {node}")
+        return out
+
+    wait_for(lambda: not missing(), timeout, f"'{name}' to resolve in the tasks of {', '.join(services)}",
+             interval=0.5, detail=lambda: "not yet in: " + ", ".join(missing()))
 
 
 def label_nodes(tb: Testbed, label: str, hostnames: tuple[str, ...] | list[str]) -> None:

@@ -84,6 +84,19 @@ GROUP BY `key`, window_start, window_end;
 """
 
 
+def _why(exceptions: dict) -> str:
+    """The root of a failed job's exception: its first line, every "Caused by", and where."""
+    entries = (exceptions.get("exceptionHistory") or {}).get("entries") or []
+    if not entries:
+        return str(exceptions)[:3000]
+    e = entries[0]
+    lines = e.get("stacktrace", "").splitlines()
+    causes = [ln.strip() for ln in lines if ln.startswith("Caused by")]
+    where = e.get("taskName") or e.get("location") or e.get("endpoint") or ""
+    return "\n".join([lines[0] if lines else e.get("exceptionName", "?"), *causes[-4:]]
+                     + ([f"at {where}"] if where else []))[:3000]
+
+
 def submit(cluster: FlinkCluster, statements: str, progress: Progress, timeout: float = 120) -> str:
     """Submit from the jobmanager node; returns the job id once it is RUNNING with every task running."""
     tb: Testbed = cluster.testbed
@@ -104,8 +117,7 @@ def submit(cluster: FlinkCluster, statements: str, progress: Progress, timeout: 
         def running() -> bool:
             job = cluster.rest(f"/jobs/{job_id}")
             if job["state"] in ("FAILED", "CANCELED", "FINISHED"):
-                raise GiveUp(f"job {job_id} is {job['state']}: "
-                                   + str(cluster.rest(f"/jobs/{job_id}/exceptions"))[:3000])
+                raise GiveUp(f"job {job_id} is {job['state']}: " + _why(cluster.rest(f"/jobs/{job_id}/exceptions")))
             return job["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in job["vertices"])
 
         wait_for(running, timeout, f"job {job_id} RUNNING with all tasks running", interval=0.5)
