@@ -306,8 +306,6 @@ def testbed(request: pytest.FixtureRequest) -> Testbed:
     progress = progress_for(config)
     inventory = _inventory(config) if config.getoption("--cloud") == "real" else None
     external = config.getoption("--testbed-run")
-    if external:
-        return Testbed.attach(external, progress=progress, inventory=inventory)
     topology = inventory.topology if inventory else load(config.getoption("--topology"))
     shared, owner = _shared(config)
     state = shared / "run.json"
@@ -318,7 +316,20 @@ def testbed(request: pytest.FixtureRequest) -> Testbed:
                 pytest.fail(f"provisioning the testbed failed (in another worker): {st['error']}", pytrace=False)
             tb = Testbed.attach(st["run_id"], progress=progress, inventory=inventory)
             tb.calibration = st.get("calibration", [])
+            tb.wan_check = st.get("wan_check", tb.wan_check)
             tb.preflight = st.get("preflight", {})
+            return tb
+        if external:   # made by `python -m testbed up` or another run: left running, checked all the same
+            state.write_text(json.dumps({"run_id": external, "external": True}))
+            try:
+                tb = Testbed.attach(external, progress=progress, inventory=inventory)
+                _calibrate(tb, config, progress)
+            except BaseException as e:
+                state.write_text(json.dumps({"run_id": external, "external": True,
+                                             "error": f"{type(e).__name__}: {e}"}))
+                raise
+            state.write_text(json.dumps({"run_id": external, "external": True, "calibration": tb.calibration,
+                                         "wan_check": tb.wan_check}))
             return tb
         if inventory is not None:
             from .providers.real import RealProvider
@@ -336,17 +347,12 @@ def testbed(request: pytest.FixtureRequest) -> Testbed:
                 tb = Testbed.up_real(inventory, run_id=run_id, owner=owner, progress=progress)
             else:
                 tb = Testbed.up(topology, run_id=run_id, owner=owner, progress=progress)
-            # measured while no test that loads the machine runs in another worker: the
-            # "seed-network" ones (e.g. the real-cloud path shipping images over SSH) and the
-            # "lifecycle" ones (provisioning topologies of their own)
-            with runmod.file_lock(shared / "exclusive-seed-network.lock"), \
-                    runmod.file_lock(shared / "exclusive-lifecycle.lock"):
-                _calibrate(tb, config, progress)
+            _calibrate(tb, config, progress)
         except BaseException as e:
             state.write_text(json.dumps({"run_id": run_id, "error": f"{type(e).__name__}: {e}"}))
             raise
         state.write_text(json.dumps({"run_id": run_id, "timings": tb.timings, "calibration": tb.calibration,
-                                     "preflight": tb.preflight}))
+                                     "wan_check": tb.wan_check, "preflight": tb.preflight}))
         return tb
 
 
@@ -354,9 +360,16 @@ def _calibrate(tb: Testbed, config: pytest.Config, progress) -> None:
     """The fidelity check: measured network vs the topology's links, kept with the results."""
     mode = config.getoption("--wan-check")
     if mode == "off" or not tb.topology.links:
+        tb.wan_check = "off" if mode == "off" else "no links"
         return
     from .stack.calibrate import CalibrationError, calibrate, check, table
-    rows = calibrate(tb, progress)
+    # measured while no test that loads the machine runs in another worker: the "seed-network"
+    # ones (e.g. the real-cloud path shipping images over SSH) and the "lifecycle" ones
+    # (provisioning topologies of their own)
+    shared, _ = _shared(config)
+    with runmod.file_lock(shared / "exclusive-seed-network.lock"), \
+            runmod.file_lock(shared / "exclusive-lifecycle.lock"):
+        rows = calibrate(tb, progress)
     tb.calibration = rows
     results = ResultsDir(session_id(config), config.getoption("--results"))
     for r in rows:
@@ -364,9 +377,12 @@ def _calibrate(tb: Testbed, config: pytest.Config, progress) -> None:
     progress("calibration (backend " + (tb.wan.backend if tb.wan else "none") + "):\n" + table(rows))
     try:
         check(rows)
+        tb.wan_check = "passed"
     except CalibrationError as e:
         if mode == "fail":
             raise
+        # recorded with every row and in the manifest, so the flag travels with the numbers
+        tb.wan_check = f"flagged: {e}"
         progress(f"WARNING, run flagged: {e}")
 
 
@@ -380,8 +396,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     try:
         if not state.exists():
             return
-        run_id = json.loads(state.read_text())["run_id"]
+        st = json.loads(state.read_text())
+        run_id = st["run_id"]
         progress = progress_for(config)
+        if st.get("external"):
+            return      # --testbed-run: not ours to remove
         if config.getoption("--keep-testbed"):
             progress(f"run {run_id} left running (--keep-testbed); remove it with "
                      f"`python -m testbed down --run {run_id}`")

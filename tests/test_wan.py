@@ -5,6 +5,12 @@ link at run time, so they run one at a time with the pipeline tests (``exclusive
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
 import pytest
 
 from testbed.experiment import CellSpec, run_cell
@@ -13,6 +19,7 @@ from testbed.stack import calibrate
 from testbed.workload.pipeline import WindowSpec
 
 pytestmark = [pytest.mark.engine, pytest.mark.exclusive("seed-network")]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_seed_link_is_measured_within_tolerance(testbed):
@@ -60,3 +67,65 @@ def test_spreading_across_clouds_adds_the_wan_delay_to_window_latency(testbed):
     print(f"p50 single-cloud {single['latency_p50_ms']:.0f} ms, multi-cloud {multi['latency_p50_ms']:.0f} ms")
     assert single["lost"] == multi["lost"] == 0
     assert multi["latency_p50_ms"] - single["latency_p50_ms"] >= 100, (single, multi)
+
+
+def test_jitter_is_measured_within_tolerance(testbed):
+    testbed.wan.set_link("azure", "google", jitter_ms=5.0)
+    try:
+        (row,) = calibrate.jitter(testbed, testbed.provider.progress)
+    finally:
+        testbed.wan.set_link("azure", "google", jitter_ms=0.0)
+    assert row["target"] == pytest.approx(5.86, abs=0.01) and row["samples"] == 200
+    assert row["ok"] and abs(row["measured"] - row["target"]) <= row["tolerance"] < 2.0, row
+    assert row["min"] >= 20 - 2 * 5, row       # never faster than the delay minus both directions' jitter
+    assert abs(row["median"] - 20.0) <= 2.0, row                       # symmetric jitter keeps the median
+
+
+def _disturb(wan, rtt_ms: float) -> None:
+    """Change the emulated WAN's delay behind the testbed's back (its links still say 20 ms):
+    what a misbehaving emulation or an unexpected real WAN looks like to the fidelity check."""
+    for d in wan.links.values():
+        minor, queue = wan._ids(d)
+        if wan.backend == "netem":
+            wan.sh(f"tc qdisc replace dev {wan.interfaces[d.dst]} parent 1:{minor} handle {minor}: "
+                   f"netem delay {rtt_ms / 2}ms limit 100000")
+        else:
+            cfg = json.dumps({"delay_ms": rtt_ms / 2})
+            wan.sh(f"printf '%s' '{cfg}' > /run/wan-{queue}.json.new && mv /run/wan-{queue}.json.new "
+                   f"/run/wan-{queue}.json && sleep 0.3")
+
+
+def test_a_wan_that_misses_its_targets_fails_setup_or_flags_the_run(testbed, tmp_path):
+    _disturb(testbed.wan, 30.0)
+    try:
+        def attached(mode: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "-m", "pytest", f"{ROOT}/tests/test_swarm.py::test_node_engines_answer_over_the_docker_api",
+                 "-p", "no:cacheprovider", "--testbed-run", testbed.run_id, "--results", str(tmp_path / mode),
+                 "--wan-check", mode], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+        failed = attached("fail")
+        assert failed.returncode != 0, failed.stdout[-3000:]
+        assert "the network misses its targets" in failed.stdout, failed.stdout[-3000:]
+        assert "rtt             azure-swarm-worker-1 -> google-cloud-worker-1: measured 3" in failed.stdout
+        assert " 0 passed" not in failed.stdout and "1 error" in failed.stdout
+
+        flagged = attached("flag")
+        assert flagged.returncode == 0, flagged.stdout[-3000:]
+        assert "WARNING, run flagged: the network misses its targets" in flagged.stderr   # progress goes there
+        (session,) = (tmp_path / "flag").iterdir()
+        table = pd.read_csv(session / "calibration.csv")
+        inter = table[(table["kind"] == "rtt") & (table["src_cloud"] != table["dst_cloud"])]
+        assert len(inter) == 8 and not inter["ok"].any() and (inter["measured"] > 27).all(), inter
+
+        cli = subprocess.run([sys.executable, "-m", "testbed", "calibrate", "--run", testbed.run_id, "--json"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert cli.returncode == 1, cli.stderr[-3000:]
+        doc = json.loads(cli.stdout)
+        assert doc["run_id"] == testbed.run_id and doc["backend"] == testbed.wan.backend
+        bad = {(r["src"], r["dst"]) for r in doc["measurements"] if not r["ok"]}
+        assert ("google-cloud-worker-1", "azure-swarm-manager") in bad and len(bad) >= 8
+    finally:
+        testbed.wan.set_link("azure", "google", rtt_ms=20.0)
+    after = calibrate.rtt_matrix(testbed, testbed.provider.progress)
+    assert all(r["ok"] for r in after), [r for r in after if not r["ok"]]

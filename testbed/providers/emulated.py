@@ -113,7 +113,7 @@ class EmulatedProvider:
         return Wan(router, subnets, {c: iface_of[ip] for c, ip in router_ips.items()}, self.progress)
 
     def wan(self, run_id: str, topology: Topology) -> Wan | None:
-        """The WAN of a running run (links as the topology set them)."""
+        """The WAN of a running run, with its links as last set (at run time perhaps)."""
         try:
             router = self.client.containers.get(_name(run_id, "wan"))
         except docker.errors.NotFound:
@@ -122,7 +122,7 @@ class EmulatedProvider:
         router_ips = {c: router.attrs["NetworkSettings"]["Networks"][_name(run_id, c)]["IPAddress"]
                       for c in topology.clouds}
         wan = self._wan(run_id, subnets, router_ips)
-        wan.links = {(d.src, d.dst): d for d in directions(topology.links)}
+        wan.links = wan.saved_links() or {(d.src, d.dst): d for d in directions(topology.links)}
         return wan
 
     def _start_node(self, image: str, name: str, hostname: str, network: str, labels: dict, hc: dict,

@@ -24,6 +24,7 @@ from ..topology import Link
 
 BACKENDS = ("netem", "nfqueue")
 NO_LIMIT_MBIT = 10_000
+LINKS_STATE = "/run/fst-wan-links.json"
 
 
 @dataclass(frozen=True)
@@ -103,14 +104,30 @@ class Wan:
                           f"match ip src {self.subnets[d.src]} flowid 1:{minor}")
         self.sh("\n".join(script))
         self.links[(d.src, d.dst)] = d
+        # on the router, so that another process attached to the run knows the links as they are
+        state = json.dumps([vars(x) for x in self.links.values()])
+        self.sh(f"printf '%s' '{state}' > {LINKS_STATE}.new && mv {LINKS_STATE}.new {LINKS_STATE}")
+
+    def saved_links(self) -> dict[tuple[str, str], Direction]:
+        """The links as last set on the router (by any process), or {} if none were."""
+        code, out = self.router.exec_run(["cat", LINKS_STATE])
+        if code != 0:
+            return {}
+        return {(d["src"], d["dst"]): Direction(**d) for d in json.loads(out)}
 
     def _holder(self, d: Direction, queue: int) -> None:
         """Configure (or start) the userspace holder of queue ``queue``, then route A->B to it.
         It must be bound to its queue before packets go there: unheld packets would be dropped."""
         cfg = json.dumps({"delay_ms": d.delay_ms, "jitter_ms": d.jitter_ms, "loss_pct": d.loss_pct})
         conf, log = f"/run/wan-{queue}.json", f"/run/wan-{queue}.log"
-        self.sh(f"printf '%s' '{cfg}' > {conf}.new && mv {conf}.new {conf}")
         running = self.router.exec_run(["pgrep", "-f", f"^python3 /usr/local/bin/wan-delay.py {queue} "]).exit_code == 0
+        # a running holder logs a line when it has loaded the new file: the change is in effect on return
+        self.sh(f"n=$(wc -l < {log} 2>/dev/null || echo 0); printf '%s' '{cfg}' > {conf}.new && mv {conf}.new {conf}; "
+                + ("" if not running else
+                   f"for i in $(seq 100); do if [ $(wc -l < {log}) -gt $n ]; then "
+                   f"tail -1 {log} | grep -q 'keeping the old config' && {{ tail -3 {log}; exit 1; }}; exit 0; fi; "
+                   f"sleep 0.05; done; "
+                   f"echo 'the NFQUEUE holder of queue {queue} did not load its new config:'; tail -5 {log}; exit 1"))
         if not running:
             self.router.exec_run(["sh", "-c", f"exec python3 /usr/local/bin/wan-delay.py {queue} {conf} >{log} 2>&1"],
                                  detach=True)

@@ -4,6 +4,7 @@ Measured from the nodes themselves, through their Docker API (a container of the
 the node's own network namespace), so it reads the same in emulated and real mode:
 
 - RTT between every ordered pair of nodes (ping; the median, with mean and p95 kept);
+- where a link sets jitter, the spread of the RTT between clouds (its interquartile range);
 - TCP throughput between clouds, each direction (iperf3, after a slow-start warm-up);
 - packet loss between clouds, each direction, where a link sets loss (iperf3 over UDP).
 
@@ -29,6 +30,7 @@ from ..topology import Link
 from .services import run_once
 
 INTRA_CLOUD_MAX_RTT_MS = 1.0
+JITTER_IQR_PER_MS = 2 * (2 - math.sqrt(2))   # IQR of the sum of two uniform(-J, J) draws, per ms of J
 PING = """
 import json, re, statistics, subprocess, sys
 from concurrent.futures import ThreadPoolExecutor
@@ -39,10 +41,13 @@ def ping(ip):
     loss = float(re.search(r"([\\d.]+)%% packet loss", out).group(1))
     if not rtts:
         return ip, {"loss_pct": loss}
+    q = statistics.quantiles(rtts, n=4) if len(rtts) > 1 else [rtts[0]] * 3
     return ip, {"loss_pct": loss, "median": statistics.median(rtts), "mean": statistics.fmean(rtts),
-                "min": rtts[0], "max": rtts[-1], "p95": rtts[min(len(rtts) - 1, int(0.95 * len(rtts)))]}
-ips = sys.argv[1:]
-with ThreadPoolExecutor(len(ips)) as pool:
+                "min": rtts[0], "max": rtts[-1], "p95": rtts[min(len(rtts) - 1, int(0.95 * len(rtts)))],
+                "iqr": q[2] - q[0]}
+serial = sys.argv[1] == "serial"
+ips = sys.argv[2:]
+with ThreadPoolExecutor(1 if serial else len(ips)) as pool:
     print(json.dumps(dict(pool.map(ping, ips))))
 """
 
@@ -76,10 +81,14 @@ def _rtt_tolerance(target: float) -> float:
 def rtt_matrix(tb: Testbed, progress: Progress, count: int = 40) -> list[dict]:
     rows = []
     lock = threading.Lock()
+    # With jitter, the emulated link never reorders (a packet waits for the one before it), so
+    # probes crowding a link would raise its delay: then one pair is probed at a time.
+    jitter = any(ln.jitter_ms for ln in links(tb))
 
     def from_node(src: Machine) -> None:
         targets = [m for m in tb.machines if m is not src]
         out = json.loads(run_once(src, tb.images["driver"], ["-c", PING % {"count": count},
+                                                             "serial" if jitter else "parallel",
                                                              *[m.address for m in targets]],
                                   network_mode="host", labels=tb.labels(), timeout=120, what="ping"))
         for dst in targets:
@@ -102,10 +111,41 @@ def rtt_matrix(tb: Testbed, progress: Progress, count: int = 40) -> list[dict]:
                              "min": r.get("min"), "max": r.get("max"), "samples": count,
                              "note": "median of the pings", "ok": bool(ok)})
 
-    with step(progress, f"calibrate: RTT between {len(tb.machines)} nodes ({count} pings per pair)"):
-        with ThreadPoolExecutor(len(tb.machines)) as pool:
+    with step(progress, f"calibrate: RTT between {len(tb.machines)} nodes ({count} pings per pair"
+                        + (", one pair at a time: the links have jitter)" if jitter else ")")):
+        with ThreadPoolExecutor(1 if jitter else len(tb.machines)) as pool:
             list(pool.map(from_node, tb.machines))
     return sorted(rows, key=lambda r: (r["src"], r["dst"]))
+
+
+def jitter(tb: Testbed, progress: Progress, count: int = 200) -> list[dict]:
+    """The spread of the RTT between clouds, on links that set jitter: one node of each cloud
+    pings one of the other, alone on the link. Jitter is uniform in ±J on each direction (netem's
+    default and the NFQUEUE holder's), so the RTT varies as the sum of two such draws, whose
+    interquartile range is 2 (2 - sqrt(2)) J = 1.17 J; the IQR, unlike the standard deviation,
+    ignores the packet a busy host delays now and then. Its sampling error is about
+    sqrt(2) J / sqrt(count), so the tolerance is ±25 %, ±1 ms or three such errors, the largest."""
+    reps = _representatives(tb)
+    rows = []
+    for ln in links(tb):
+        if not ln.jitter_ms:
+            continue
+        a, b = ln.clouds
+        src, dst = reps[a], reps[b]
+        with step(progress, f"calibrate: jitter {src.hostname} <-> {dst.hostname} ({count} pings)"):
+            out = json.loads(run_once(src, tb.images["driver"], ["-c", PING % {"count": count}, "serial",
+                                                                 dst.address],
+                                      network_mode="host", labels=tb.labels(), timeout=count * 0.1 + 60,
+                                      what="ping"))[dst.address]
+        want = JITTER_IQR_PER_MS * ln.jitter_ms
+        tol = max(0.25 * want, 1.0, 3 * math.sqrt(2) * ln.jitter_ms / math.sqrt(count))
+        iqr = out.get("iqr", math.nan)
+        rows.append({"kind": "rtt_jitter", "src": src.hostname, "dst": dst.hostname, "src_cloud": a,
+                     "dst_cloud": b, "unit": "ms", "target": want, "tolerance": tol, "measured": iqr,
+                     "samples": count, "median": out.get("median"), "min": out.get("min"), "max": out.get("max"),
+                     "note": f"interquartile range of the RTT; jitter ±{ln.jitter_ms:g} ms per direction",
+                     "ok": bool(abs(iqr - want) <= tol)})
+    return rows
 
 
 def _iperf(tb: Testbed, src: Machine, dst: Machine, extra: list[str], seconds: int,
@@ -202,7 +242,7 @@ def loss(tb: Testbed, progress: Progress, seconds: int = 6) -> list[dict]:
 def calibrate(tb: Testbed, progress: Progress) -> list[dict]:
     """Every measurement as a tidy row (kind, src, dst, clouds, target, tolerance, measured, ok)."""
     backend = tb.wan.backend if tb.wan else "none"
-    rows = rtt_matrix(tb, progress) + throughput(tb, progress) + loss(tb, progress)
+    rows = rtt_matrix(tb, progress) + jitter(tb, progress) + throughput(tb, progress) + loss(tb, progress)
     for r in rows:
         r["backend"] = backend
         r["run_id"] = tb.run_id
