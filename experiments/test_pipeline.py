@@ -61,18 +61,23 @@ def test_cell(cell, matrix, testbed, results_dir, progress):
     assert row["lost"] == 0 and row["duplicated"] == 0, f"{cell.key}: lost {row['lost']}, duplicated {row['duplicated']}"
 
 
-def test_sustainable_throughput(search_cell, search_options, testbed, results_dir, progress):
+def test_sustainable_throughput(search_cell, search_options, matrix, testbed, results_dir, progress):
     key = search_cell.key
     if results_dir.finished(key, table="sustainable"):
         pytest.skip(f"{key} finished in an earlier session of this run")
+    matrix.begin()
+    trials = 0
 
     def trial(spec):
+        nonlocal trials
+        trials += 1
+        progress(f"sustainable throughput of {key}: trial {trials} at {spec.rate:,.0f} events/s")
         spec = dataclasses.replace(spec, search=True)
         try:
             return _record(testbed, results_dir, spec, progress)
-        except Exception as e:  # a failed trial says the system did not keep up
+        except Exception as e:  # recorded with its logs by _record; the search stops on it
             return {"offered_rate": spec.rate, "lag_slope": float("nan"), "latency_p99_ms": float("nan"),
-                    "lost": 0, "driver_fell_behind": False, "cell": f"failed: {e}"[:200]}
+                    "lost": 0, "driver_fell_behind": False, "cell": None, "error": f"{type(e).__name__}: {e}"[:300]}
 
     o = search_options
     res = find(trial, search_cell, start=o["start"], max_rate=o["max"], refine=o["refine"],

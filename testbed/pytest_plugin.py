@@ -231,12 +231,36 @@ def matrix_cells(config: pytest.Config) -> list[CellSpec]:
     resume = o("--resume")
     if resume and not (Path(o("--results")) / resume / "cells.csv").exists():
         raise _OptionError(f"bad experiment option: --resume {resume}: no {Path(o('--results')) / resume / 'cells.csv'}")
+    if resume:
+        _check_resume(config, Path(o("--results")) / resume, topology)
     if not cells:
         raise _OptionError("bad experiment option: no cell of the matrix can be placed:\n  "
                            + "\n  ".join(problems))
     for p in problems:
         warnings.warn(f"left out of the matrix: {p}", pytest.PytestConfigWarning, stacklevel=1)
     return cells
+
+
+# what a cell's numbers depend on besides its key (taskmanagers, placement, rate, repetition)
+MEASUREMENT_OPTIONS = ("duration", "warmup", "window", "slide", "watermark_delay")
+
+
+def _check_resume(config: pytest.Config, folder: Path, topology) -> None:
+    """A resumed run must measure its remaining cells as the first session measured its own:
+    otherwise the table would mix cells measured differently under the same keys."""
+    path = folder / "manifest.json"
+    if not path.exists():
+        return
+    doc = json.loads(path.read_text())
+    first = (doc.get("sessions") or [{}])[0].get("options", {})
+    differ = [f"--{k.replace('_', '-')} {config.getoption(k)!r} (the run used {first[k]!r})"
+              for k in MEASUREMENT_OPTIONS if k in first and first[k] != config.getoption(k)]
+    sha = doc.get("topology", {}).get("sha256")
+    if sha and sha != topology.sha256:
+        differ.append(f"topology {topology.source} (sha256 {topology.sha256[:12]}; the run's was {sha[:12]})")
+    if differ:
+        raise _OptionError(f"bad experiment option: --resume {folder.name} with other measurement settings: "
+                           + "; ".join(differ) + ". Give the same options, or start a new run.")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -268,11 +292,17 @@ class Matrix:
     def __init__(self, total: int, manifest_write):
         self.total, self.count, self.t0, self._manifest = total, 0, None, manifest_write
 
+    def begin(self) -> None:
+        """Write the manifest before the first measurement (a cell or a search)."""
+        if self._manifest is not None:
+            self._manifest()
+            self._manifest = None
+
     def start(self, cell: CellSpec, progress) -> None:
         import time
+        self.begin()
         if self.t0 is None:
             self.t0 = time.monotonic()
-            self._manifest()
         self.count += 1
         elapsed = time.monotonic() - self.t0
         eta = f", about {elapsed / (self.count - 1) * (self.total - self.count + 1) / 60:.0f} min left" \

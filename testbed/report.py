@@ -43,14 +43,19 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
     return float(x.mean()), float(half), n
 
 
-def summary(cells: pd.DataFrame) -> pd.DataFrame:
-    """One row per (taskmanagers, placement, rate) of the matrix (not the search's trials):
-    repetitions, latency percentiles (mean ± CI), rates, accounting, whether the driver kept up."""
+def _matrix_cells(cells: pd.DataFrame) -> pd.Series:
+    """The matrix's finished cells: failed cells and the search's trials are not averaged."""
     errors = (cells["error"].astype(object).where(cells["error"].notna(), "") if "error" in cells
               else pd.Series("", index=cells.index))
     search = (cells["search"].astype(str) == "True" if "search" in cells
               else pd.Series(False, index=cells.index))
-    ok = cells[(errors == "") & ~search]   # failed cells and search trials are not averaged
+    return (errors == "") & ~search
+
+
+def summary(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per (taskmanagers, placement, rate) of the matrix (not the search's trials):
+    repetitions, latency percentiles (mean ± CI), rates, accounting, whether the driver kept up."""
+    ok = cells[_matrix_cells(cells)]
     rows = []
     for key, g in ok.groupby(GROUP, sort=True):
         row = dict(zip(GROUP, key))
@@ -127,15 +132,19 @@ def plot_sustainable(sust: pd.DataFrame, out: Path) -> list[Path]:
         tms, means, halves = zip(*[(a, b, c) for a, b, c, _ in agg])
         ax.errorbar(tms, np.asarray(means) / 1000, yerr=np.nan_to_num(np.asarray(halves)) / 1000, marker="o",
                     capsize=3, color=f"C{i}", label=placement)
-        limited = g[g["limited_by"] == "driver"]
-        if len(limited):
-            ax.scatter(limited["taskmanagers"], limited["sustainable_rate"] / 1000, marker="x", s=80,
-                       color=f"C{i}", label=f"{placement}: driver-limited (lower bound)")
+        # the search ended before the system failed: the rate is a lower bound of its limit
+        for why, marker, said in (("driver", "x", "driver-limited"), ("max_rate", "^", "search maximum reached"),
+                                  ("error", "s", "a trial failed")):
+            limited = g[g["limited_by"] == why]
+            if len(limited):
+                ax.scatter(limited["taskmanagers"], limited["sustainable_rate"] / 1000, marker=marker, s=80,
+                           facecolors="none" if marker == "s" else None, color=f"C{i}",
+                           label=f"{placement}: {said} (lower bound)")
     ax.set_xlabel("taskmanagers")
     ax.set_ylabel("sustainable throughput (thousand events/s)")
     ax.set_xticks(sorted(sust["taskmanagers"].unique()))
     ax.set_ylim(0, max(1.0, sust["sustainable_rate"].max() / 1000 * 1.2))
-    ax.legend(frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.18), frameon=False)
     ax.set_title("Highest sustainable input rate")
     paths = _save(fig, out, "sustainable_throughput")
     plt.close(fig)
@@ -172,6 +181,8 @@ def plot_timeseries(cells: pd.DataFrame, series: pd.DataFrame, samples: pd.DataF
             continue
         m = meta.iloc[0]
         g = g.sort_values("t_s")
+        if "duration" in m and pd.notna(m["duration"]):   # the second after the load is not a rate
+            g = g[g["t_s"] < float(m["duration"])]
         fig, axes = plt.subplots(3, 1, figsize=(7.0, 7.0), sharex=True)
         axes[0].plot(g["t_s"], g["achieved_rate"], label="achieved (broker acks)", color="C1")
         if "processed_rate" in g:
@@ -183,14 +194,16 @@ def plot_timeseries(cells: pd.DataFrame, series: pd.DataFrame, samples: pd.DataF
         axes[1].plot(g["t_s"], g["lag"], color="C3")
         axes[1].set_ylabel("consumer lag (events)")
         axes[1].set_ylim(bottom=min(0.0, float(g["lag"].min()) if g["lag"].notna().any() else 0.0))
-        lat = samples[samples["cell"] == cell]
-        axes[2].plot(lat["window_end_s"], lat["latency_ms"] / 1000, ".", color="C4", markersize=3)
+        lat = samples[samples["cell"] == cell] if len(samples) else samples
+        if len(lat):   # the warm-up's windows and the measured ones; not those closed by the final flush
+            lat = lat[lat["in_stats"] | (lat["window_end_s"] < m["warmup"])]
+            axes[2].plot(lat["window_end_s"], lat["latency_ms"] / 1000, ".", color="C4", markersize=3)
         axes[2].set_ylabel("window latency (s)")
         axes[2].set_xlabel("time since the first event (s)")
         for ax in axes:
             ax.axvspan(0, m["warmup"], color="grey", alpha=0.12, lw=0)
-        fig.suptitle(f"cell {cell}: {m['taskmanagers']} TM, {m['placement']}, {m['rate']:,.0f} events/s"
-                     f" (grey: warm-up)")
+        fig.suptitle(f"cell {cell}: {m['taskmanagers']} TM, {m['placement']}\n"
+                     f"offered {m['rate']:,.0f} events/s (grey: warm-up)")
         paths += _save(fig, out / "timeseries", str(cell))
         plt.close(fig)
     return paths
@@ -220,7 +233,7 @@ def report(folder: str | Path) -> list[Path]:
         written += plot_latency(summ, out)
     lat = _per_cell(folder / "latency")
     if len(lat):
-        written += plot_cdf(cells, lat[lat["in_stats"]], out)
+        written += plot_cdf(cells[_matrix_cells(cells)], lat[lat["in_stats"]], out)
     ts = _per_cell(folder / "timeseries")
     if len(ts):
         written += plot_timeseries(cells, ts, lat, out)

@@ -8,7 +8,8 @@ gap between the last good and the first bad rate.
 
 The driver must never be mistaken for the system: if it fell behind its schedule in a trial that
 did not keep up, the search stops there and says the limit is the driver's (the recorded rate is
-then a lower bound for the system).
+then a lower bound for the system). A trial that failed (its error is in ``cells.csv`` with the
+services' logs) stops the search too, with ``limited_by = "error"``: a crash is not a limit.
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ def find(run_trial: Callable[[CellSpec], dict], base: CellSpec, *, start: float,
 
     def trial(rate: float) -> tuple[bool, dict]:
         row = run_trial(replace(base, rate=rate))
-        ok, why = criteria.judge(row)
+        if row.get("error"):   # the trial did not run to the end: it says nothing about the system
+            ok, why = False, f"the trial failed: {row['error']}"
+        else:
+            ok, why = criteria.judge(row)
         if row["driver_fell_behind"]:   # the rate was not really offered: the trial shows nothing
             ok, why = False, "the driver fell behind its schedule"
         tried.append({"rate": rate, "kept_up": ok, "why": why, "driver_fell_behind": bool(row["driver_fell_behind"]),
@@ -64,7 +68,9 @@ def find(run_trial: Callable[[CellSpec], dict], base: CellSpec, *, start: float,
             good = rate
             rate *= 2
             continue
-        if row["driver_fell_behind"]:
+        if row.get("error"):
+            limited_by = "error"
+        elif row["driver_fell_behind"]:
             limited_by = "driver"
         else:
             bad, limited_by = rate, "system"
@@ -77,8 +83,8 @@ def find(run_trial: Callable[[CellSpec], dict], base: CellSpec, *, start: float,
             ok, row = trial(mid)
             if ok:
                 good = mid
-            elif row["driver_fell_behind"]:
-                limited_by = "driver"
+            elif row.get("error") or row["driver_fell_behind"]:
+                limited_by = "error" if row.get("error") else "driver"
                 break
             else:
                 bad = mid

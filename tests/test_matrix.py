@@ -1,7 +1,7 @@
 """A small real matrix (2 taskmanager counts x 2 placements: azure only, and google first then
-azure; short windows) on the session's
-testbed: killed half-way, then finished with --resume without redoing a finished cell, and every
-file of the results folder is there."""
+azure; short windows) on the session's testbed: killed half-way, then finished with --resume
+without redoing a finished cell, and a one-trial sustainable-throughput search added to the
+same folder; every file of the results folder is there."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def _rows(results: Path) -> pd.DataFrame:
 
 
 def test_killed_matrix_resumes_without_redoing_cells(testbed, tmp_path):
-    first = subprocess.Popen(_matrix(testbed, tmp_path), cwd=ROOT, stdout=subprocess.PIPE,
+    # (the network is checked by the resumption: the check is per pytest run, and this one is killed)
+    first = subprocess.Popen(_matrix(testbed, tmp_path, "--wan-check", "off"), cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     try:
         def one_row() -> bool:
@@ -49,27 +50,54 @@ def test_killed_matrix_resumes_without_redoing_cells(testbed, tmp_path):
     assert len(before) >= 1 and (before["error"] == "").all()
     session = next(p for p in tmp_path.iterdir() if p.is_dir())
 
+    # a resumption must measure as the run did: other settings are refused before anything runs
+    other = subprocess.run(_matrix(testbed, tmp_path, "--resume", session.name, "--duration", "11"), cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert other.returncode != 0 and "--duration 11.0 (the run used 10.0)" in other.stdout + other.stderr, \
+        (other.stdout + other.stderr)[-3000:]
+
     second = subprocess.run(_matrix(testbed, tmp_path, "--resume", session.name), cwd=ROOT,
                             capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stdout[-4000:]
-    after = _rows(tmp_path)
+    # then, in the same results folder, a sustainable-throughput search of one cell of the matrix
+    # (one trial: start = maximum, no refinement)
     spread = "nodes:google-cloud-worker-1+azure-swarm-worker-1"
+    third = subprocess.run(_matrix(testbed, tmp_path, "--resume", session.name, "--sustainable", "-k",
+                                   "test_sustainable_throughput", "--taskmanagers", "2", "--placements", spread,
+                                   "--search-start", "300", "--search-max", "300", "--search-refine", "0"),
+                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert third.returncode == 0, third.stdout[-4000:]
+    after = _rows(tmp_path)
     keys = ["tm1-single-cloud-r300-rep1", f"tm1-{spread}-r300-rep1", "tm2-single-cloud-r300-rep1",
             f"tm2-{spread}-r300-rep1"]
-    finished = after[after["error"] == ""]
+    finished = after[(after["error"] == "") & (after["search"].astype(str) != "True")]
     assert sorted(finished["cell_key"]) == sorted(keys)            # every cell, each exactly once
     for key in before["cell_key"]:
         assert f"{key} finished in an earlier session" in second.stdout
     assert (finished["lost"].astype(int) == 0).all() and (finished["duplicated"].astype(int) == 0).all()
     cells = list(finished["cell"])
+    (search,) = pd.read_csv(session / "sustainable.csv", keep_default_na=False).to_dict("records")
+    assert search["cell_key"] == f"tm2-{spread}-r300-rep1"        # a search is named by its first trial
+    (tried,) = json.loads(search["rates_tried"])
+    assert tried["rate"] == 300 and tried["p99_ms"] > 0 and not tried["driver_fell_behind"], tried
+    assert search["limited_by"] == ("max_rate" if tried["kept_up"] else "system"), search
+    assert search["sustainable_rate"] == (300 if tried["kept_up"] else 0)
+    assert len(after[after["search"].astype(str) == "True"]) == 1       # the trial is a row of its own
     for rel in ["cells.csv", "cells.parquet", "manifest.json", *[f"latency/{c}.parquet" for c in cells],
                 *[f"timeseries/{c}.parquet" for c in cells], "report/summary.csv", "report/summary.md",
-                *[f"report/{f}.{ext}" for f in ("latency_vs_taskmanagers", "latency_cdf") for ext in ("pdf", "png")],
+                "sustainable.csv", "sustainable.parquet", "calibration.csv",
+                *[f"report/{f}.{ext}" for f in ("latency_vs_taskmanagers", "latency_cdf", "sustainable_throughput")
+                  for ext in ("pdf", "png")],
                 *[f"report/timeseries/{c}.png" for c in cells]]:
         assert (session / rel).exists(), rel
     manifest = json.loads((session / "manifest.json").read_text())
     assert manifest["topology"]["sha256"] == testbed.topology.sha256
     assert manifest["versions"]["flink"] == "2.0.2" and manifest["git"]["commit"]
+    assert manifest["versions"]["broker"] == "tansu 0.6.0" and manifest["versions"]["python"]
+    assert manifest["versions"]["packages"]["kafka-python"] and manifest["versions"]["packages"]["pandas"]
+    assert set(manifest["versions"]["docker_engines"]) >= {m.hostname for m in testbed.machines}
+    assert manifest["sessions"][0]["options"]["duration"] == 10.0 and manifest["host"]["cpus"]
     assert manifest["testbed"]["wan_backend"] == testbed.wan.backend
+    assert manifest["testbed"]["wan_check"] == "passed"
     assert len(manifest["sessions"]) >= 1 and manifest["ended"]
     assert pd.read_parquet(session / "cells.parquet")["cell_key"].tolist() == after["cell_key"].tolist()

@@ -115,3 +115,16 @@ def test_search_never_mistakes_the_driver_for_the_system():
     # at 4000 ev/s the driver falls behind: the search stops and says the limit is the driver's
     assert res["limited_by"] == "driver" and res["sustainable_rate"] == 2000
     assert json.loads(res["rates_tried"])[-1]["why"] == "the driver fell behind its schedule"
+
+
+def test_a_failed_trial_stops_the_search_and_is_not_a_limit():
+    good = _scripted(capacity=50_000, driver_max=50_000)
+
+    def crashes_at_4000(spec: CellSpec) -> dict:
+        if spec.rate >= 4000:
+            return {"offered_rate": spec.rate, "lag_slope": float("nan"), "latency_p99_ms": float("nan"),
+                    "lost": 0, "driver_fell_behind": False, "cell": None, "error": "RuntimeError: the driver failed"}
+        return good(spec)
+    res = find(crashes_at_4000, CellSpec(taskmanagers=2), start=1000, max_rate=100_000, criteria=Criteria())
+    assert res["limited_by"] == "error" and res["sustainable_rate"] == 2000 and res["first_unsustainable_rate"] is None
+    assert json.loads(res["rates_tried"])[-1]["why"] == "the trial failed: RuntimeError: the driver failed"
