@@ -84,7 +84,13 @@ def test_ctrl_c_tears_down(tmp_path):
         run_id = ready.read_text()
         assert leftovers(run_id), "the run's resources exist while it runs"
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=120)
+        try:
+            output, _ = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            # where it is stuck: pytest's faulthandler prints every thread's stack on SIGABRT
+            proc.send_signal(signal.SIGABRT)
+            output, _ = proc.communicate(timeout=30)
+            pytest.fail(f"the sub-run did not end within 120 s of Ctrl-C; its output and stacks:\n{output[-12000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()
