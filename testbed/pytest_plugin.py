@@ -349,39 +349,32 @@ def testbed(request: pytest.FixtureRequest) -> Testbed:
             tb.wan_check = st.get("wan_check", tb.wan_check)
             tb.preflight = st.get("preflight", {})
             return tb
-        if external:   # made by `python -m testbed up` or another run: left running, checked all the same
-            state.write_text(json.dumps({"run_id": external, "external": True}))
-            try:
-                tb = Testbed.attach(external, progress=progress, inventory=inventory)
-                _calibrate(tb, config, progress)
-            except BaseException as e:
-                state.write_text(json.dumps({"run_id": external, "external": True,
-                                             "error": f"{type(e).__name__}: {e}"}))
-                raise
-            state.write_text(json.dumps({"run_id": external, "external": True, "calibration": tb.calibration,
-                                         "wan_check": tb.wan_check}))
-            return tb
-        if inventory is not None:
-            from .providers.real import RealProvider
-            removed = RealProvider(inventory, progress).destroy(None, keep=runmod.owner_alive)
-        else:
-            removed = clean(progress=progress)
-        if removed:
-            progress(f"removed {len(removed)} leftovers of killed runs: {', '.join(removed[:6])}"
-                     + (" ..." if len(removed) > 6 else ""))
-        run_id = runmod.new_run_id()
-        # written before provisioning, so the controller can remove a half-made run too
-        state.write_text(json.dumps({"run_id": run_id}))
-        try:
+        if not external:
             if inventory is not None:
-                tb = Testbed.up_real(inventory, run_id=run_id, owner=owner, progress=progress)
+                from .providers.real import RealProvider
+                removed = RealProvider(inventory, progress).destroy(None, keep=runmod.owner_alive)
             else:
-                tb = Testbed.up(topology, run_id=run_id, owner=owner, progress=progress)
+                removed = clean(progress=progress)
+            if removed:
+                progress(f"removed {len(removed)} leftovers of killed runs: {', '.join(removed[:6])}"
+                         + (" ..." if len(removed) > 6 else ""))
+        # an external run (--testbed-run: `python -m testbed up` or another run's) is left running
+        # at the end, and its network is checked all the same
+        st = {"run_id": external or runmod.new_run_id(), "external": bool(external)}
+        # written before provisioning, so the controller can remove a half-made run too
+        state.write_text(json.dumps(st))
+        try:
+            if external:
+                tb = Testbed.attach(external, progress=progress, inventory=inventory)
+            elif inventory is not None:
+                tb = Testbed.up_real(inventory, run_id=st["run_id"], owner=owner, progress=progress)
+            else:
+                tb = Testbed.up(topology, run_id=st["run_id"], owner=owner, progress=progress)
             _calibrate(tb, config, progress)
         except BaseException as e:
-            state.write_text(json.dumps({"run_id": run_id, "error": f"{type(e).__name__}: {e}"}))
+            state.write_text(json.dumps({**st, "error": f"{type(e).__name__}: {e}"}))
             raise
-        state.write_text(json.dumps({"run_id": run_id, "timings": tb.timings, "calibration": tb.calibration,
+        state.write_text(json.dumps({**st, "timings": tb.timings, "calibration": tb.calibration,
                                      "wan_check": tb.wan_check, "preflight": tb.preflight}))
         return tb
 
