@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
+
+import docker.errors
 
 import pytest
 
@@ -52,3 +56,28 @@ def test_images_hold_what_the_stack_runs(recipe, entrypoint, cmd, expect):
     out = client.containers.run(tag, cmd, entrypoint=entrypoint, remove=True, stderr=True,
                                 labels=runmod.labels("probe", runmod.owner_token()))
     assert expect.lower() in out.decode().lower()
+
+
+@pytest.mark.engine
+def test_a_rebuild_untags_superseded_versions_but_keeps_the_previous_one(tmp_path):
+    from testbed.images.build import _prune_superseded
+    client = host_client()
+    repo = f"fst-prunetest-{os.getpid()}"
+    tags = []
+    try:
+        for n in range(3):                   # three versions of one recipe, oldest first
+            (tmp_path / "Dockerfile").write_text(f"FROM scratch\nLABEL version={n}\n")
+            client.images.build(path=str(tmp_path), tag=f"{repo}:v{n}", rm=True)
+            tags.append(f"{repo}:v{n}")
+            time.sleep(1.1)                  # distinct creation times
+        said: list[str] = []
+        _prune_superseded(client, tags[-1], said.append)
+        left = sorted(t for i in client.images.list(name=repo) for t in i.tags)
+        assert left == [tags[1], tags[2]], left
+        assert said == [f"removed 1 superseded image(s): {tags[0]}"]
+    finally:
+        for t in tags:
+            try:
+                client.images.remove(t)
+            except docker.errors.ImageNotFound:
+                pass

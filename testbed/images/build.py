@@ -149,6 +149,7 @@ def build_rootfs(client: docker.DockerClient, rootfs: Rootfs, progress: Progress
                                                     changes=[f'LABEL {LABEL_KEY}="{rootfs.key}"'])
                 if tar.wait() != 0:
                     raise RuntimeError(f"tar of {target} failed")
+        _prune_superseded(client, rootfs.tag, progress)
     return rootfs.tag
 
 
@@ -222,7 +223,28 @@ def build_image(client: docker.DockerClient, recipe: Recipe, progress: Progress)
                                            + "".join(out[-20:]))
                     if "stream" in chunk:
                         out.append(chunk["stream"])
+        _prune_superseded(client, recipe.tag, progress)
     return recipe.tag
+
+
+def _prune_superseded(client: docker.DockerClient, tag: str, progress: Progress, max_kept: int = 2) -> None:
+    """Each change of a recipe's inputs builds a new tag of its repository (hundreds of MB); keep
+    the newest few (as for bundles: another checkout of an older version may still use one) and
+    untag the others. An image a container uses is left alone (the engine refuses)."""
+    repo = tag.split(":")[0]
+    others = [i for i in client.images.list(name=repo) if tag not in i.tags]
+    others.sort(key=lambda i: i.attrs.get("Created", ""), reverse=True)
+    removed = []
+    for image in others[max_kept - 1:]:
+        for t in image.tags:
+            if t.startswith(repo + ":"):
+                try:
+                    client.images.remove(t)
+                    removed.append(t)
+                except docker.errors.APIError:
+                    pass
+    if removed:
+        progress(f"removed {len(removed)} superseded image(s): {', '.join(removed)}")
 
 
 def build_all(client: docker.DockerClient, recipes: list[Recipe],
