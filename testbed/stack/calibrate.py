@@ -10,7 +10,8 @@ the node's own network namespace), so it reads the same in emulated and real mod
 
 Each measurement is compared with its target: the link's RTT (inter-cloud) or "below 1 ms"
 (intra-cloud), its bandwidth (only on links without loss: with loss, TCP's rate depends on its
-congestion control, which the row names), its loss. Tolerance: ±10 % or ±1 ms, whichever is larger, for RTT;
+congestion control, which the row names), its loss. Tolerance: ±10 % or ±1 ms, whichever is larger, for RTT
+(with jitter, or three sampling errors of the median if that is larger);
 ±10 % for throughput; for loss, ±10 % or three binomial standard deviations of the packets sent,
 whichever is larger.
 """
@@ -101,7 +102,10 @@ def rtt_matrix(tb: Testbed, progress: Progress, count: int = 40) -> list[dict]:
                 ok = measured < INTRA_CLOUD_MAX_RTT_MS
                 tol = None
             else:
-                tol = _rtt_tolerance(target or 0.0)
+                # with jitter, plus three sampling errors of the median of ``count`` RTTs
+                # (their standard deviation is J * sqrt(2/3); the median's error 1.25 times that / sqrt(n))
+                tol = max(_rtt_tolerance(target or 0.0),
+                          3 * 1.25 * link.jitter_ms * math.sqrt(2 / 3) / math.sqrt(count) if link else 0.0)
                 ok = abs(measured - (target or 0.0)) <= tol
             with lock:
                 rows.append({"kind": "rtt", "src": src.hostname, "dst": dst.hostname, "src_cloud": src.cloud,
