@@ -3,7 +3,9 @@ nothing left after a failing test, after Ctrl-C, and after a run that was killed
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -120,3 +122,26 @@ def test_clean_removes_a_killed_runs_leftovers_and_keeps_live_runs(testbed):
     assert leftovers(run_id) == []
     assert leftovers(testbed.run_id), "the live session's run must be kept"
     assert time.monotonic() - t0 < 120
+
+
+def test_cli_up_status_and_down_of_a_run_of_its_own():
+    """`python -m testbed up` leaves a run standing after the command ends; status shows it and
+    down removes exactly it."""
+    def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "testbed", *args], capture_output=True, text=True,
+                              timeout=timeout, cwd=ROOT)
+
+    up = cli("up", "--topology", str(MINI), timeout=600)
+    assert up.returncode == 0, up.stderr[-3000:]
+    run_id = re.search(r"run (\S+) is up: 2 nodes", up.stdout).group(1)
+    try:
+        (st,) = json.loads(cli("status", "--run", run_id, "--json").stdout)
+        assert st["clouds"] == {"east": ["east-manager"], "west": ["west-jobmanager"]}, st
+        assert {n["hostname"]: n["state"] for n in st["swarm"]} == {"east-manager": "ready", "west-jobmanager": "ready"}
+        assert leftovers(run_id), "the run outlives the command that made it"
+    finally:
+        down = cli("down", "--run", run_id)
+    assert down.returncode == 0 and f"run {run_id} removed" in down.stdout, down.stderr[-3000:]
+    assert leftovers(run_id) == []
+    again = cli("down", "--run", run_id)
+    assert again.returncode != 0 and f"nothing of run '{run_id}'" in again.stderr, again.stderr[-2000:]
