@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 # the topology's own checker and patterns: the same messages and paths as a topology file
-from .topology import _CLOUDNAME, _HOSTNAME, BROKER_KEYS, NETWORK_DRIVERS, ROLES, Topology, TopologyError, _Checker, parse
+from .topology import _CLOUDNAME, _HOSTNAME, BROKER_KEYS, NETWORK_DRIVERS, ROLES, Topology, TopologyError, _start, parse
 
 WEAVE_PLUGIN = "weaveworks/net-plugin:2.8.1"
 WEAVE_SCRIPT = "https://github.com/weaveworks/weave/releases/download/v2.8.1/weave"
@@ -167,12 +167,7 @@ def _key_file(c, value: Any, path: str, base: Path) -> str:
 
 
 def parse_inventory(text: str, source: str = "<string>", base: Path = Path(".")) -> Inventory:
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise InventoryError(source, [("", f"not valid YAML: {e}")]) from None
-    c = _Checker()
-    doc = c.mapping(doc, "", _TOP_KEYS)
+    c, doc = _start(text, source, InventoryError, _TOP_KEYS)
     name = c.string(doc.get("name", Path(source).stem), "name") or "inventory"
 
     sdoc = c.mapping(doc.get("ssh", {}), "ssh", _SSH_KEYS)

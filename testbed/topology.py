@@ -197,13 +197,18 @@ def load(path: str | Path) -> Topology:
     return parse(text, source=str(path))
 
 
-def parse(text: str, source: str = "<string>") -> Topology:
+def _start(text: str, source: str, error: type[TopologyError], top_keys) -> tuple["_Checker", dict]:
+    """Parse YAML text into a checked top-level mapping (for topologies and inventories)."""
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise TopologyError(source, [("", f"not valid YAML: {e}")]) from None
+        raise error(source, [("", f"not valid YAML: {e}")]) from None
     c = _Checker()
-    doc = c.mapping(doc, "", _TOP_KEYS)
+    return c, c.mapping(doc, "", top_keys)
+
+
+def parse(text: str, source: str = "<string>") -> Topology:
+    c, doc = _start(text, source, TopologyError, _TOP_KEYS)
 
     name = c.string(doc.get("name", Path(source).stem), "name") or "topology"
 
