@@ -59,6 +59,20 @@ class CellSpec:
                              f"got {self.warmup!r}")
         if self.slots < 1 or self.keys < 1 or self.producers < 0:
             raise ValueError("slots and keys must be >= 1, producers >= 0")
+        need = self.min_duration(self.warmup, self.window)
+        if self.duration < need:
+            w = self.window
+            raise ValueError(
+                f"duration {self.duration:g}s is too short for {w.describe()} after a warm-up of {self.warmup:g}s: "
+                f"no window is sure to close inside the measured part of the load (a window's end must fall after "
+                f"the warm-up and at least the watermark delay before the load ends). Give a duration of at least "
+                f"{need:g}s (warm-up + slide + watermark delay), or a shorter slide")
+
+    @staticmethod
+    def min_duration(warmup: float, window: WindowSpec) -> float:
+        """The shortest load with at least one window end in [warm-up, end of load - watermark delay],
+        wherever the windows' epoch-aligned ends fall: one slide of room is enough."""
+        return warmup + window.slide_s + window.watermark_delay_s
 
     @property
     def producer_processes(self) -> int:

@@ -113,7 +113,7 @@ def cell_metrics(raw: dict, warmup_s: float, flink_samples: list[tuple[float, in
 def closed_by_load_ms(raw: dict) -> int:
     """The last window end that the load's own watermark passes (last due time - watermark delay);
     later windows are closed by the flush event sent after the load, at an arbitrary moment."""
-    return raw["last_due_ms"] - int(raw["params"]["watermark_delay"] * 1000)
+    return raw["last_due_ms"] - round(raw["params"]["watermark_delay"] * 1000)
 
 
 def latency_samples(results: list, t0_ms: int, warmup_s: float, last_closed_ms: int) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from .results import RESULTS, ResultsDir
 from .stack.placement import choose
 from .testbed import Testbed, clean
 from .topology import SEED_TOPOLOGY, TopologyError, load
-from .workload.pipeline import WindowSpec
+from .workload.pipeline import SEED_WINDOW, WindowSpec
 
 _SHARED = "fst_shared_dir"
 _OWNER = "fst_owner"
@@ -57,10 +57,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     e.addoption("--repetitions", type=int, default=3, help="repetitions of every cell (default 3)")
     e.addoption("--duration", type=float, default=60.0, help="seconds of load per cell (default 60)")
     e.addoption("--warmup", type=float, default=15.0, help="seconds excluded from the statistics (default 15)")
-    e.addoption("--window", type=float, default=10.0,
-                help="sliding window size in s (default 10; the seed's is 300)")
-    e.addoption("--slide", type=float, default=2.0, help="window slide in s (default 2; the seed's is 60)")
-    e.addoption("--watermark-delay", type=float, default=1.0, help="bounded out-of-orderness in s (default 1)")
+    w = WindowSpec()
+    e.addoption("--window", type=float, default=w.size_s,
+                help=f"sliding window size in s, whole ms (default {w.size_s:g}; the seed's own window is "
+                     f"--window {SEED_WINDOW.size_s:g} --slide {SEED_WINDOW.slide_s:g}, with a --duration of many "
+                     "windows)")
+    e.addoption("--slide", type=float, default=w.slide_s,
+                help=f"window slide in s; the size must be a multiple of it (default {w.slide_s:g}; the seed's is "
+                     f"{SEED_WINDOW.slide_s:g})")
+    e.addoption("--watermark-delay", type=float, default=w.watermark_delay_s,
+                help=f"bounded out-of-orderness in s (default {w.watermark_delay_s:g}); --duration must be at least "
+                     "--warmup + --slide + this, so that a window closes in the measured part of the load")
     e.addoption("--resume", default=None, metavar="SESSION",
                 help="continue results/<SESSION>/: skip the cells it already finished")
     e.addoption("--sustainable", action="store_true",

@@ -7,7 +7,8 @@ import pytest
 
 from testbed import measure
 from testbed.workload.driver import _windows
-from testbed.workload.pipeline import WindowSpec, sql
+from testbed.experiment import CellSpec
+from testbed.workload.pipeline import SEED_WINDOW, WindowSpec, interval, sql
 
 
 def test_every_timestamp_is_in_size_over_slide_windows():
@@ -82,12 +83,53 @@ def test_rates():
 
 def test_window_spec_and_sql():
     w = WindowSpec(300, 60, 2)
-    assert w.windows_per_event == 5
+    assert w.windows_per_event == 5 and (w.size_ms, w.slide_ms, w.watermark_delay_ms) == (300_000, 60_000, 2000)
     q = sql("ev", "res", "broker:9092", w, parallelism=3)
-    assert "HOP(TABLE events, DESCRIPTOR(ets), INTERVAL '60' SECOND, INTERVAL '300' SECOND)" in q
-    assert "WATERMARK FOR ets AS ets - INTERVAL '2' SECOND" in q and "'parallelism.default' = '3'" in q
-    assert "INTERVAL '1500' MILLISECOND" in sql("e", "r", "b:1", WindowSpec(3, 1.5), 1)
+    assert ("HOP(TABLE events, DESCRIPTOR(ets), INTERVAL '0 00:01:00.000' DAY TO SECOND(3), "
+            "INTERVAL '0 00:05:00.000' DAY TO SECOND(3))") in q
+    assert "WATERMARK FOR ets AS ets - INTERVAL '0 00:00:02.000' DAY TO SECOND(3)" in q
+    assert "'parallelism.default' = '3'" in q
+    assert "INTERVAL '0 00:00:01.500' DAY TO SECOND(3)" in sql("e", "r", "b:1", WindowSpec(3, 1.5), 1)
     with pytest.raises(ValueError, match="multiple of the slide"):
         WindowSpec(5, 2)
-    with pytest.raises(ValueError, match="size_s must be > 0"):
+    with pytest.raises(ValueError, match=r"window size \(size_s\) must be > 0"):
         WindowSpec(0, 1)
+
+
+@pytest.mark.parametrize("seconds, literal", [
+    (0, "INTERVAL '0 00:00:00.000' DAY TO SECOND(3)"),
+    (0.001, "INTERVAL '0 00:00:00.001' DAY TO SECOND(3)"),
+    (0.25, "INTERVAL '0 00:00:00.250' DAY TO SECOND(3)"),
+    (99, "INTERVAL '0 00:01:39.000' DAY TO SECOND(3)"),
+    (100, "INTERVAL '0 00:01:40.000' DAY TO SECOND(3)"),      # SECOND(2) stops at 99
+    (4.35, "INTERVAL '0 00:00:04.350' DAY TO SECOND(3)"),     # 4.35 * 1000 is 4349.999...
+    (3600, "INTERVAL '0 01:00:00.000' DAY TO SECOND(3)"),
+    (90061.007, "INTERVAL '1 01:01:01.007' DAY TO SECOND(3)"),
+])
+def test_interval_literals_spell_any_size(seconds, literal):
+    assert interval(seconds) == literal
+
+
+@pytest.mark.parametrize("kw, says", [
+    ({"size_s": 1.0005, "slide_s": 1.0005}, r"window size \(size_s\) must be > 0 and whole milliseconds, got 1.0005"),
+    ({"size_s": 10, "slide_s": 0.0001}, r"window slide \(slide_s\) must be > 0 and whole milliseconds"),
+    ({"size_s": 10, "slide_s": 2, "watermark_delay_s": -1}, r"watermark delay \(watermark_delay_s\) must be >= 0"),
+    ({"size_s": float("nan"), "slide_s": 2}, "window size"),
+    ({"size_s": 100 * 86400, "slide_s": 86400}, "must be below 100 days"),
+    ({"size_s": 300, "slide_s": 70}, r"window size \(300s\) must be a multiple of the slide \(70s\)"),
+])
+def test_bad_windows_are_refused(kw, says):
+    with pytest.raises(ValueError, match=says):
+        WindowSpec(**kw)
+
+
+def test_a_cell_must_close_a_window_after_warmup():
+    # the seed's window with the default duration: no window is sure to end in the measured part
+    with pytest.raises(ValueError, match=r"Give a duration of at least 76s \(warm-up \+ slide \+ watermark delay\)"):
+        CellSpec(duration=60, warmup=15, window=SEED_WINDOW)
+    assert CellSpec(duration=76, warmup=15, window=SEED_WINDOW).window == SEED_WINDOW
+    assert CellSpec.min_duration(60, SEED_WINDOW) == 121
+    # the command: 720 s of load after 60 s of warm-up closes many of the seed's windows
+    CellSpec(duration=720, warmup=60, window=SEED_WINDOW)
+    # a sub-second window
+    CellSpec(duration=2, warmup=0.5, window=WindowSpec(0.5, 0.1, 0.05))

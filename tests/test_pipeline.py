@@ -17,8 +17,10 @@ import pytest
 
 from testbed.experiment import CellSpec, run_cell
 from testbed.results import ResultsDir
-from testbed.stack import flink
-from testbed.workload.pipeline import WindowSpec
+from testbed.stack import flink, kafka
+from testbed.stack.placement import choose
+from testbed.workload import pipeline
+from testbed.workload.pipeline import SEED_WINDOW, WindowSpec
 
 # Flink, the broker and the WAN of the session's testbed are shared: the tests that use them run one
 # at a time, whichever xdist worker has them.
@@ -88,6 +90,32 @@ def test_cell_with_taskmanagers_on_two_clouds(testbed, tmp_path):
     assert COLUMNS <= set(frame.columns), COLUMNS - set(frame.columns)
 
 
+WINDOWS = [WindowSpec(0.5, 0.1, 0.05), WindowSpec(10, 2, 1), WindowSpec(100, 20, 1), SEED_WINDOW,
+           WindowSpec(3600, 600, 120)]
+
+
+def test_every_window_size_reaches_running(testbed):
+    """Sub-second to an hour, the seed's 5 min / 1 min among them: Flink accepts each window's SQL and
+    runs the job (nothing has to close, so this is cheap)."""
+    said: list[str] = []
+    cluster = flink.deploy(testbed, choose(testbed.topology, "single-cloud", 1), 1, said.append)
+    node = testbed.topology.broker_node
+    bootstrap = kafka.deploy(testbed, node, said.append, kafka.BrokerSpec.of(testbed.topology))
+    kafka.admin(testbed, bootstrap, node, ["events-windows:1", "results-windows:1"], ["events-windows", "results-windows"])
+    ran = {}
+    try:
+        for w in WINDOWS:
+            job = pipeline.submit(cluster, pipeline.sql("events-windows", "results-windows", bootstrap, w, 1,
+                                                        name=f"window-{w.size_ms}ms"), said.append)
+            try:
+                ran[w.describe()] = cluster.rest(f"/jobs/{job}")["state"]
+            finally:
+                pipeline.cancel(cluster, job, said.append)
+    finally:
+        kafka.admin(testbed, bootstrap, node, [], ["events-windows", "results-windows"])
+    assert ran == {w.describe(): "RUNNING" for w in WINDOWS}, said[-20:]
+
+
 @pytest.mark.parametrize("options, says", [
     (["--taskmanagers", "4"], "4 taskmanagers do not fit placement 'multi-cloud': one taskmanager per node "
                               "and only 3 eligible"),
@@ -96,6 +124,9 @@ def test_cell_with_taskmanagers_on_two_clouds(testbed, tmp_path):
     (["--placement", "nodes:azure-swarm-worker-7"], "unknown node 'azure-swarm-worker-7'"),
     (["--rate", "0"], "rate must be > 0 events/s, got 0"),
     (["--rates", "1000,-10"], "rate must be > 0 events/s, got -10"),
+    (["--window", "300", "--slide", "60"], "Give a duration of at least 76s (warm-up + slide + watermark delay)"),
+    (["--window", "300", "--slide", "70", "--duration", "720"], "window size (300s) must be a multiple of the slide (70s)"),
+    (["--window", "10", "--slide", "0.0004"], "window slide (slide_s) must be > 0 and whole milliseconds"),
 ])
 def test_bad_experiment_options_fail_before_anything_starts(options, says, tmp_path):
     r = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "experiments" / "test_pipeline.py"),

@@ -82,7 +82,7 @@ def _producer(idx: int, args, t0: float, out: mp.Queue) -> None:
                              key_serializer=str.encode, client_id=f"fst-driver-{idx}")
     rate, n_prod = args.rate, args.producers
     total = int(round(args.rate * args.duration))
-    size_ms, slide_ms = int(args.window * 1000), int(args.slide * 1000)
+    size_ms, slide_ms = round(args.window * 1000), round(args.slide * 1000)
     expected: Counter = Counter()
     acked_per_s: Counter = Counter()
     errors: list[str] = []
@@ -161,7 +161,7 @@ def _consumer(args, stop_at: mp.Value, target: mp.Value, out: mp.Queue) -> None:
     complete_at = 0.0
 
     def ms(text: str) -> int:  # window bounds come as UTC wall-clock ISO-8601 (table.local-time-zone = UTC)
-        return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000)
+        return round(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000)
 
     while True:
         stop = stop_at.value

@@ -10,6 +10,7 @@ cannot run here: it needs the SQL gateway jar, which the PyPI distribution lacks
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -21,30 +22,68 @@ from ..testbed import Testbed
 RUNNER = "/opt/flink/runner/sql-runner.jar"
 
 
+MAX_INTERVAL_MS = 100 * 86_400_000 - 1   # what DAY TO SECOND(3) holds: 99 days 23:59:59.999
+
+
 @dataclass(frozen=True)
 class WindowSpec:
-    size_s: float = 300.0          # the seed: 5 minutes ...
-    slide_s: float = 60.0          # ... every minute
+    """A sliding (HOP) window: its size, its slide and the watermark's bounded out-of-orderness.
+    The defaults are the CLI's (10 s sliding by 2 s); the seed's is ``SEED_WINDOW``, 5 min every 1 min."""
+
+    size_s: float = 10.0
+    slide_s: float = 2.0
     watermark_delay_s: float = 1.0
 
     def __post_init__(self):
-        for name in ("size_s", "slide_s"):
+        for name, what, low in (("size_s", "window size", 1), ("slide_s", "window slide", 1),
+                                ("watermark_delay_s", "watermark delay", 0)):
             v = getattr(self, name)
-            if not v > 0 or round(v * 1000) != v * 1000:
-                raise ValueError(f"window {name} must be > 0 and whole milliseconds, got {v!r}")
-        if self.watermark_delay_s < 0:
-            raise ValueError(f"watermark delay must be >= 0, got {self.watermark_delay_s!r}")
-        if round(self.size_s * 1000) % round(self.slide_s * 1000):
-            raise ValueError(f"window size ({self.size_s}s) must be a multiple of the slide ({self.slide_s}s)")
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or round(v * 1000) < low \
+                    or abs(round(v * 1000) - v * 1000) > 1e-6:
+                raise ValueError(f"{what} ({name}) must be {'> 0' if low else '>= 0'} and whole milliseconds, got {v!r}")
+            if round(v * 1000) > MAX_INTERVAL_MS:
+                raise ValueError(f"{what} ({name}) must be below 100 days, got {v!r} s")
+        if self.size_ms % self.slide_ms:
+            raise ValueError(f"window size ({self.size_s:g}s) must be a multiple of the slide ({self.slide_s:g}s)")
+
+    @property
+    def size_ms(self) -> int:
+        return round(self.size_s * 1000)
+
+    @property
+    def slide_ms(self) -> int:
+        return round(self.slide_s * 1000)
+
+    @property
+    def watermark_delay_ms(self) -> int:
+        return round(self.watermark_delay_s * 1000)
 
     @property
     def windows_per_event(self) -> int:
-        return round(self.size_s * 1000) // round(self.slide_s * 1000)
+        return self.size_ms // self.slide_ms
+
+    def describe(self) -> str:
+        return (f"windows of {self.size_s:g}s sliding by {self.slide_s:g}s, "
+                f"watermark delay {self.watermark_delay_s:g}s")
 
 
-def _interval(seconds: float) -> str:
+SEED_WINDOW = WindowSpec(300, 60, 1)    # the seed's: "sliding windows of 5 minutes, starting every minute"
+
+
+def interval(seconds: float) -> str:
+    """A Flink SQL interval literal for any whole number of milliseconds up to 99 days.
+
+    ``INTERVAL 'N' SECOND`` has a leading precision of 2 (at most 99 s: Flink refuses 300 with
+    "exceeds precision of SECOND(2) field"), and so has every single-unit interval; the
+    DAY TO SECOND form with millisecond fraction spells any size exactly."""
     ms = round(seconds * 1000)
-    return f"INTERVAL '{ms // 1000}' SECOND" if ms % 1000 == 0 else f"INTERVAL '{ms}' MILLISECOND"
+    if not 0 <= ms <= MAX_INTERVAL_MS:
+        raise ValueError(f"an interval must be between 0 and 100 days, got {seconds!r} s")
+    days, rest = divmod(ms, 86_400_000)
+    hours, rest = divmod(rest, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}' DAY TO SECOND(3)"
 
 
 def sql(events: str, results: str, bootstrap: str, window: WindowSpec, parallelism: int,
@@ -64,7 +103,7 @@ CREATE TABLE events (
   `value` DOUBLE,
   ts BIGINT,
   ets AS TO_TIMESTAMP_LTZ(ts, 3),
-  WATERMARK FOR ets AS ets - {_interval(window.watermark_delay_s)}
+  WATERMARK FOR ets AS ets - {interval(window.watermark_delay_s)}
 ) WITH ({kafka}, 'topic' = '{events}', 'format' = 'json',
   'scan.startup.mode' = 'earliest-offset', 'properties.group.id' = 'fst-flink',
   'properties.fetch.max.wait.ms' = '100');
@@ -79,7 +118,7 @@ CREATE TABLE results (
   'json.timestamp-format.standard' = 'ISO-8601', 'sink.delivery-guarantee' = 'at-least-once');
 INSERT INTO results
 SELECT `key`, window_start, window_end, COUNT(*), AVG(`value`), MAX(ts)
-FROM TABLE(HOP(TABLE events, DESCRIPTOR(ets), {_interval(window.slide_s)}, {_interval(window.size_s)}))
+FROM TABLE(HOP(TABLE events, DESCRIPTOR(ets), {interval(window.slide_s)}, {interval(window.size_s)}))
 GROUP BY `key`, window_start, window_end;
 """
 
