@@ -19,9 +19,9 @@ import dataclasses
 
 import pytest
 
-from testbed.experiment import run_cell
-from testbed.results import host_facts, now
-from testbed.search import Criteria, find
+from testbed.experiment.cell import run_cell
+from testbed.results.store import host_facts, now
+from testbed.experiment.search import Criteria, find
 from testbed.stack import services
 
 

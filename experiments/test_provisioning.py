@@ -13,9 +13,9 @@ from __future__ import annotations
 import pytest
 
 from testbed import images as img
-from testbed.engine import host_client
-from testbed.results import ResultsDir, host_facts, now
-from testbed.testbed import Testbed, leftovers
+from testbed.providers.engine import host_client
+from testbed.results.store import ResultsDir, host_facts, now
+from testbed.provision.testbed import Testbed, leftovers
 from testbed.topology import load
 
 

@@ -11,13 +11,13 @@ import sys
 import time
 
 from . import images as img
-from .engine import EngineError, host_client
+from .providers.engine import EngineError, host_client
 from .inventory import load as load_inventory
 from .providers.emulated import EmulatedProvider
 from .providers.real import RealProvider
 from .providers.ssh import SshError
-from .run import default_progress, owner_alive
-from .testbed import Testbed, clean, list_runs
+from .core.run import default_progress, owner_alive
+from .provision.testbed import Testbed, clean, list_runs
 from .topology import SEED_TOPOLOGY, TopologyError, load
 
 DEFAULT_TOPOLOGY = SEED_TOPOLOGY
@@ -135,7 +135,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_preflight(args) -> int:
-    from . import preflight
+    from .provision import preflight
     inventory = load_inventory(args.inventory)
     report = preflight.run(inventory, default_progress)
     if args.json:
@@ -148,7 +148,7 @@ def cmd_preflight(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import report
+    from .results.report import report
     written = report(args.folder)
     print("\n".join(str(p) for p in written))
     return 0

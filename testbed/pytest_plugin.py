@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from . import run as runmod
-from .experiment import CellSpec
-from .results import RESULTS, ResultsDir
-from .stack.placement import choose
-from .testbed import Testbed, clean
+from .core import run as runmod
+from .experiment.cell import CellSpec
+from .results.store import RESULTS, ResultsDir
+from .model.placement import choose
+from .provision.testbed import Testbed, clean
 from .topology import SEED_TOPOLOGY, TopologyError, load
 from .workload.pipeline import SEED_WINDOW, WindowSpec
 
@@ -147,7 +147,7 @@ def _shared(config: pytest.Config) -> tuple[Path, str]:
 
 def _report(config: pytest.Config) -> None:
     """Draw the figures of this run's results, if the experiments wrote any."""
-    from . import manifest, report
+    from .results import manifest, report
     folder = ResultsDir(session_id(config), config.getoption("--results")).path
     if not (folder / "cells.csv").exists():
         return
@@ -323,7 +323,7 @@ def matrix(request: pytest.FixtureRequest, results_dir: ResultsDir, testbed: Tes
     total = sum(1 for item in request.session.items
                 if hasattr(item, "callspec") and "cell" in item.callspec.params
                 and not results_dir.finished(item.callspec.params["cell"].key))
-    from . import manifest
+    from .results import manifest
     options = {k: v for k, v in vars(config.option).items() if isinstance(v, (str, int, float, bool, type(None)))}
     return Matrix(total, lambda: manifest.write(results_dir.path, options=options, topology=testbed.topology,
                                                 testbed=testbed))
@@ -440,7 +440,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                 from .providers.real import RealProvider
                 RealProvider(_inventory(config), progress).destroy(run_id)
             else:
-                from .engine import host_client
+                from .providers.engine import host_client
                 from .providers.emulated import EmulatedProvider
                 EmulatedProvider(host_client(), progress).destroy(run_id)
     finally:

@@ -11,8 +11,8 @@ import docker.errors
 import pytest
 
 from testbed import images as img
-from testbed import run as runmod
-from testbed.engine import host_client
+from testbed.core import run as runmod
+from testbed.providers.engine import host_client
 
 
 def test_keys_follow_inputs():

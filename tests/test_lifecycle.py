@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from testbed import images as img
-from testbed import run as runmod
-from testbed.engine import host_client
-from testbed.run import GiveUp, wait_for
+from testbed.core import run as runmod
+from testbed.providers.engine import host_client
+from testbed.core.run import GiveUp, wait_for
 
-from testbed.testbed import leftovers
+from testbed.provision.testbed import leftovers
 
 from .conftest import MINI
 

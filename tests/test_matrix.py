@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from testbed.run import GiveUp, wait_for
+from testbed.core.run import GiveUp, wait_for
 
 pytestmark = [pytest.mark.engine, pytest.mark.exclusive("seed-network")]
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from testbed import measure
+from testbed.measure import metrics as measure
 from testbed.workload.driver import _windows
-from testbed.experiment import CellSpec
+from testbed.experiment.cell import CellSpec
 from testbed.workload.pipeline import SEED_WINDOW, WindowSpec, interval, sql
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from testbed.experiment import CellSpec, run_cell
-from testbed.results import ResultsDir
+from testbed.experiment.cell import CellSpec, run_cell
+from testbed.results.store import ResultsDir
 from testbed.stack import flink, kafka
-from testbed.stack.placement import choose
+from testbed.model.placement import choose
 from testbed.workload import pipeline
 from testbed.workload.pipeline import SEED_WINDOW, WindowSpec
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from testbed.experiment import CellSpec
-from testbed.stack.placement import PlacementError, choose
+from testbed.experiment.cell import CellSpec
+from testbed.model.placement import PlacementError, choose
 from testbed.topology import SEED_TOPOLOGY, load
 
 SEED = load(SEED_TOPOLOGY)

@@ -11,12 +11,12 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from testbed import preflight
-from testbed.experiment import CellSpec, run_cell
+from testbed.provision import preflight
+from testbed.experiment.cell import CellSpec, run_cell
 from testbed.inventory import InventoryError, load
 from testbed.providers.ssh import SshError
-from testbed.run import LABEL_RUN
-from testbed.testbed import Testbed
+from testbed.core.run import LABEL_RUN
+from testbed.provision.testbed import Testbed
 from testbed.topology import load as load_topology
 from testbed.workload.pipeline import WindowSpec
 

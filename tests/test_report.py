@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from testbed import measure, report
-from testbed.experiment import CellSpec
-from testbed.search import Criteria, find
+from testbed.measure import metrics as measure
+from testbed.results import report
+from testbed.experiment.cell import CellSpec
+from testbed.experiment.search import Criteria, find
 
 
 def test_mean_ci_matches_scipy():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from testbed.results import ResultsDir
+from testbed.results.store import ResultsDir
 
 
 def test_rows_append_and_columns_grow(tmp_path):

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from testbed import run as runmod
-from testbed.run import GiveUp, wait_for
+from testbed.core import run as runmod
+from testbed.core.run import GiveUp, wait_for
 
 
 def test_wait_for_returns_the_value():

@@ -12,8 +12,8 @@ import docker
 import pytest
 from docker.types import EndpointSpec
 
-from testbed.engine import host_client
-from testbed.run import wait_for
+from testbed.providers.engine import host_client
+from testbed.core.run import wait_for
 
 pytestmark = pytest.mark.engine
 

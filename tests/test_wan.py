@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from testbed.experiment import CellSpec, run_cell
+from testbed.experiment.cell import CellSpec, run_cell
 from testbed.providers.wan import BACKENDS
 from testbed.stack import calibrate
 from testbed.workload.pipeline import WindowSpec

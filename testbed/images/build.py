@@ -25,7 +25,7 @@ from typing import Callable
 import docker
 import docker.errors
 
-from ..run import Progress, default_progress, file_lock, step
+from ..core.run import Progress, default_progress, file_lock, step
 
 PACKAGE = Path(__file__).resolve().parent.parent   # recipe files are named relative to testbed/
 LABEL_KEY = "io.flink-swarm-testbed.image-key"

@@ -7,7 +7,7 @@ from functools import cached_property
 
 import docker
 
-from ..engine import node_client
+from .engine import node_client
 from ..inventory import SshTarget
 
 

@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 import docker
 import docker.errors
 
-from .. import run as runmod
-from ..engine import dind_host_config
-from ..run import LABEL_KIND, LABEL_RUN, Progress, step, wait_for
+from ..core import run as runmod
+from .engine import dind_host_config
+from ..core.run import LABEL_KIND, LABEL_RUN, Progress, step, wait_for
 from ..topology import Topology
 from .base import Machine
 from .wan import Wan, directions

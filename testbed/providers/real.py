@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import docker.errors
 
-from .. import run as runmod
+from ..core import run as runmod
 from ..inventory import Inventory
-from ..run import LABEL_KIND, LABEL_PROJECT, LABEL_RUN, Progress, step, wait_for
-from ..stack import network
-from ..stack.plan import Plan, execute
+from ..core.run import LABEL_KIND, LABEL_PROJECT, LABEL_RUN, Progress, step, wait_for
+from ..provision import network
+from ..core.plan import Plan, execute
 from .base import Machine
 
 MARKER_KIND = "run-marker"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 
-from ..run import Progress, step
+from ..core.run import Progress, step
 from ..topology import Link
 
 BACKENDS = ("netem", "nfqueue")

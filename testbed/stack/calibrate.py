@@ -25,8 +25,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ..providers.base import Machine
-from ..run import Progress, step, wait_for
-from ..testbed import Testbed
+from ..core.run import Progress, step, wait_for
+from ..provision.testbed import Testbed
 from ..topology import Link
 from .services import run_once
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import docker.types
 
-from ..run import Progress, step, wait_for
-from ..testbed import Testbed
+from ..core.run import Progress, step, wait_for
+from ..provision.testbed import Testbed
 from . import services
-from .placement import Placement
+from ..model.placement import Placement
 
 JOBMANAGER = "jobmanager"
 TASKMANAGER = "taskmanager"

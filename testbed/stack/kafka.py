@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import docker.types
 
 from ..images.recipes import TANSU_VERSION
-from ..run import Progress, step
-from ..testbed import Testbed
+from ..core.run import Progress, step
+from ..provision.testbed import Testbed
 from . import services
 
 BROKER = "broker"

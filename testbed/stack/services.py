@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import docker.errors
 
-from ..run import wait_for
-from ..testbed import Testbed
+from ..core.run import wait_for
+from ..provision.testbed import Testbed
 
 
 def run_once(machine, image: str, args: list[str], *, labels: dict, timeout: float, what: str,

@@ -14,10 +14,10 @@ import math
 import re
 from dataclasses import dataclass
 
-from ..run import GiveUp, Progress, step, wait_for
+from ..core.run import GiveUp, Progress, step, wait_for
 from ..stack import services
 from ..stack.flink import FlinkCluster
-from ..testbed import Testbed
+from ..provision.testbed import Testbed
 
 RUNNER = "/opt/flink/runner/sql-runner.jar"
 

@@ -21,14 +21,14 @@ from dataclasses import asdict, dataclass, field
 
 import docker.types
 
-from . import measure
-from .results import now
-from .run import Progress, step, wait_for
-from .stack import flink, kafka, services
-from .stack.placement import choose
-from .testbed import Testbed
-from .workload import pipeline
-from .workload.pipeline import WindowSpec
+from ..measure import metrics as measure
+from ..results.store import now
+from ..core.run import Progress, step, wait_for
+from ..stack import flink, kafka, services
+from ..model.placement import choose
+from ..provision.testbed import Testbed
+from ..workload import pipeline
+from ..workload.pipeline import WindowSpec
 
 DRIVER = "driver"
 

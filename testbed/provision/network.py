@@ -13,7 +13,7 @@ from __future__ import annotations
 import docker.errors
 
 from ..providers.base import Machine
-from .plan import Plan
+from ..core.plan import Plan
 
 
 def _label_flags(labels: dict[str, str]) -> str:

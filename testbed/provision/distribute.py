@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..providers.base import Machine
-from ..run import Progress, step
-from .plan import Plan
+from ..core.run import Progress, step
+from ..core.plan import Plan
 
 
 def missing(machine: Machine, image_ids: list[str]) -> list[str]:

@@ -8,8 +8,8 @@ import os
 import docker
 import docker.errors
 
-from . import run as runmod
-from .run import Progress
+from ..core import run as runmod
+from ..core.run import Progress
 
 
 class EngineError(RuntimeError):

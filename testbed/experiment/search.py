@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from .experiment import CellSpec
+from .cell import CellSpec
 
 
 @dataclass(frozen=True)

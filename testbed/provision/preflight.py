@@ -19,9 +19,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .inventory import Host, Inventory
-from .providers.ssh import Session, SshError, docker_client
-from .run import Progress, default_progress, step
+from ..inventory import Host, Inventory
+from ..providers.ssh import Session, SshError, docker_client
+from ..core.run import Progress, default_progress, step
 
 MIN_API = (1, 40)          # Docker 19.03: data-path-addr, default-addr-pool, dnsrr
 MAX_CLOCK_OFFSET_S = 1.0   # beyond this, event times from different hosts are not comparable

@@ -20,21 +20,21 @@ from dataclasses import dataclass, field
 
 import docker
 
-from . import images as img
-from . import run as runmod
-from .engine import host_client
-from .providers.base import Machine
-from .inventory import Inventory
-from .providers.emulated import EmulatedProvider
-from .providers.real import RealProvider
-from .providers.real import marker_name as provider_marker
-from .providers.wan import Wan
-from .run import LABEL_KIND, LABEL_PROJECT, LABEL_RUN, Progress, default_progress, step
-from .stack import images as stack_images
-from .stack import network, swarm
-from .stack.plan import HARNESS, Plan, execute
-from .stack.plan import render as plan_render
-from .topology import Topology, parse
+from .. import images as img
+from ..core import run as runmod
+from ..providers.engine import host_client
+from ..providers.base import Machine
+from ..inventory import Inventory
+from ..providers.emulated import EmulatedProvider
+from ..providers.real import RealProvider
+from ..providers.real import marker_name as provider_marker
+from ..providers.wan import Wan
+from ..core.run import LABEL_KIND, LABEL_PROJECT, LABEL_RUN, Progress, default_progress, step
+from . import distribute as stack_images
+from . import network, swarm
+from ..core.plan import HARNESS, Plan, execute
+from ..core.plan import render as plan_render
+from ..topology import Topology, parse
 
 LABEL_IMAGES = "io.flink-swarm-testbed.images"   # on the manager node: recipe name -> image id
 

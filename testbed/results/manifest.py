@@ -14,13 +14,13 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from .images.recipes import FLINK_VERSION, KAFKA_CLIENTS_VERSION, KAFKA_CONNECTOR_VERSION
-from .stack.kafka import BrokerSpec
-from .results import now
+from ..images.recipes import FLINK_VERSION, KAFKA_CLIENTS_VERSION, KAFKA_CONNECTOR_VERSION
+from ..stack.kafka import BrokerSpec
+from .store import now
 
 PACKAGES = ("flink-swarm-testbed", "docker", "pytest", "pytest-xdist", "pandas", "numpy", "scipy", "pyarrow",
             "matplotlib", "kafka-python", "PyYAML")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]   # the checkout, if the package runs from one
 
 
 def _git() -> dict:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..run import Progress
+from .run import Progress
 
 HARNESS = "harness"   # the machine running pytest / the CLI
 

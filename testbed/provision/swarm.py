@@ -10,8 +10,8 @@ from __future__ import annotations
 import docker.errors
 
 from ..providers.base import Machine
-from ..run import Progress, step, wait_for
-from .plan import Plan, execute
+from ..core.run import Progress, step, wait_for
+from ..core.plan import Plan, execute
 
 NODE_LABEL_CLOUD = "cloud"
 NODE_LABEL_ROLE = "role"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
+RESULTS = Path("results")   # relative to where pytest or the CLI runs
 
 
 def now() -> str:
