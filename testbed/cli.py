@@ -1,42 +1,46 @@
-"""python -m testbed up|status|down|clean|preflight|calibrate|report|images — the testbed for interactive work.
+"""python -m testbed up|status|down|clean|run|preflight|calibrate|report|images — the testbed without pytest.
 
 Emulated clouds by default; real VMs with ``--cloud real --inventory FILE`` (``up --dry-run`` prints
-what a real run would execute, per host and in order, without executing it)."""
+what a real run's up and down would execute, per host and in order, without executing it).
+``run`` measures an experiment matrix with the same options and the same results folder as
+``pytest experiments/``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 
 from . import images as img
+from .core.run import configure_logging, owner_token
+from .experiment.options import EXPERIMENT, TESTBED, Experiment, OptionError, add_to, values
+from .model.inventory import load as load_inventory
+from .providers.base import Provider, for_cloud
 from .providers.engine import EngineError, host_client
-from .inventory import load as load_inventory
-from .providers.emulated import EmulatedProvider
-from .providers.real import RealProvider
 from .providers.ssh import SshError
-from .core.run import default_progress, owner_alive
-from .provision.testbed import Testbed, clean, list_runs
-from .topology import SEED_TOPOLOGY, TopologyError, load
+from .provision import teardown
+from .provision.testbed import Testbed, clean
+from .model.topology import TopologyError, load
 
-DEFAULT_TOPOLOGY = SEED_TOPOLOGY
-
-
-def _inventory(args):
-    if args.cloud != "real":
-        if getattr(args, "inventory", None):
-            raise SystemExit("--inventory is for --cloud real")
-        return None
-    if not args.inventory:
-        raise SystemExit("--cloud real needs --inventory FILE (see examples/inventory.yaml)")
-    return load_inventory(args.inventory)
+log = logging.getLogger("testbed.cli")
 
 
-def _pick_run(run: str | None, inventory=None) -> str:
+def _provider(args, check_keys: bool = True) -> Provider:
+    if args.cloud == "real":
+        if not args.inventory:
+            raise SystemExit("--cloud real needs --inventory FILE (see examples/inventory.yaml)")
+        return for_cloud("real", load_inventory(args.inventory, check_keys=check_keys))
+    if getattr(args, "inventory", None):
+        raise SystemExit("--inventory is for --cloud real")
+    return for_cloud("emulated")
+
+
+def _pick_run(run: str | None, provider: Provider) -> str:
     if run:
         return run
-    runs = RealProvider(inventory, default_progress).runs() if inventory else list_runs(host_client())
+    runs = provider.runs()
     if len(runs) == 1:
         return next(iter(runs))
     if not runs:
@@ -45,16 +49,13 @@ def _pick_run(run: str | None, inventory=None) -> str:
 
 
 def cmd_up(args) -> int:
-    inventory = _inventory(args)
     if args.dry_run:
-        if inventory is None:
+        if args.cloud != "real":
             raise SystemExit("--dry-run shows a real run's commands: use it with --cloud real --inventory FILE")
-        print(Testbed.dry_run(inventory))
+        print(Testbed.dry_run(_provider(args, check_keys=False)))
         return 0
-    if inventory is not None:
-        tb = Testbed.up_real(inventory, owner="cli")
-    else:
-        tb = Testbed.up(load(args.topology), owner="cli")
+    provider = _provider(args)
+    tb = Testbed.up(provider, None if provider.topology else load(args.topology), owner="cli")
     tb.close()
     print(f"run {tb.run_id} is up: {len(tb.machines)} nodes; "
           f"`python -m testbed status --run {tb.run_id}` shows it, `python -m testbed down` removes it")
@@ -62,14 +63,15 @@ def cmd_up(args) -> int:
 
 
 def cmd_status(args) -> int:
-    inventory = _inventory(args)
-    if inventory is not None:
-        runs = [args.run] if args.run else sorted(RealProvider(inventory, default_progress).runs())
-        statuses = [Testbed.attach(r, inventory=inventory).status() for r in runs]
-    else:
-        client = host_client()
-        runs = [args.run] if args.run else sorted(list_runs(client))
-        statuses = [Testbed.attach(r, client=client).status() for r in runs]
+    provider = _provider(args)
+    runs = [args.run] if args.run else sorted(provider.runs())
+    statuses = []
+    for r in runs:
+        tb = Testbed.attach(provider, r)
+        try:
+            statuses.append(tb.status())
+        finally:
+            tb.close()
     if args.json:
         json.dump(statuses, sys.stdout, indent=2)
         print()
@@ -96,34 +98,72 @@ def cmd_status(args) -> int:
 
 
 def cmd_down(args) -> int:
-    inventory = _inventory(args)
-    run = _pick_run(args.run, inventory)
+    provider = _provider(args)
+    run = _pick_run(args.run, provider)
     t0 = time.monotonic()
-    if inventory is not None:
-        removed = RealProvider(inventory, default_progress).destroy(run)
-    else:
-        removed = EmulatedProvider(host_client(), default_progress).destroy(run)
+    removed = teardown.destroy(provider, run)
     if not removed:
-        raise LookupError(f"nothing of run {run!r} is on the {'hosts' if inventory else 'engine'}")
+        raise LookupError(f"nothing of run {run!r} is on the {'engine' if provider.disposable else 'hosts'}")
     print(f"run {run} removed in {time.monotonic() - t0:.1f}s ({len(removed)} containers, networks and volumes)")
     return 0
 
 
 def cmd_clean(args) -> int:
-    inventory = _inventory(args)
-    if inventory is not None:
-        keep = (lambda owner: False) if args.all else owner_alive
-        removed = RealProvider(inventory, default_progress).destroy(None, keep=keep)
-    else:
-        removed = clean(everything=args.all)
+    removed = clean(_provider(args), everything=args.all)
     print("\n".join(removed) if removed else "nothing to clean")
     return 0
 
 
+def cmd_run(args) -> int:
+    """An experiment matrix, as ``pytest experiments/`` runs it: checked first, then provisioned (or
+    attached), calibrated, measured cell by cell, reported and torn down."""
+    from .experiment.session import Session, cell_ok
+    opts = values(lambda k: getattr(args, k))
+    try:
+        provider = _provider(args, check_keys=not args.dry_run)
+        if args.dry_run:
+            print(Testbed.dry_run(provider))
+            return 0
+        topology = provider.topology or load(args.topology)
+        session = Session(Experiment.from_options(opts), args.results, resume=args.resume, options=opts)
+        cells = session.plan(topology)
+    except OptionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    log.info(f"session {session.id}: {len(cells)} cell(s)"
+             + (f" and {len(session.experiment.searches(cells))} search(es)" if session.experiment.sustainable else "")
+             + f"; results in {session.path}")
+    if args.testbed_run:
+        tb = Testbed.attach(provider, args.testbed_run)
+    else:
+        removed = clean(provider)
+        if removed:
+            log.info(f"removed {len(removed)} leftovers of killed runs")
+        tb = Testbed.up(provider, topology, owner=owner_token())
+    rows = []
+    try:
+        session.calibrate(tb, args.wan_check)
+        rows = session.run(tb, cells)
+    finally:
+        session.finish()
+        if args.testbed_run or args.keep_testbed:
+            tb.close()
+            if args.keep_testbed and not args.testbed_run:
+                log.info(f"run {tb.run_id} left running (--keep-testbed); remove it with "
+                         f"`python -m testbed down --run {tb.run_id}`")
+        else:
+            tb.down()
+    bad = [r["cell_key"] for r in rows if not cell_ok(r)]
+    print(f"session {session.id}: {len(rows) - len(bad)} of {len(rows)} cell(s) add up"
+          + (f"; look at: {', '.join(bad)}" if bad else "") + f"; results in {session.path}")
+    return 1 if bad else 0
+
+
 def cmd_calibrate(args) -> int:
     from .stack.calibrate import calibrate, table
-    tb = Testbed.attach(_pick_run(args.run))
-    rows = calibrate(tb, default_progress)
+    provider = _provider(args)
+    tb = Testbed.attach(provider, _pick_run(args.run, provider))
+    rows = calibrate(tb)
     if args.json:
         json.dump({"run_id": tb.run_id, "backend": tb.wan.backend if tb.wan else None, "measurements": rows},
                   sys.stdout, indent=2)
@@ -135,9 +175,9 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_preflight(args) -> int:
-    from .provision import preflight
+    from .providers import preflight
     inventory = load_inventory(args.inventory)
-    report = preflight.run(inventory, default_progress)
+    report = preflight.run(inventory)
     if args.json:
         json.dump({"hosts": report.hosts, "ports": report.matrix, "problems": report.problems,
                    "warnings": report.warnings}, sys.stdout, indent=2)
@@ -156,18 +196,25 @@ def cmd_report(args) -> int:
 
 def cmd_images(args) -> int:
     client = host_client()
-    tags = img.build_all(client, img.ALL_RECIPES, default_progress)
+    tags = img.build_all(client, img.ALL_RECIPES)
     print(img.build.manifest(client, tags))
     return 0
 
 
+def _cloud_options(sp) -> None:
+    sp.add_argument("--cloud", choices=("emulated", "real"), default="emulated",
+                    help="emulated clouds on this machine (default) or real VMs from --inventory")
+    sp.add_argument("--inventory", help="hosts YAML for --cloud real (see examples/inventory.yaml)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m testbed", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m testbed", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="provision a topology and leave it running")
-    up.add_argument("--topology", default=str(DEFAULT_TOPOLOGY), help="topology YAML (default: the seed)")
+    up.add_argument("--topology", default="seed", help="topology YAML or a built-in name (default: seed)")
     up.add_argument("--dry-run", action="store_true",
-                    help="with --cloud real: print the commands per host, in order, and execute nothing")
+                    help="with --cloud real: print the commands of up and down per host, in order, and execute nothing")
     up.set_defaults(fn=cmd_up)
     pf = sub.add_parser("preflight", help="check real hosts (SSH, engine, kernel, clocks, port matrix); changes nothing")
     pf.add_argument("--inventory", required=True, help="hosts YAML (see examples/inventory.yaml)")
@@ -183,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     cl = sub.add_parser("clean", help="remove what killed runs left behind (found by label)")
     cl.add_argument("--all", action="store_true", help="also remove runs started with `up`")
     cl.set_defaults(fn=cmd_clean)
+    rn = sub.add_parser("run", help="measure an experiment matrix (the options of pytest experiments/)")
+    add_to(rn.add_argument_group("testbed"), TESTBED)
+    add_to(rn.add_argument_group("experiment"), EXPERIMENT)
+    rn.set_defaults(fn=cmd_run)
     ca = sub.add_parser("calibrate", help="measure RTT, throughput and loss between nodes against the targets")
     ca.add_argument("--run", help="run id (default: the only run)")
     ca.add_argument("--json", action="store_true", help="machine-readable output")
@@ -192,14 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     rp.set_defaults(fn=cmd_report)
     im = sub.add_parser("images", help="build the offline images (cached) and print them")
     im.set_defaults(fn=cmd_images)
-    for sp in (up, st, dn, cl):
-        sp.add_argument("--cloud", choices=("emulated", "real"), default="emulated",
-                        help="emulated clouds on this machine (default) or real VMs from --inventory")
-        sp.add_argument("--inventory", help="hosts YAML for --cloud real (see examples/inventory.yaml)")
+    for sp in (up, st, dn, cl, ca):
+        _cloud_options(sp)
     args = p.parse_args(argv)
+    configure_logging()
     try:
         return args.fn(args)
-    except (TopologyError, EngineError, LookupError, FileNotFoundError, SshError) as e:
+    except (TopologyError, EngineError, LookupError, FileNotFoundError, SshError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -14,3 +17,25 @@ MINI = HERE / "topologies" / "mini.yaml"
 @pytest.fixture
 def mini_topology() -> Path:
     return MINI
+
+
+@contextmanager
+def records() -> Iterator[list[logging.LogRecord]]:
+    """The testbed's log records while the block runs (tests read these, not printed text)."""
+    got: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            got.append(record)
+
+    handler = Keep(logging.INFO)
+    logger = logging.getLogger("testbed")
+    logger.addHandler(handler)
+    try:
+        yield got
+    finally:
+        logger.removeHandler(handler)
+
+
+def messages(recs: list[logging.LogRecord]) -> list[str]:
+    return [r.getMessage() for r in recs]

@@ -13,6 +13,7 @@ import pytest
 from testbed import images as img
 from testbed.core import run as runmod
 from testbed.providers.engine import host_client
+from tests.conftest import messages, records
 
 
 def test_keys_follow_inputs():
@@ -32,11 +33,11 @@ def test_warm_cache_builds_nothing():
     client = host_client()
     first = img.build_all(client, img.ALL_RECIPES)
     ids = {name: client.images.get(tag).id for name, tag in first.items()}
-    said: list[str] = []
-    again = img.build_all(client, img.ALL_RECIPES, progress=said.append)
+    with records() as said:
+        again = img.build_all(client, img.ALL_RECIPES)
     assert again == first
     assert {name: client.images.get(tag).id for name, tag in again.items()} == ids
-    assert said == [], f"a warm cache did work: {said}"
+    assert said == [], f"a warm cache did work: {messages(said)}"
 
 
 @pytest.mark.engine
@@ -52,7 +53,7 @@ def test_warm_cache_builds_nothing():
 ])
 def test_images_hold_what_the_stack_runs(recipe, entrypoint, cmd, expect):
     client = host_client()
-    tag = img.build_image(client, recipe, progress=lambda m: None)
+    tag = img.build_image(client, recipe)
     out = client.containers.run(tag, cmd, entrypoint=entrypoint, remove=True, stderr=True,
                                 labels=runmod.labels("probe", runmod.owner_token()))
     assert expect.lower() in out.decode().lower()
@@ -70,8 +71,9 @@ def test_a_rebuild_untags_superseded_versions_but_keeps_the_previous_one(tmp_pat
             client.images.build(path=str(tmp_path), tag=f"{repo}:v{n}", rm=True)
             tags.append(f"{repo}:v{n}")
             time.sleep(1.1)                  # distinct creation times
-        said: list[str] = []
-        _prune_superseded(client, tags[-1], said.append)
+        with records() as recs:
+            _prune_superseded(client, tags[-1])
+        said = messages(recs)
         left = sorted(t for i in client.images.list(name=repo) for t in i.tags)
         assert left == [tags[1], tags[2]], left
         assert said == [f"removed 1 superseded image(s): {tags[0]}"]

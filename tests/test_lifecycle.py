@@ -33,16 +33,16 @@ PROBE_TESTS = """
 import os, pathlib, time
 OUT = pathlib.Path(os.environ["FST_PROBE_OUT"])
 
-def test_records_run(testbed):
-    (OUT / f"{os.getpid()}-a").write_text(testbed.run_id)
+def test_records_run(fst_testbed):
+    (OUT / f"{os.getpid()}-a").write_text(fst_testbed.run_id)
 
-def test_body_raises(testbed):
-    (OUT / f"{os.getpid()}-b").write_text(testbed.run_id)
+def test_body_raises(fst_testbed):
+    (OUT / f"{os.getpid()}-b").write_text(fst_testbed.run_id)
     raise RuntimeError("this test body fails on purpose")
 
-def test_waits(testbed):
+def test_waits(fst_testbed):
     if os.environ.get("FST_PROBE_WAIT"):
-        (OUT / "ready").write_text(testbed.run_id)
+        (OUT / "ready").write_text(fst_testbed.run_id)
         time.sleep(600)
 """
 
@@ -100,7 +100,7 @@ def test_ctrl_c_tears_down(tmp_path):
     assert leftovers(run_id) == []
 
 
-def test_clean_removes_a_killed_runs_leftovers_and_keeps_live_runs(testbed):
+def test_clean_removes_a_killed_runs_leftovers_and_keeps_live_runs(fst_testbed):
     """A run whose owner died (SIGKILL: no teardown ran) is found by label and removed."""
     client = host_client()
     dead = subprocess.Popen(["sleep", "0"])
@@ -120,7 +120,7 @@ def test_clean_removes_a_killed_runs_leftovers_and_keeps_live_runs(testbed):
     assert r.returncode == 0, r.stderr
     assert f"container {node.name}" in r.stdout and f"volume {vol.name}" in r.stdout, r.stdout
     assert leftovers(run_id) == []
-    assert leftovers(testbed.run_id), "the live session's run must be kept"
+    assert leftovers(fst_testbed.run_id), "the live session's run must be kept"
     assert time.monotonic() - t0 < 120
 
 

@@ -20,9 +20,9 @@ pytestmark = [pytest.mark.engine, pytest.mark.exclusive("seed-network")]
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _matrix(testbed, results: Path, *extra: str) -> list[str]:
+def _matrix(fst_testbed, results: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "pytest", str(ROOT / "experiments" / "test_pipeline.py"), "-k", "test_cell",
-            "--testbed-run", testbed.run_id, "--results", str(results), "--taskmanagers", "1,2",
+            "--testbed-run", fst_testbed.run_id, "--results", str(results), "--taskmanagers", "1,2",
             "--placements", "single-cloud,nodes:google-cloud-worker-1+azure-swarm-worker-1", "--rates", "300", "--repetitions", "1",
             "--duration", "10", "--warmup", "2", "--window", "2", "--slide", "1", "-rs", *extra]
 
@@ -33,9 +33,9 @@ def _rows(results: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False) if path.exists() else pd.DataFrame()
 
 
-def test_killed_matrix_resumes_without_redoing_cells(testbed, tmp_path):
+def test_killed_matrix_resumes_without_redoing_cells(fst_testbed, tmp_path):
     # (the network is checked by the resumption: the check is per pytest run, and this one is killed)
-    first = subprocess.Popen(_matrix(testbed, tmp_path, "--wan-check", "off"), cwd=ROOT, stdout=subprocess.PIPE,
+    first = subprocess.Popen(_matrix(fst_testbed, tmp_path, "--wan-check", "off"), cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     try:
         def one_row() -> bool:
@@ -51,18 +51,18 @@ def test_killed_matrix_resumes_without_redoing_cells(testbed, tmp_path):
     session = next(p for p in tmp_path.iterdir() if p.is_dir())
 
     # a resumption must measure as the run did: other settings are refused before anything runs
-    other = subprocess.run(_matrix(testbed, tmp_path, "--resume", session.name, "--duration", "11"), cwd=ROOT,
+    other = subprocess.run(_matrix(fst_testbed, tmp_path, "--resume", session.name, "--duration", "11"), cwd=ROOT,
                            capture_output=True, text=True, timeout=120)
     assert other.returncode != 0 and "--duration 11.0 (the run used 10.0)" in other.stdout + other.stderr, \
         (other.stdout + other.stderr)[-3000:]
 
-    second = subprocess.run(_matrix(testbed, tmp_path, "--resume", session.name), cwd=ROOT,
+    second = subprocess.run(_matrix(fst_testbed, tmp_path, "--resume", session.name), cwd=ROOT,
                             capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stdout[-4000:]
     # then, in the same results folder, a sustainable-throughput search of one cell of the matrix
     # (one trial: start = maximum, no refinement)
     spread = "nodes:google-cloud-worker-1+azure-swarm-worker-1"
-    third = subprocess.run(_matrix(testbed, tmp_path, "--resume", session.name, "--sustainable", "-k",
+    third = subprocess.run(_matrix(fst_testbed, tmp_path, "--resume", session.name, "--sustainable", "-k",
                                    "test_sustainable_throughput", "--taskmanagers", "2", "--placements", spread,
                                    "--search-start", "300", "--search-max", "300", "--search-refine", "0"),
                            cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -91,13 +91,13 @@ def test_killed_matrix_resumes_without_redoing_cells(testbed, tmp_path):
                 *[f"report/timeseries/{c}.png" for c in cells]]:
         assert (session / rel).exists(), rel
     manifest = json.loads((session / "manifest.json").read_text())
-    assert manifest["topology"]["sha256"] == testbed.topology.sha256
+    assert manifest["topology"]["sha256"] == fst_testbed.topology.sha256
     assert manifest["versions"]["flink"] == "2.0.2" and manifest["git"]["commit"]
     assert manifest["versions"]["broker"] == "tansu 0.6.0" and manifest["versions"]["python"]
     assert manifest["versions"]["packages"]["kafka-python"] and manifest["versions"]["packages"]["pandas"]
-    assert set(manifest["versions"]["docker_engines"]) >= {m.hostname for m in testbed.machines}
+    assert set(manifest["versions"]["docker_engines"]) >= {m.hostname for m in fst_testbed.machines}
     assert manifest["sessions"][0]["options"]["duration"] == 10.0 and manifest["host"]["cpus"]
-    assert manifest["testbed"]["wan_backend"] == testbed.wan.backend
+    assert manifest["testbed"]["wan_backend"] == fst_testbed.wan.backend
     assert manifest["testbed"]["wan_check"] == "passed"
     assert len(manifest["sessions"]) >= 1 and manifest["ended"]
     assert pd.read_parquet(session / "cells.parquet")["cell_key"].tolist() == after["cell_key"].tolist()

@@ -21,6 +21,7 @@ from testbed.stack import flink, kafka
 from testbed.model.placement import choose
 from testbed.workload import pipeline
 from testbed.workload.pipeline import SEED_WINDOW, WindowSpec
+from tests.conftest import messages, records
 
 # Flink, the broker and the WAN of the session's testbed are shared: the tests that use them run one
 # at a time, whichever xdist worker has them.
@@ -43,15 +44,14 @@ def _get(url: str):
         return json.loads(r.read())
 
 
-def test_cell_with_taskmanagers_on_two_clouds(testbed, tmp_path):
-    said: list[str] = []
+def test_cell_with_taskmanagers_on_two_clouds(fst_testbed, tmp_path):
     seen = {"taskmanagers": 0, "running_jobs": 0, "errors": 0}
     stop = threading.Event()
 
     def watch() -> None:
         """What a researcher sees in the Flink UI during the run, at the URL the testbed printed."""
         while not stop.wait(1.0):
-            url = next((m.split("Flink web UI: ")[1] for m in said if "Flink web UI: " in m), None)
+            url = next((r.flink_ui for r in said if hasattr(r, "flink_ui")), None)
             if not url:
                 continue
             try:
@@ -66,13 +66,14 @@ def test_cell_with_taskmanagers_on_two_clouds(testbed, tmp_path):
     spec = CellSpec(taskmanagers=2, placement="multi-cloud", rate=300, duration=20, warmup=4,
                     window=WindowSpec(4, 1, 1))
     try:
-        row = run_cell(testbed, spec, said.append)
+        with records() as said:
+            row = run_cell(fst_testbed, spec)
     finally:
         stop.set()
         watcher.join()
     assert set(row["taskmanager_clouds"].split(",")) == {"azure", "google"}
     assert row["registered_taskmanagers"] == 2
-    assert seen["taskmanagers"] == 2 and seen["running_jobs"] == 1, (seen, said)
+    assert seen["taskmanagers"] == 2 and seen["running_jobs"] == 1, (seen, messages(said))
     assert re.fullmatch(r"http://[\d.]+:8081", row["flink_ui"])
     assert row["events_sent"] == 300 * 20 and row["events_acked"] == row["events_sent"]
     assert row["result_records"] > 0 and row["expected_windows"] == row["received_windows"]
@@ -82,7 +83,7 @@ def test_cell_with_taskmanagers_on_two_clouds(testbed, tmp_path):
     assert row["achieved_rate"] == pytest.approx(300, rel=0.1)
     assert row["processed_rate"] == pytest.approx(300, rel=0.25)
     # what the cell leaves behind: Flink (for the next cell), no job, no driver
-    assert [j["status"] for j in flink.FlinkCluster(testbed, None, 1).rest("/jobs")["jobs"]
+    assert [j["status"] for j in flink.FlinkCluster(fst_testbed, None, 1).rest("/jobs")["jobs"]
             if j["status"] == "RUNNING"] == []
     results = ResultsDir("t", tmp_path)
     results.append("cells", row)
@@ -94,26 +95,25 @@ WINDOWS = [WindowSpec(0.5, 0.1, 0.05), WindowSpec(10, 2, 1), WindowSpec(100, 20,
            WindowSpec(3600, 600, 120)]
 
 
-def test_every_window_size_reaches_running(testbed):
+def test_every_window_size_reaches_running(fst_testbed):
     """Sub-second to an hour, the seed's 5 min / 1 min among them: Flink accepts each window's SQL and
     runs the job (nothing has to close, so this is cheap)."""
-    said: list[str] = []
-    cluster = flink.deploy(testbed, choose(testbed.topology, "single-cloud", 1), 1, said.append)
-    node = testbed.topology.broker_node
-    bootstrap = kafka.deploy(testbed, node, said.append, kafka.BrokerSpec.of(testbed.topology))
-    kafka.admin(testbed, bootstrap, node, ["events-windows:1", "results-windows:1"], ["events-windows", "results-windows"])
+    cluster = flink.deploy(fst_testbed, choose(fst_testbed.topology, "single-cloud", 1), 1)
+    node = fst_testbed.topology.broker_node
+    bootstrap = kafka.deploy(fst_testbed, node, kafka.BrokerSpec.of(fst_testbed.topology))
+    kafka.admin(fst_testbed, bootstrap, node, ["events-windows:1", "results-windows:1"], ["events-windows", "results-windows"])
     ran = {}
     try:
         for w in WINDOWS:
             job = pipeline.submit(cluster, pipeline.sql("events-windows", "results-windows", bootstrap, w, 1,
-                                                        name=f"window-{w.size_ms}ms"), said.append)
+                                                        name=f"window-{w.size_ms}ms"))
             try:
                 ran[w.describe()] = cluster.rest(f"/jobs/{job}")["state"]
             finally:
-                pipeline.cancel(cluster, job, said.append)
+                pipeline.cancel(cluster, job)
     finally:
-        kafka.admin(testbed, bootstrap, node, [], ["events-windows", "results-windows"])
-    assert ran == {w.describe(): "RUNNING" for w in WINDOWS}, said[-20:]
+        kafka.admin(fst_testbed, bootstrap, node, [], ["events-windows", "results-windows"])
+    assert ran == {w.describe(): "RUNNING" for w in WINDOWS}
 
 
 @pytest.mark.parametrize("options, says", [

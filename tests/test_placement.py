@@ -6,7 +6,7 @@ import pytest
 
 from testbed.experiment.cell import CellSpec
 from testbed.model.placement import PlacementError, choose
-from testbed.topology import SEED_TOPOLOGY, load
+from testbed.model.topology import SEED_TOPOLOGY, load
 
 SEED = load(SEED_TOPOLOGY)
 

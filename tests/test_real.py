@@ -11,13 +11,16 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from testbed.provision import preflight
+from testbed.providers import preflight
 from testbed.experiment.cell import CellSpec, run_cell
-from testbed.inventory import InventoryError, load
+from testbed.model.inventory import InventoryError, load
 from testbed.providers.ssh import SshError
 from testbed.core.run import LABEL_RUN
+from testbed.providers.base import for_cloud
+from testbed.providers.real import RealProvider
 from testbed.provision.testbed import Testbed
-from testbed.topology import load as load_topology
+from tests.conftest import messages, records
+from testbed.model.topology import load as load_topology
 from testbed.workload.pipeline import WindowSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +56,7 @@ def test_example_inventory_describes_the_seeds_five_vms(tmp_path):
     doc = yaml.safe_load((ROOT / "examples" / "inventory.yaml").read_text())
     doc["ssh"]["key"] = str(key)
     inv = load(_write(tmp_path, doc))
-    seed = load_topology(ROOT / "topologies" / "seed.yaml")
+    seed = load_topology("seed")
     assert [(h.hostname, h.cloud, h.role) for h in inv.hosts] == [(n.hostname, n.cloud, n.role) for n in seed.nodes]
     assert inv.host("google-cloud-worker-1").ssh.user == "thalita_vergilio"   # a per-host override
     assert inv.topology.manager.hostname == "azure-swarm-manager"
@@ -92,7 +95,7 @@ def test_unreachable_host_fails_preflight_naming_it(tmp_path):
         h.pop("private_address", None)
     inv = load(_write(tmp_path, doc))
     with pytest.raises(SshError) as e:
-        preflight.run(inv, lambda m: None)
+        preflight.run(inv)
     for h in HOSTS:
         assert f"{h['hostname']} (root@127.0.0.1:1) is unreachable over SSH" in str(e.value)
 
@@ -103,7 +106,7 @@ def test_dry_run_of_weave_lists_plugin_and_weave_commands_per_host_in_order(tmp_
     doc = {"ssh": {"user": "root", "key": str(key)}, "network": {"driver": "weave", "address_pool": "10.40.0.0/16"},
            "hosts": [dict(h) for h in HOSTS]}
     inv = load(_write(tmp_path, doc))
-    text = Testbed.dry_run(inv)
+    text = Testbed.dry_run(RealProvider(inv))
     sections: dict[str, list[str]] = {}
     for line in text.split("per host:")[1].splitlines():
         if re.fullmatch(r"  \S+:", line):
@@ -150,8 +153,8 @@ def ssh_hosts(tmp_path_factory):
     """Three emulated VMs (no Swarm yet) that accept a fresh key over SSH, and their inventory."""
     tmp = tmp_path_factory.mktemp("ssh-hosts")
     key, pub = _key(tmp)
-    nodes = Testbed.up(load_topology(ROOT / "tests" / "topologies" / "ssh.yaml"), ssh_authorized_keys=pub,
-                       form_swarm=False, progress=print)
+    nodes = Testbed.up(for_cloud("emulated"), load_topology(ROOT / "tests" / "topologies" / "ssh.yaml"),
+                       ssh_authorized_keys=pub, form_swarm=False)
     try:
         doc = {"name": "ssh-hosts",
                "ssh": {"user": "root", "key": str(key), "known_hosts": str(tmp / "known_hosts")},
@@ -177,7 +180,7 @@ def test_preflight_names_a_port_closed_by_a_firewall_rule(ssh_hosts):
     rule = ["-p", "tcp", "--dport", "7946", "-j", "DROP"]
     _iptables(nodes, "west-worker", "-I", rule)
     try:
-        report = preflight.run(inv, print)
+        report = preflight.run(inv)
     finally:
         _iptables(nodes, "west-worker", "-D", rule)
     print(report.text())
@@ -197,8 +200,8 @@ def test_preflight_names_a_port_closed_by_a_firewall_rule(ssh_hosts):
 @pytest.mark.exclusive("seed-network")
 def test_real_path_runs_an_experiment_cell_over_ssh(ssh_hosts):
     nodes, inv, key = ssh_hosts
-    said: list[str] = []
-    tb = Testbed.up_real(inv, progress=lambda m: (said.append(m), print(m)))
+    with records() as said:
+        tb = Testbed.up(RealProvider(inv))
     try:
         assert all(m.docker_url.startswith("ssh://root@") for m in tb.machines)
         token = tb.manager.client.swarm.attrs["JoinTokens"]["Worker"]
@@ -206,8 +209,10 @@ def test_real_path_runs_an_experiment_cell_over_ssh(ssh_hosts):
         assert set(swarm_nodes) == {"east-manager", "east-jobmanager", "west-worker"}
         for m in tb.machines:   # every node advertises its own address
             assert swarm_nodes[m.hostname]["Status"]["Addr"] == m.address
-        row = run_cell(tb, CellSpec(taskmanagers=1, placement="single-cloud:west", rate=200, duration=12,
-                                    warmup=3, window=WindowSpec(4, 1, 1)), said.append)
+        with records() as during:
+            row = run_cell(tb, CellSpec(taskmanagers=1, placement="single-cloud:west", rate=200, duration=12,
+                                        warmup=3, window=WindowSpec(4, 1, 1)))
+        said += during
         assert row["taskmanager_nodes"] == "west-worker" and row["registered_taskmanagers"] == 1
         assert row["events_sent"] > 1000 and row["lost"] == 0 and row["result_records"] > 0
         assert row["latency_p50_ms"] > 0 and row["provider"] == "real"
@@ -220,6 +225,6 @@ def test_real_path_runs_an_experiment_cell_over_ssh(ssh_hosts):
         assert not m.client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={tb.run_id}"})
         assert not m.client.volumes.list(filters={"label": f"{LABEL_RUN}={tb.run_id}"})
     # no secrets in what the run said
-    text = "\n".join(said)
+    text = "\n".join(messages(said))
     assert token not in text
     assert key.read_text().splitlines()[1] not in text

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from testbed.topology import SEED_TOPOLOGY, TopologyError, load, parse, parse_memory
+from testbed.model.topology import SEED_TOPOLOGY, TopologyError, load, parse, parse_memory
 
 GOOD = """
 name: t

@@ -22,10 +22,10 @@ pytestmark = [pytest.mark.engine, pytest.mark.exclusive("seed-network")]
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_seed_link_is_measured_within_tolerance(testbed):
-    rows = testbed.calibration
+def test_seed_link_is_measured_within_tolerance(fst_testbed):
+    rows = fst_testbed.calibration
     assert rows, "the session's testbed was calibrated after provisioning"
-    assert testbed.wan.backend in BACKENDS and testbed.wan.backend == testbed.wan.detect()
+    assert fst_testbed.wan.backend in BACKENDS and fst_testbed.wan.backend == fst_testbed.wan.detect()
     inter = [r for r in rows if r["kind"] == "rtt" and r["src_cloud"] != r["dst_cloud"]]
     intra = [r for r in rows if r["kind"] == "rtt" and r["src_cloud"] == r["dst_cloud"]]
     assert len(inter) == 8 and len(intra) == 12   # azure (4 nodes) <-> google (1), both ways; azure pairs
@@ -39,12 +39,12 @@ def test_seed_link_is_measured_within_tolerance(testbed):
         assert 90.0 <= r["measured"] <= 110.0, r
 
 
-def test_one_percent_loss_is_measured_within_tolerance(testbed):
-    testbed.wan.set_link("azure", "google", loss_pct=1.0)
+def test_one_percent_loss_is_measured_within_tolerance(fst_testbed):
+    fst_testbed.wan.set_link("azure", "google", loss_pct=1.0)
     try:
-        rows = calibrate.loss(testbed, testbed.provider.progress)
+        rows = calibrate.loss(fst_testbed)
     finally:
-        testbed.wan.set_link("azure", "google", loss_pct=0.0)
+        fst_testbed.wan.set_link("azure", "google", loss_pct=0.0)
     assert len(rows) == 2
     for r in rows:
         assert r["samples"] >= 5000, r                 # enough packets for a 1 % estimate
@@ -52,29 +52,29 @@ def test_one_percent_loss_is_measured_within_tolerance(testbed):
         assert r["tolerance"] < 0.5
 
 
-def test_spreading_across_clouds_adds_the_wan_delay_to_window_latency(testbed):
+def test_spreading_across_clouds_adds_the_wan_delay_to_window_latency(fst_testbed):
     """With a long link (200 ms RTT) the difference is far above run-to-run noise."""
-    testbed.wan.set_link("azure", "google", rtt_ms=200)
+    fst_testbed.wan.set_link("azure", "google", rtt_ms=200)
     try:
         rows = {}
         for placement in ("single-cloud", "multi-cloud"):
             spec = CellSpec(taskmanagers=2, placement=placement, rate=500, duration=20, warmup=5,
                             window=WindowSpec(4, 1, 1))
-            rows[placement] = run_cell(testbed, spec, lambda m: None)
+            rows[placement] = run_cell(fst_testbed, spec)
     finally:
-        testbed.wan.set_link("azure", "google", rtt_ms=20)
+        fst_testbed.wan.set_link("azure", "google", rtt_ms=20)
     single, multi = rows["single-cloud"], rows["multi-cloud"]
     print(f"p50 single-cloud {single['latency_p50_ms']:.0f} ms, multi-cloud {multi['latency_p50_ms']:.0f} ms")
     assert single["lost"] == multi["lost"] == 0
     assert multi["latency_p50_ms"] - single["latency_p50_ms"] >= 100, (single, multi)
 
 
-def test_jitter_is_measured_within_tolerance(testbed):
-    testbed.wan.set_link("azure", "google", jitter_ms=5.0)
+def test_jitter_is_measured_within_tolerance(fst_testbed):
+    fst_testbed.wan.set_link("azure", "google", jitter_ms=5.0)
     try:
-        (row,) = calibrate.jitter(testbed, testbed.provider.progress)
+        (row,) = calibrate.jitter(fst_testbed)
     finally:
-        testbed.wan.set_link("azure", "google", jitter_ms=0.0)
+        fst_testbed.wan.set_link("azure", "google", jitter_ms=0.0)
     assert row["target"] == pytest.approx(5.86, abs=0.01) and row["samples"] == 200
     assert row["ok"] and abs(row["measured"] - row["target"]) <= row["tolerance"] < 2.0, row
     assert row["min"] >= 20 - 2 * 5, row       # never faster than the delay minus both directions' jitter
@@ -95,13 +95,13 @@ def _disturb(wan, rtt_ms: float) -> None:
                    f"/run/wan-{queue}.json && sleep 0.3")
 
 
-def test_a_wan_that_misses_its_targets_fails_setup_or_flags_the_run(testbed, tmp_path):
-    _disturb(testbed.wan, 30.0)
+def test_a_wan_that_misses_its_targets_fails_setup_or_flags_the_run(fst_testbed, tmp_path):
+    _disturb(fst_testbed.wan, 30.0)
     try:
         def attached(mode: str) -> subprocess.CompletedProcess:
             return subprocess.run(
                 [sys.executable, "-m", "pytest", f"{ROOT}/tests/test_swarm.py::test_node_engines_answer_over_the_docker_api",
-                 "-p", "no:cacheprovider", "--testbed-run", testbed.run_id, "--results", str(tmp_path / mode),
+                 "-p", "no:cacheprovider", "--testbed-run", fst_testbed.run_id, "--results", str(tmp_path / mode),
                  "--wan-check", mode], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
         failed = attached("fail")
@@ -118,14 +118,14 @@ def test_a_wan_that_misses_its_targets_fails_setup_or_flags_the_run(testbed, tmp
         inter = table[(table["kind"] == "rtt") & (table["src_cloud"] != table["dst_cloud"])]
         assert len(inter) == 8 and not inter["ok"].any() and (inter["measured"] > 27).all(), inter
 
-        cli = subprocess.run([sys.executable, "-m", "testbed", "calibrate", "--run", testbed.run_id, "--json"],
+        cli = subprocess.run([sys.executable, "-m", "testbed", "calibrate", "--run", fst_testbed.run_id, "--json"],
                              cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert cli.returncode == 1, cli.stderr[-3000:]
         doc = json.loads(cli.stdout)
-        assert doc["run_id"] == testbed.run_id and doc["backend"] == testbed.wan.backend
+        assert doc["run_id"] == fst_testbed.run_id and doc["backend"] == fst_testbed.wan.backend
         bad = {(r["src"], r["dst"]) for r in doc["measurements"] if not r["ok"]}
         assert ("google-cloud-worker-1", "azure-swarm-manager") in bad and len(bad) >= 8
     finally:
-        testbed.wan.set_link("azure", "google", rtt_ms=20.0)
-    after = calibrate.rtt_matrix(testbed, testbed.provider.progress)
+        fst_testbed.wan.set_link("azure", "google", rtt_ms=20.0)
+    after = calibrate.rtt_matrix(fst_testbed)
     assert all(r["ok"] for r in after), [r for r in after if not r["ok"]]

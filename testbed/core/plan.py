@@ -5,16 +5,20 @@ the shell line for a command over SSH) and the function that does it. ``execute`
 ``render`` prints it (``--dry-run``). Both read the same list, so what a dry run prints is what a
 run does. Secrets never enter a step's text: the Swarm join token is ``<worker-join-token>``.
 
-Steps with the same ``group`` that follow one another run at the same time (one per host).
+Steps with the same ``group`` that follow one another run at the same time (one per host). Steps
+marked ``background`` start and the plan goes on; it waits for them at its end (image loading,
+while the Swarm forms).
 """
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .run import Progress
+
+log = logging.getLogger(__name__)
 
 HARNESS = "harness"   # the machine running pytest / the CLI
 
@@ -26,6 +30,7 @@ class Step:
     fn: Callable[[dict], object] | None = None    # None: nothing to do but show (a note)
     group: str | None = None
     note: str = ""
+    background: bool = False
 
     def line(self) -> str:
         return self.command + (f"    # {self.note}" if self.note else "")
@@ -39,8 +44,10 @@ class Plan:
             group: str | None = None, note: str = "") -> None:
         self.steps.append(Step(host, command, fn, group, note))
 
-    def extend(self, other: "Plan") -> "Plan":
-        self.steps += other.steps
+    def extend(self, other: "Plan", background: bool = False) -> "Plan":
+        """Append ``other``'s steps (with ``background``: to run while the steps after them run)."""
+        self.steps += [Step(s.host, s.command, s.fn, s.group, s.note, True) for s in other.steps] \
+            if background else other.steps
         return self
 
     def hosts(self) -> list[str]:
@@ -51,27 +58,39 @@ class Plan:
         return out
 
 
-def execute(plan: Plan, progress: Progress, ctx: dict | None = None) -> dict:
-    """Run the steps in order (a run of steps sharing a group concurrently); returns ``ctx``,
-    the dict the steps pass values through (e.g. the join token)."""
+def execute(plan: Plan, ctx: dict | None = None) -> dict:
+    """Run the steps in order (a run of steps sharing a group concurrently; background steps while
+    the rest goes on, awaited at the end); returns ``ctx``, the dict the steps pass values through
+    (e.g. the join token). The first failure is raised once every started step has ended."""
     ctx = {} if ctx is None else ctx
-    i = 0
     steps = plan.steps
-    while i < len(steps):
-        j = i + 1
-        if steps[i].group is not None:
-            while j < len(steps) and steps[j].group == steps[i].group:
-                j += 1
-        batch = [s for s in steps[i:j] if s.fn is not None]
-        for s in batch:
-            progress(f"[{s.host}] $ {s.command}")
-        if len(batch) == 1:
-            batch[0].fn(ctx)
-        elif batch:
-            with ThreadPoolExecutor(len(batch)) as pool:
-                for f in [pool.submit(s.fn, ctx) for s in batch]:
-                    f.result()
-        i = j
+    background = [s for s in steps if s.background and s.fn is not None]
+    with ThreadPoolExecutor(max(1, len(background))) as bg:
+        pending = []
+        i = 0
+        while i < len(steps):
+            if steps[i].background:
+                if steps[i].fn is not None:
+                    log.info(f"[{steps[i].host}] $ {steps[i].command} &", extra={"host": steps[i].host})
+                    pending.append(bg.submit(steps[i].fn, ctx))
+                i += 1
+                continue
+            j = i + 1
+            if steps[i].group is not None:
+                while j < len(steps) and steps[j].group == steps[i].group and not steps[j].background:
+                    j += 1
+            batch = [s for s in steps[i:j] if s.fn is not None]
+            for s in batch:
+                log.info(f"[{s.host}] $ {s.command}", extra={"host": s.host})
+            if len(batch) == 1:
+                batch[0].fn(ctx)
+            elif batch:
+                with ThreadPoolExecutor(len(batch)) as pool:
+                    for f in [pool.submit(s.fn, ctx) for s in batch]:
+                        f.result()
+            i = j
+        for f in pending:
+            f.result()
     return ctx
 
 
@@ -79,9 +98,10 @@ def render(plan: Plan, title: str = "") -> str:
     """The plan in order, then per host: what ``--dry-run`` prints."""
     width = max([len(s.host) for s in plan.steps] + [4])
     lines = [title] if title else []
-    lines.append("in order (steps marked || run at the same time on their hosts):")
+    lines.append("in order (steps marked || run at the same time on their hosts; & in the background, "
+                 "awaited at the end):")
     for n, s in enumerate(plan.steps, 1):
-        par = "||" if s.group else "  "
+        par = "&" if s.background else "||" if s.group else "  "
         lines.append(f"  {n:3d} {par} {s.host:<{width}}  $ {s.line()}")
     lines.append("")
     lines.append("per host:")

@@ -1,4 +1,4 @@
-"""Run identity: run ids, the labels every resource carries, who owns a run, and progress output.
+"""Run identity: run ids, the labels every resource carries, who owns a run; logging of long steps.
 
 Every container, network and volume the testbed creates carries ``LABEL_PROJECT`` and
 ``LABEL_RUN``. A run started by a process (a pytest session) also carries ``LABEL_OWNER``, so
@@ -28,7 +28,6 @@ LABEL_ROLE = "io.flink-swarm-testbed.role"
 LABEL_TOPOLOGY = "io.flink-swarm-testbed.topology"
 LABEL_TOPOLOGY_TEXT = "io.flink-swarm-testbed.topology-yaml"
 
-log = logging.getLogger("testbed")
 
 
 def new_run_id() -> str:
@@ -80,24 +79,34 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-Progress = Callable[[str], None]
-
-
-def default_progress(msg: str) -> None:
-    print(f"[testbed {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+def configure_logging(level: int = logging.INFO, stream=None) -> None:
+    """Show the testbed's log on stderr as the CLI prints it: ``[testbed 12:00:01] message``.
+    (pytest shows the same records with its live log; the plugin turns that on.)"""
+    logger = logging.getLogger("testbed")
+    if any(getattr(h, "_fst", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter("[testbed %(asctime)s] %(message)s", "%H:%M:%S"))
+    handler._fst = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
 
 
 @contextmanager
-def step(progress: Progress, what: str) -> Iterator[None]:
-    """Report a long step's start and its duration (or failure)."""
+def step(logger: logging.Logger, what: str, **extra) -> Iterator[None]:
+    """Log a long step's start and its duration (or failure). Records carry ``step`` (what),
+    ``phase`` (start, done, failed) and ``seconds``, so a reader need not parse the text."""
     t0 = time.monotonic()
-    progress(f"{what} ...")
+    logger.info("%s ...", what, extra={"step": what, "phase": "start", **extra})
     try:
         yield
     except BaseException:
-        progress(f"{what}: failed after {time.monotonic() - t0:.1f}s")
+        dt = time.monotonic() - t0
+        logger.info("%s: failed after %.1fs", what, dt, extra={"step": what, "phase": "failed", "seconds": dt, **extra})
         raise
-    progress(f"{what}: done in {time.monotonic() - t0:.1f}s")
+    dt = time.monotonic() - t0
+    logger.info("%s: done in %.1fs", what, dt, extra={"step": what, "phase": "done", "seconds": dt, **extra})
 
 
 class GiveUp(Exception):

@@ -2,7 +2,7 @@
 
     spec = CellSpec(taskmanagers=2, placement="multi-cloud", rate=1000, duration=60, warmup=10,
                     window=WindowSpec(5, 1))
-    row = run_cell(tb, spec, progress)        # a flat dict: parameters, metrics, provenance
+    row = run_cell(tb, spec)        # a flat dict: parameters, metrics, provenance
 
 Everything the cell starts besides Flink itself (topics, job, driver) is removed when it ends, also
 when it fails; Flink stays up so that the next cell only rescales it.
@@ -10,6 +10,7 @@ when it fails; Flink stays up so that the next cell only rescales it.
 
 from __future__ import annotations
 
+import logging
 import io
 import json
 import math
@@ -23,12 +24,14 @@ import docker.types
 
 from ..measure import metrics as measure
 from ..results.store import now
-from ..core.run import Progress, step, wait_for
+from ..core.run import step, wait_for
 from ..stack import flink, kafka, services
 from ..model.placement import choose
 from ..provision.testbed import Testbed
 from ..workload import pipeline
 from ..workload.pipeline import WindowSpec
+
+log = logging.getLogger(__name__)
 
 DRIVER = "driver"
 
@@ -91,7 +94,7 @@ class CellSpec:
                 "watermark_delay_s": w["watermark_delay_s"], "producers": self.producer_processes}
 
 
-def run_cell(tb: Testbed, spec: CellSpec, progress: Progress, artifacts: dict | None = None) -> dict:
+def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict:
     """Run one cell; returns its row. If ``artifacts`` is given, it receives the cell's raw
     ``latency`` samples and per-second ``timeseries`` (pandas frames)."""
     placement = choose(tb.topology, spec.placement, spec.taskmanagers)   # fails before anything starts
@@ -106,18 +109,18 @@ def run_cell(tb: Testbed, spec: CellSpec, progress: Progress, artifacts: dict | 
                  "wan_links": json.dumps([vars(d) for d in tb.wan.links.values()]) if tb.wan else "[]",
                  "wan_check": tb.wan_check,
                  "started": now()}
-    cluster = flink.deploy(tb, placement, spec.slots, progress)
+    cluster = flink.deploy(tb, placement, spec.slots)
     # what a killed run may have left on a testbed that is still up: its driver and its job
     services.remove(tb, DRIVER)
     for job in cluster.rest("/jobs")["jobs"]:
         if job["status"] in ("RUNNING", "CREATED", "RESTARTING", "INITIALIZING"):
-            pipeline.cancel(cluster, job["id"], progress)
+            pipeline.cancel(cluster, job["id"])
     row["flink_ui"] = cluster.rest_url
     row["flink_version"] = cluster.rest("/config").get("flink-version")
     row["registered_taskmanagers"] = len(cluster.taskmanagers())
     broker = kafka.BrokerSpec.of(tb.topology)
     row["broker"] = broker.name
-    bootstrap = kafka.deploy(tb, broker_node, progress, broker)
+    bootstrap = kafka.deploy(tb, broker_node, broker)
     # Flink's Kafka clients run in the jobmanager and the taskmanagers, maybe in another cloud
     services.wait_resolvable(tb, kafka.BROKER, [flink.JOBMANAGER, flink.TASKMANAGER])
     events, results = f"events-{cell}", f"results-{cell}"
@@ -125,9 +128,9 @@ def run_cell(tb: Testbed, spec: CellSpec, progress: Progress, artifacts: dict | 
     kafka.admin(tb, bootstrap, driver_node, [f"{events}:{parts}", f"{results}:{parts}"], [])
     job_id = None
     try:
-        job_id = pipeline.submit(cluster, pipeline.sql(events, results, bootstrap, spec.window, parts), progress)
+        job_id = pipeline.submit(cluster, pipeline.sql(events, results, bootstrap, spec.window, parts))
         row["job_id"] = job_id
-        raw, samples = _drive(tb, cluster, job_id, spec, bootstrap, events, results, driver_node, progress)
+        raw, samples = _drive(tb, cluster, job_id, spec, bootstrap, events, results, driver_node)
         row.update(measure.cell_metrics(raw, spec.warmup, samples))
         series = measure.timeseries(raw, samples)
         row["lag_slope"] = measure.lag_slope(series, spec.warmup, spec.duration)
@@ -137,7 +140,7 @@ def run_cell(tb: Testbed, spec: CellSpec, progress: Progress, artifacts: dict | 
             artifacts["timeseries"] = series
     finally:
         # every step runs even if one before it fails; the first failure is raised
-        _cleanup([lambda: job_id and pipeline.cancel(cluster, job_id, progress),
+        _cleanup([lambda: job_id and pipeline.cancel(cluster, job_id),
                   lambda: services.remove(tb, DRIVER),
                   lambda: kafka.admin(tb, bootstrap, driver_node, [], [events, results])])
     row["ended"] = now()
@@ -156,7 +159,7 @@ def _cleanup(steps) -> None:
 
 
 def _drive(tb: Testbed, cluster, job_id: str, spec: CellSpec, bootstrap: str, events: str, results: str,
-           node: str, progress: Progress) -> tuple[dict, list]:
+           node: str) -> tuple[dict, list]:
     """Run the driver as a Swarm service; sample Flink's source counter meanwhile; return the
     driver's raw measurements and the samples."""
     drain = spec.window.size_s + spec.window.watermark_delay_s + 30
@@ -184,7 +187,7 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: CellSpec, bootstrap: str, ev
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     expect = spec.duration + drain + 60
-    with step(progress, f"drive {spec.rate:g} events/s for {spec.duration:g}s with "
+    with step(log, f"drive {spec.rate:g} events/s for {spec.duration:g}s with "
                         f"{spec.producer_processes} producer(s) on {node} (then up to {drain:.0f}s of results)"):
         try:
             task = wait_for(lambda: _finished_task(svc), expect, "the driver to finish", interval=1,
@@ -198,7 +201,7 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: CellSpec, bootstrap: str, ev
     stream, _ = container.get_archive("/tmp/driver.json")
     with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tf:
         raw = json.load(tf.extractfile("driver.json"))
-    progress(f"driver: {services.logs(tb, DRIVER, tail=1).strip()}")
+    log.info(f"driver: {services.logs(tb, DRIVER, tail=1).strip()}")
     return raw, samples
 
 

@@ -11,6 +11,7 @@ image's tag, so a second run with nothing changed finds every image and builds n
 
 from __future__ import annotations
 
+import logging
 import hashlib
 import json
 import os
@@ -25,7 +26,9 @@ from typing import Callable
 import docker
 import docker.errors
 
-from ..core.run import Progress, default_progress, file_lock, step
+from ..core.run import file_lock, step
+
+log = logging.getLogger(__name__)
 
 PACKAGE = Path(__file__).resolve().parent.parent   # recipe files are named relative to testbed/
 LABEL_KEY = "io.flink-swarm-testbed.image-key"
@@ -119,7 +122,7 @@ _TRIM = ["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
          "var/cache/apt/archives", "var/lib/apt/lists"]
 
 
-def build_rootfs(client: docker.DockerClient, rootfs: Rootfs, progress: Progress) -> str:
+def build_rootfs(client: docker.DockerClient, rootfs: Rootfs) -> str:
     """debootstrap + import; returns the tag. Skipped when the tag is already in the engine."""
     if _image_exists(client, rootfs.tag):
         return rootfs.tag
@@ -135,13 +138,13 @@ def build_rootfs(client: docker.DockerClient, rootfs: Rootfs, progress: Progress
             target = Path(tmp) / "root"
             cmd = ["debootstrap", "--variant=minbase", f"--cache-dir={debs}",
                    "--include=" + ",".join(rootfs.packages), rootfs.suite, str(target), debian_mirror()]
-            with step(progress, f"debootstrap {rootfs.name} rootfs ({len(rootfs.packages)} packages)"):
-                _run_logged(cmd, Path(tmp) / "debootstrap.log", progress, f"debootstrap {rootfs.name}")
+            with step(log, f"debootstrap {rootfs.name} rootfs ({len(rootfs.packages)} packages)"):
+                _run_logged(cmd, Path(tmp) / "debootstrap.log", f"debootstrap {rootfs.name}")
             for rel in _TRIM:
                 if (target / rel).is_dir():
                     shutil.rmtree(target / rel, ignore_errors=True)
                     (target / rel).mkdir(parents=True, exist_ok=True)
-            with step(progress, f"import {rootfs.tag}"):
+            with step(log, f"import {rootfs.tag}"):
                 tar = subprocess.Popen(["tar", "-C", str(target), "--numeric-owner", "-c", "."],
                                        stdout=subprocess.PIPE)
                 repo, tag = rootfs.tag.split(":")
@@ -149,11 +152,11 @@ def build_rootfs(client: docker.DockerClient, rootfs: Rootfs, progress: Progress
                                                     changes=[f'LABEL {LABEL_KEY}="{rootfs.key}"'])
                 if tar.wait() != 0:
                     raise RuntimeError(f"tar of {target} failed")
-        _prune_superseded(client, rootfs.tag, progress)
+        _prune_superseded(client, rootfs.tag)
     return rootfs.tag
 
 
-def _run_logged(cmd: list[str], logfile: Path, progress: Progress, what: str) -> None:
+def _run_logged(cmd: list[str], logfile: Path, what: str) -> None:
     """Run a long command, keep its output in a log, show a line of progress every ~200 lines."""
     with open(logfile, "w") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -163,13 +166,13 @@ def _run_logged(cmd: list[str], logfile: Path, progress: Progress, what: str) ->
             log.write(line)
             tail = (tail + [line.rstrip()])[-20:]
             if i % 200 == 0:
-                progress(f"{what}: {line.strip()[:100]}")
+                log.info(f"{what}: {line.strip()[:100]}")
         if proc.wait() != 0:
             raise RuntimeError(f"{what} failed (exit {proc.returncode}); last lines:\n  "
                                + "\n  ".join(tail))
 
 
-def pip_download(requirements: tuple[str, ...], progress: Progress) -> Path:
+def pip_download(requirements: tuple[str, ...]) -> Path:
     """Fetch pinned PyPI artefacts (no dependencies) into the cache, once."""
     dest = cache_dir() / "pypi"
     dest.mkdir(exist_ok=True)
@@ -179,7 +182,7 @@ def pip_download(requirements: tuple[str, ...], progress: Progress) -> Path:
             stem = name.replace("-", "_").lower()
             if any(p.name.lower().startswith(f"{stem}-{version}") for p in dest.iterdir()):
                 continue
-            with step(progress, f"download {req} from PyPI"):
+            with step(log, f"download {req} from PyPI"):
                 cmd = [_python(), "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
                        "-q", "-d", str(dest), req]
                 if name == "apache-flink":  # only its platform-independent bin/ and conf/ are used
@@ -196,25 +199,25 @@ def _python() -> str:
     return sys.executable
 
 
-def build_image(client: docker.DockerClient, recipe: Recipe, progress: Progress) -> str:
+def build_image(client: docker.DockerClient, recipe: Recipe) -> str:
     """Build one recipe (and its rootfs) unless an image with its key exists; returns the tag."""
     if _image_exists(client, recipe.tag):
         return recipe.tag
-    base = build_rootfs(client, recipe.base, progress)
+    base = build_rootfs(client, recipe.base)
     with cache_lock(f"image-{recipe.name}"):
         if _image_exists(client, recipe.tag):
             return recipe.tag
-        downloads = pip_download(recipe.pypi, progress) if recipe.pypi else None
+        downloads = pip_download(recipe.pypi) if recipe.pypi else None
         with tempfile.TemporaryDirectory(prefix=f"fst-ctx-{recipe.name}-", dir=cache_dir()) as ctx:
             ctxp = Path(ctx)
             for f in recipe.files:
                 shutil.copy2(PACKAGE / f, ctxp / Path(f).name)
             if recipe.prepare:
-                with step(progress, f"prepare {recipe.name} build context"):
+                with step(log, f"prepare {recipe.name} build context"):
                     recipe.prepare(ctxp, downloads or cache_dir())
             (ctxp / "Dockerfile").write_text(f"FROM {base}\n{recipe.dockerfile}")
             repo, tag = recipe.tag.split(":")
-            with step(progress, f"docker build {recipe.tag}"):
+            with step(log, f"docker build {recipe.tag}"):
                 out = []
                 for chunk in client.api.build(path=ctx, tag=recipe.tag, rm=True, forcerm=True,
                                               labels={LABEL_KEY: recipe.key}, decode=True):
@@ -223,11 +226,11 @@ def build_image(client: docker.DockerClient, recipe: Recipe, progress: Progress)
                                            + "".join(out[-20:]))
                     if "stream" in chunk:
                         out.append(chunk["stream"])
-        _prune_superseded(client, recipe.tag, progress)
+        _prune_superseded(client, recipe.tag)
     return recipe.tag
 
 
-def _prune_superseded(client: docker.DockerClient, tag: str, progress: Progress, max_kept: int = 2) -> None:
+def _prune_superseded(client: docker.DockerClient, tag: str, max_kept: int = 2) -> None:
     """Each change of a recipe's inputs builds a new tag of its repository (hundreds of MB); keep
     the newest few (as for bundles: another checkout of an older version may still use one) and
     untag the others. An image a container uses is left alone (the engine refuses)."""
@@ -244,18 +247,17 @@ def _prune_superseded(client: docker.DockerClient, tag: str, progress: Progress,
                 except docker.errors.APIError:
                     pass
     if removed:
-        progress(f"removed {len(removed)} superseded image(s): {', '.join(removed)}")
+        log.info(f"removed {len(removed)} superseded image(s): {', '.join(removed)}")
 
 
-def build_all(client: docker.DockerClient, recipes: list[Recipe],
-              progress: Progress = default_progress) -> dict[str, str]:
+def build_all(client: docker.DockerClient, recipes: list[Recipe]) -> dict[str, str]:
     """Build recipes, rootfs steps in parallel (they are mostly downloads); returns name -> tag."""
     errors: list[BaseException] = []
     roots = {r.base for r in recipes if not _image_exists(client, r.tag)}
 
     def one(rootfs: Rootfs) -> None:
         try:
-            build_rootfs(client, rootfs, progress)
+            build_rootfs(client, rootfs)
         except BaseException as e:  # noqa: BLE001 - re-raised below
             errors.append(e)
 
@@ -266,10 +268,10 @@ def build_all(client: docker.DockerClient, recipes: list[Recipe],
         t.join()
     if errors:
         raise errors[0]
-    return {r.name: build_image(client, r, progress) for r in recipes}
+    return {r.name: build_image(client, r) for r in recipes}
 
 
-def bundle(client: docker.DockerClient, tags: list[str], progress: Progress = default_progress) -> Path:
+def bundle(client: docker.DockerClient, tags: list[str]) -> Path:
     """One ``docker save`` archive of several images (shared layers once), cached by image ids."""
     ids = sorted(client.images.get(t).id for t in tags)
     path = cache_dir() / "bundles" / f"{_sha(*ids, *sorted(tags))[:16]}.tar"
@@ -279,7 +281,7 @@ def bundle(client: docker.DockerClient, tags: list[str], progress: Progress = de
     with cache_lock("bundle"):
         if path.exists():
             return path
-        with step(progress, f"save {len(tags)} images to {path.name}"):
+        with step(log, f"save {len(tags)} images to {path.name}"):
             resp = client.api.get(client.api._url("/images/get"), params={"names": tags}, stream=True)
             client.api._raise_for_status(resp)
             tmp = path.with_suffix(".part")

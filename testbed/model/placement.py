@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..topology import Topology
+from .topology import Topology
 
 
 class PlacementError(ValueError):

@@ -12,6 +12,7 @@ Everything carries the run's labels, so ``destroy`` (and ``clean`` after a kille
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,11 +20,15 @@ import docker
 import docker.errors
 
 from ..core import run as runmod
+from ..core.plan import Plan
+from ..core.run import LABEL_KIND, LABEL_PROJECT, LABEL_RUN, step
+from ..images.recipes import NODE, ROUTER
+from ..model.topology import Topology, parse
+from .base import Machine, wait_engines
 from .engine import dind_host_config
-from ..core.run import LABEL_KIND, LABEL_RUN, Progress, step, wait_for
-from ..topology import Topology
-from .base import Machine
 from .wan import Wan, directions
+
+log = logging.getLogger(__name__)
 
 DOCKER_PORT = 2375
 # Address plan inside every node: its engine's own bridges (docker0, docker_gwbridge) come from
@@ -38,22 +43,48 @@ def _name(run_id: str, suffix: str) -> str:
 
 
 class EmulatedProvider:
-    name = "emulated"
+    """Implements ``providers.base.Provider`` with containers of the engine ``client`` talks to."""
 
-    def __init__(self, client: docker.DockerClient, progress: Progress):
+    name = "emulated"
+    disposable = True       # the nodes' engines hold the Swarm and its services: removing them is enough
+    topology = None         # any topology file
+    registry = ""           # images are loaded from this host
+    weave = ("", "")        # overlay only: Weave Net needs SSH to real hosts
+
+    def __init__(self, client: docker.DockerClient):
         self.client = client
-        self.progress = progress
+
+    def node_recipes(self) -> list:
+        return [NODE, ROUTER]
+
+    def preflight(self) -> dict:
+        return {}
+
+    def engine_facts(self) -> dict[str, str]:
+        return {"host": self.client.version().get("Version")}
+
+    def mark_plan(self, machines: list[Machine], run_id: str, owner: str, manager_labels: dict[str, str]) -> Plan:
+        return Plan()       # the node containers carry the run's labels from the start
+
+    def unmark_plan(self, machines: list[Machine], run_id: str) -> Plan:
+        return Plan()       # removing the containers removes the labels
+
+    def marked(self, run_id: str | None = None, keep=lambda owner: False) -> dict[str, dict]:
+        return {rid: {**r, "driver": "overlay", "hosts": []} for rid, r in self.runs().items()
+                if (run_id is None and not keep(r["owner"])) or rid == run_id}
 
     # -- create ------------------------------------------------------------------------------
-    def create(self, topology: Topology, run_id: str, owner: str, node_image: str, router_image: str,
-               manager_labels: dict[str, str], ssh_authorized_keys: str = "") -> tuple[list[Machine], Wan | None]:
+    def create(self, topology: Topology, run_id: str, owner: str, images: dict[str, str],
+               manager_labels: dict[str, str], ssh_authorized_keys: str = "") -> list[Machine]:
         """Networks, router (with the WAN emulated on it) and node containers; returns when every
-        node's engine answers. ``manager_labels`` go on the manager node's container (what a later
-        attach needs). With ``ssh_authorized_keys`` the nodes also run sshd, accepting those keys
-        for root, like cloud VMs (the real-cloud path can then be driven against them)."""
+        node's engine answers. ``images``: recipe name -> tag (``node`` and ``router`` are used).
+        ``manager_labels`` go on the manager node's container (what a later attach needs). With
+        ``ssh_authorized_keys`` the nodes also run sshd, accepting those keys for root, like cloud
+        VMs (the real-cloud path can then be driven against them)."""
+        node_image, router_image = images["node"], images["router"]
         base = runmod.labels(run_id, owner, topology=topology.name)
         nets: dict[str, docker.models.networks.Network] = {}
-        with step(self.progress, f"create {len(topology.clouds)} cloud network(s)"):
+        with step(log, f"create {len(topology.clouds)} cloud network(s)"):
             for cloud in topology.clouds:
                 nets[cloud] = self.client.networks.create(
                     _name(run_id, cloud), driver="bridge", check_duplicate=True,
@@ -62,17 +93,16 @@ class EmulatedProvider:
         _check_address_plan(subnets, topology.network.address_pool)
 
         router_ips: dict[str, str] = {}
-        wan = None
         if len(nets) > 1:
             router_ips = self._start_router(run_id, base, nets, router_image)
             wan = self._wan(run_id, subnets, router_ips)
             wan.apply(topology.links)
 
-        with step(self.progress, f"start {len(topology.nodes)} node containers"):
-            shared_hc = dind_host_config(self.client, node_image, self.progress, tmpfs={"/run": "", "/tmp": ""})
+        with step(log, f"start {len(topology.nodes)} node containers"):
+            shared_hc = dind_host_config(self.client, node_image, tmpfs={"/run": "", "/tmp": ""})
             ncpu = self.client.info()["NCPU"]
             if any(n.cpus > ncpu for n in topology.nodes):
-                self.progress(f"nodes ask for up to {max(n.cpus for n in topology.nodes):g} CPUs; this engine "
+                log.info(f"nodes ask for up to {max(n.cpus for n in topology.nodes):g} CPUs; this engine "
                               f"has {ncpu}: each node is capped at {ncpu}")
             containers = {}
             for node in topology.nodes:
@@ -102,7 +132,7 @@ class EmulatedProvider:
                                     f"tcp://{addr}:{DOCKER_PORT}",
                                     {"container": c.name, "subnet": subnets[node.cloud]}))
         self._wait_engines(machines)
-        return machines, wan
+        return machines
 
     def _wan(self, run_id: str, subnets: dict[str, str], router_ips: dict[str, str]) -> Wan:
         router = self.client.containers.get(_name(run_id, "wan"))
@@ -110,7 +140,7 @@ class EmulatedProvider:
         for line in router.exec_run(["ip", "-o", "-4", "addr", "show"]).output.decode().splitlines():
             parts = line.split()
             iface_of[parts[3].split("/")[0]] = parts[1].split("@")[0]
-        return Wan(router, subnets, {c: iface_of[ip] for c, ip in router_ips.items()}, self.progress)
+        return Wan(router, subnets, {c: iface_of[ip] for c, ip in router_ips.items()})
 
     def wan(self, run_id: str, topology: Topology) -> Wan | None:
         """The WAN of a running run, with its links as last set (at run time perhaps)."""
@@ -144,7 +174,7 @@ class EmulatedProvider:
     def _start_router(self, run_id: str, base: dict, nets: dict, image: str) -> dict[str, str]:
         """A forwarding container with one leg per cloud LAN; returns cloud -> its address there."""
         clouds = list(nets)
-        with step(self.progress, f"start the WAN router between {', '.join(clouds)}"):
+        with step(log, f"start the WAN router between {', '.join(clouds)}"):
             router = self.client.containers.run(
                 image, name=_name(run_id, "wan"), hostname="wan", detach=True,
                 entrypoint=["sleep", "infinity"], network=nets[clouds[0]].name,
@@ -164,21 +194,38 @@ class EmulatedProvider:
         return out.decode(errors="replace")
 
     def _wait_engines(self, machines: list[Machine], timeout: float = 90) -> None:
-        def ready(m: Machine) -> None:
-            def logs() -> str:
-                c = self.client.containers.get(m.info["container"])
-                return f"{m.hostname} is {c.status}; its log ends:\n" + \
-                    c.logs(tail=30).decode(errors="replace")
-            wait_for(lambda: m.client.ping(), timeout, f"the Docker engine on {m.hostname} "
-                     f"({m.docker_url})", detail=logs)
-
-        with step(self.progress, f"wait for {len(machines)} node engines"):
-            with ThreadPoolExecutor(len(machines)) as pool:
-                list(pool.map(ready, machines))
+        def logs(m: Machine) -> str:
+            c = self.client.containers.get(m.info["container"])
+            return f"{m.hostname} is {c.status}; its log ends:\n" + c.logs(tail=30).decode(errors="replace")
+        wait_engines(machines, timeout, logs)
 
     # -- attach / destroy ----------------------------------------------------------------------
+    def runs(self) -> dict[str, dict]:
+        """Run id -> {owner, topology, nodes} for every run with node containers on the engine."""
+        runs: dict[str, dict] = {}
+        for c in self.client.containers.list(all=True, filters={"label": [LABEL_PROJECT, f"{LABEL_KIND}=node"]}):
+            r = runs.setdefault(c.labels.get(LABEL_RUN, "?"), {
+                "owner": c.labels.get(runmod.LABEL_OWNER, ""), "topology": c.labels.get(runmod.LABEL_TOPOLOGY, ""),
+                "nodes": 0})
+            r["nodes"] += 1
+        return runs
+
+    def manager_labels(self, run_id: str) -> dict[str, str]:
+        """The labels of the run's manager node container (topology text, image ids)."""
+        found = self.client.containers.list(all=True, filters={"label": [
+            f"{LABEL_RUN}={run_id}", f"{LABEL_KIND}=node", f"{runmod.LABEL_ROLE}=manager"]})
+        return dict(found[0].labels) if found else {}
+
     def machines(self, run_id: str) -> list[Machine]:
-        """The running nodes of a run, rebuilt from the engine's labels."""
+        """The running nodes of a run, rebuilt from the engine's labels, in the topology's order."""
+        out = self._machines(run_id)
+        text = self.manager_labels(run_id).get(runmod.LABEL_TOPOLOGY_TEXT)
+        if text:
+            order = [n.hostname for n in parse(text, source=f"run {run_id}").nodes]
+            out.sort(key=lambda m: order.index(m.hostname) if m.hostname in order else len(order))
+        return out
+
+    def _machines(self, run_id: str) -> list[Machine]:
         out = []
         subnets: dict[str, str] = {}
         for c in self.client.containers.list(filters={"label": [f"{LABEL_RUN}={run_id}", f"{LABEL_KIND}=node"]}):

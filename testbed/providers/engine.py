@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import functools
 import os
 
@@ -9,7 +10,8 @@ import docker
 import docker.errors
 
 from ..core import run as runmod
-from ..core.run import Progress
+
+log = logging.getLogger(__name__)
 
 
 class EngineError(RuntimeError):
@@ -61,13 +63,13 @@ def _privileged_works(engine_id: str, image: str) -> bool:  # noqa: ARG001 - eng
         probe.remove(force=True, v=True)
 
 
-def dind_host_config(client: docker.DockerClient, image: str, progress: Progress, binds: list[str] = (),
+def dind_host_config(client: docker.DockerClient, image: str, binds: list[str] = (),
                      **extra) -> dict:
     """The HostConfig of a Docker-in-Docker node on this engine: --privileged where it works,
     otherwise the explicit set above. Detected, never assumed."""
     if _privileged_works(client.info()["ID"], image):
         return client.api.create_host_config(privileged=True, binds=list(binds), **extra)
-    progress("this engine refuses --privileged; running nodes with explicit capabilities instead")
+    log.info("this engine refuses --privileged; running nodes with explicit capabilities instead")
     opts = dict(_UNPRIVILEGED_DIND)
     hc = client.api.create_host_config(**{**opts, "binds": opts["binds"] + list(binds)}, **extra)
     hc.update(_UNMASKED)

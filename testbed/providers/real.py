@@ -2,25 +2,26 @@
 
 Nothing is created here — the VMs exist. A run leaves a *marker* on every host it uses: a small
 Docker volume labelled with the run id (on the manager also with what ``attach`` needs: the
-topology and the image ids). ``destroy`` finds the markers and undoes the run on those hosts only:
-the run's services and containers, the Swarm (each host leaves it), Weave Net if the run installed
-it, the marker. Images stay (they are loaded again only if their content changed).
+topology and the image ids). Provisioning's teardown (provision/teardown.py) finds the markers and
+undoes the run on those hosts only: the run's services and containers, the Swarm (each host leaves
+it), Weave Net if the run installed it, and last the marker. Images stay (they are loaded again
+only if their content changed).
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import docker.errors
 
 from ..core import run as runmod
-from ..inventory import Inventory
-from ..core.run import LABEL_KIND, LABEL_PROJECT, LABEL_RUN, Progress, step, wait_for
-from ..provision import network
 from ..core.plan import Plan, execute
-from .base import Machine
+from ..core.run import LABEL_KIND, LABEL_PROJECT, LABEL_RUN
+from ..model.inventory import Inventory
+from .base import Machine, manager_of, wait_engines
+
+log = logging.getLogger(__name__)
 
 MARKER_KIND = "run-marker"
 LABEL_NETWORK_DRIVER = "io.flink-swarm-testbed.network-driver"
@@ -31,23 +32,53 @@ def marker_name(run_id: str) -> str:
 
 
 class RealProvider:
+    """Implements ``providers.base.Provider`` with the hosts of an inventory."""
+
     name = "real"
+    disposable = False      # the VMs outlive the run: provisioning's teardown plan undoes it on them
 
-    def __init__(self, inventory: Inventory, progress: Progress):
+    def __init__(self, inventory: Inventory):
         self.inventory = inventory
-        self.progress = progress
+        self.topology = inventory.topology
+        self.registry = inventory.registry
+        self.weave = (inventory.weave_plugin, inventory.weave_script)
+        self._private: dict[str, str] = {}
 
-    def machines(self, private: dict[str, str] | None = None) -> list[Machine]:
-        """The inventory's hosts as machines (nothing connects until a client is used).
-        ``private``: hostname -> the address on the host's own interface, where preflight found one."""
-        private = private or {}
+    def node_recipes(self) -> list:
+        return []
+
+    def engine_facts(self) -> dict[str, str]:
+        return {}
+
+    def preflight(self) -> dict:
+        """SSH, engines, kernels, clocks and the port matrix between the hosts; reads only. Raises
+        PreflightError naming each failing host, port and pair."""
+        from . import preflight
+        report = preflight.run(self.inventory)
+        log.info("preflight:\n%s", report.text(), extra={"preflight": report.ok})
+        if not report.ok:
+            raise preflight.PreflightError(report)
+        self._private = {h["hostname"]: h["private_address"] for h in report.hosts}
+        return {"hosts": report.hosts, "ports": report.matrix, "warnings": report.warnings}
+
+    def machines(self, run_id: str | None = None) -> list[Machine]:
+        """The inventory's hosts as machines (nothing connects until a client is used); a run on real
+        hosts uses all of them."""
         return [Machine(h.hostname, h.cloud, h.role, h.address, h.ssh.docker_url,
-                        {"private_address": h.private_address or private.get(h.hostname) or h.address},
+                        {"private_address": h.private_address or self._private.get(h.hostname) or h.address},
                         ssh=h.ssh) for h in self.inventory.hosts]
 
     # -- create --------------------------------------------------------------------------------
+    def create(self, topology, run_id: str, owner: str, images: dict[str, str],
+               manager_labels: dict[str, str], ssh_authorized_keys: str = "") -> list[Machine]:
+        """The VMs exist: connect to their engines (after ``preflight`` has found their addresses)."""
+        machines = self.machines()
+        log.info(f"run {run_id}: {len(machines)} real hosts from {self.inventory.source}")
+        wait_engines(machines, 60)
+        return machines
+
     def mark_plan(self, machines: list[Machine], run_id: str, owner: str, manager_labels: dict[str, str]) -> Plan:
-        """The run's marker on every host (what ``destroy`` and ``attach`` look for)."""
+        """The run's marker on every host (what ``runs``, ``attach`` and teardown look for)."""
         base = {**runmod.labels(run_id, owner, topology=self.inventory.topology.name), LABEL_KIND: MARKER_KIND,
                 LABEL_NETWORK_DRIVER: self.inventory.topology.network.driver}
         p = Plan()
@@ -61,30 +92,41 @@ class RealProvider:
                   group="mark")
         return p
 
-    def wait_engines(self, machines: list[Machine], timeout: float = 60) -> None:
-        with step(self.progress, f"connect to {len(machines)} Docker engines over SSH"):
-            with ThreadPoolExecutor(len(machines)) as pool:
-                list(pool.map(lambda m: wait_for(lambda: m.client.ping(), timeout,
-                                                 f"the Docker engine on {m.hostname} ({m.docker_url})"), machines))
+    def unmark_plan(self, machines: list[Machine], run_id: str) -> Plan:
+        """Remove the run's marker from these hosts (the last step of undoing a run)."""
+        p = Plan()
+        for m in machines:
+            def unmark(ctx: dict, m: Machine = m) -> None:
+                for v in self._markers(m, run_id):
+                    v.remove(force=True)
+                    ctx.setdefault("removed", []).append(f"marker {v.name} on {m.hostname}")
+            p.add(m.hostname, f"docker volume rm {marker_name(run_id)}", unmark, group="unmark")
+        return p
 
     # -- attach / destroy ----------------------------------------------------------------------
     def _markers(self, m: Machine, run_id: str | None) -> list:
         flt = {"label": [LABEL_PROJECT, f"{LABEL_KIND}={MARKER_KIND}"] + ([f"{LABEL_RUN}={run_id}"] if run_id else [])}
         return m.client.volumes.list(filters=flt)
 
-    def runs(self) -> dict[str, dict]:
-        """Run id -> {owner, topology, hosts} for every run marked on the inventory's hosts."""
+    def marked(self, run_id: str | None = None, keep=lambda owner: False) -> dict[str, dict]:
+        """Run id -> {owner, topology, hosts, driver} of each run marked on the inventory's hosts: one
+        run, or every run whose owner ``keep`` does not vouch for (``keep`` is not asked about a run
+        named by id)."""
         out: dict[str, dict] = {}
         lock = threading.Lock()
 
         def scan(m: Machine) -> None:
-            for v in self._markers(m, None):
+            for v in self._markers(m, run_id):
                 lab = v.attrs.get("Labels") or {}
+                if run_id is None and keep(lab.get(runmod.LABEL_OWNER, "")):
+                    continue
                 with lock:
-                    r = out.setdefault(lab.get(LABEL_RUN, "?"), {"owner": lab.get(runmod.LABEL_OWNER, ""),
-                                                                  "topology": lab.get(runmod.LABEL_TOPOLOGY, ""),
-                                                                  "hosts": 0})
-                    r["hosts"] += 1
+                    r = out.setdefault(lab.get(LABEL_RUN, "?"), {
+                        "owner": lab.get(runmod.LABEL_OWNER, ""), "topology": lab.get(runmod.LABEL_TOPOLOGY, ""),
+                        "driver": lab.get(LABEL_NETWORK_DRIVER, "overlay"), "weave_plugin": self.inventory.weave_plugin,
+                        "hosts": [], "nodes": 0})
+                    r["hosts"].append(m.hostname)
+                    r["nodes"] += 1
 
         machines = self.machines()
         try:
@@ -95,85 +137,32 @@ class RealProvider:
                 m.close()
         return out
 
+    def runs(self) -> dict[str, dict]:
+        """Run id -> {owner, topology, nodes} for every run marked on the inventory's hosts."""
+        return self.marked(None, keep=lambda owner: False)
+
     def manager_labels(self, run_id: str) -> dict[str, str]:
         """The labels of the run's marker on the manager (topology text, image ids)."""
-        mgr = next(m for m in self.machines() if m.role == "manager")
+        mgr = manager_of(self.machines())
         try:
             vols = self._markers(mgr, run_id)
             return (vols[0].attrs.get("Labels") or {}) if vols else {}
         finally:
             mgr.close()
 
+    def wan(self, run_id: str, topology) -> None:
+        return None         # the clouds' own network: nothing emulated
+
     def destroy(self, run_id: str | None = None, keep=lambda owner: False) -> list[str]:
-        """Undo one run (or every marked run whose owner ``keep`` does not vouch for) on the
-        inventory's hosts; returns what was removed."""
-        machines = self.machines()
-        removed: list[str] = []
-        lock = threading.Lock()
-        try:
-            marked: dict[str, list] = {}
-            with ThreadPoolExecutor(len(machines)) as pool:
-                found = list(pool.map(lambda m: self._markers(m, run_id), machines))
-            for m, vols in zip(machines, found):
-                vols = [v for v in vols if run_id or not keep((v.attrs.get("Labels") or {}).get(runmod.LABEL_OWNER, ""))]
-                if vols:
-                    marked[m.hostname] = vols
-            if not marked:
-                return []
-            runs = {(v.attrs.get("Labels") or {}).get(LABEL_RUN) for vs in marked.values() for v in vs}
-            drivers = {(v.attrs.get("Labels") or {}).get(LABEL_NETWORK_DRIVER) for vs in marked.values() for v in vs}
-            hosts = [m for m in machines if m.hostname in marked]
-            for m in hosts:
-                if m.role != "manager":
-                    continue
-                for rid in runs:
-                    for svc in m.client.services.list(filters={"label": f"{LABEL_RUN}={rid}"}):
-                        svc.remove()
-                        removed.append(f"service {svc.name} on {m.hostname}")
-
-            def undo(m: Machine) -> None:
-                for rid in runs:
-                    # the low-level list: the removed services' tasks are going away meanwhile
-                    for c in m.client.api.containers(all=True, filters={"label": f"{LABEL_RUN}={rid}"}):
-                        try:
-                            m.client.api.remove_container(c["Id"], force=True)
-                        except docker.errors.NotFound:
-                            continue
-                        with lock:
-                            removed.append(f"container {c['Names'][0].lstrip('/')} on {m.hostname}")
-                if m.role != "manager":   # workers first; the manager leaves last
-                    _leave(m, removed, lock)
-
-            with ThreadPoolExecutor(len(hosts)) as pool:
-                list(pool.map(undo, hosts))
-            for m in hosts:
-                if m.role == "manager":
-                    _leave(m, removed, lock)
-            for m in hosts:
-                for rid in runs:
-                    for n in m.client.networks.list(filters={"label": f"{LABEL_RUN}={rid}"}):
-                        try:
-                            n.remove()
-                            removed.append(f"network {n.name} on {m.hostname}")
-                        except docker.errors.APIError:
-                            pass
-            if "weave" in drivers:
-                execute(network.teardown_plan(hosts, "weave", self.inventory.weave_plugin), self.progress)
-                removed += [f"weave on {m.hostname}" for m in hosts]
-            for m in hosts:
-                for v in marked[m.hostname]:
-                    v.remove(force=True)
-                    removed.append(f"marker {v.name} on {m.hostname}")
-        finally:
-            for m in machines:
-                m.close()
-        return removed
-
-
-def _leave(m: Machine, removed: list[str], lock: threading.Lock) -> None:
-    if m.client.info().get("Swarm", {}).get("LocalNodeState") in ("active", "pending", "error"):
-        m.client.swarm.leave(force=True)
-        with lock:
-            removed.append(f"swarm membership of {m.hostname}")
-
-
+        """Remove the markers of one run (or of every run ``keep`` does not vouch for). What the run
+        started on the hosts is undone by provisioning's teardown plan (provision/teardown.py),
+        which ends with these same steps."""
+        ctx: dict = {"removed": []}
+        for rid, info in self.marked(run_id, keep).items():
+            machines = [m for m in self.machines() if m.hostname in info["hosts"]]
+            try:
+                execute(self.unmark_plan(machines, rid), ctx)
+            finally:
+                for m in machines:
+                    m.close()
+        return ctx["removed"]

@@ -21,7 +21,7 @@ import docker
 import paramiko
 from docker.transport.sshconn import SSHHTTPAdapter
 
-from ..inventory import SshTarget
+from ..model.inventory import SshTarget
 
 
 class SshError(RuntimeError):

@@ -17,10 +17,13 @@ direction. Links can be changed during a run with ``set_link``.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, replace
 
-from ..core.run import Progress, step
-from ..topology import Link
+from ..core.run import step
+from ..model.topology import Link
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("netem", "nfqueue")
 NO_LIMIT_MBIT = 10_000
@@ -46,10 +49,10 @@ def directions(links: tuple[Link, ...] | list[Link]) -> list[Direction]:
 
 
 class Wan:
-    def __init__(self, router, subnets: dict[str, str], interfaces: dict[str, str], progress: Progress,
+    def __init__(self, router, subnets: dict[str, str], interfaces: dict[str, str],
                  backend: str | None = None):
         """``router``: its container; ``subnets``/``interfaces``: cloud -> subnet / router interface."""
-        self.router, self.subnets, self.interfaces, self.progress = router, subnets, interfaces, progress
+        self.router, self.subnets, self.interfaces = router, subnets, interfaces
         self.backend = backend or self.detect()
         self.links: dict[tuple[str, str], Direction] = {}
 
@@ -69,7 +72,7 @@ class Wan:
         dirs = directions(links)
         if not dirs:
             return
-        with step(self.progress, f"emulate the WAN on {len(links)} cloud link(s) ({self.backend})"):
+        with step(log, f"emulate the WAN on {len(links)} cloud link(s) ({self.backend})"):
             for iface in set(self.interfaces.values()):
                 self.sh(f"tc qdisc replace dev {iface} root handle 1: htb default 1 r2q 1000\n"
                         f"tc class replace dev {iface} parent 1: classid 1:1 htb rate {NO_LIMIT_MBIT}mbit")
@@ -119,20 +122,20 @@ class Wan:
         """Configure (or start) the userspace holder of queue ``queue``, then route A->B to it.
         It must be bound to its queue before packets go there: unheld packets would be dropped."""
         cfg = json.dumps({"delay_ms": d.delay_ms, "jitter_ms": d.jitter_ms, "loss_pct": d.loss_pct})
-        conf, log = f"/run/wan-{queue}.json", f"/run/wan-{queue}.log"
+        conf, logfile = f"/run/wan-{queue}.json", f"/run/wan-{queue}.log"
         running = self.router.exec_run(["pgrep", "-f", f"^python3 /usr/local/bin/wan-delay.py {queue} "]).exit_code == 0
         # a running holder logs a line when it has loaded the new file: the change is in effect on return
-        self.sh(f"n=$(wc -l < {log} 2>/dev/null || echo 0); printf '%s' '{cfg}' > {conf}.new && mv {conf}.new {conf}; "
+        self.sh(f"n=$(wc -l < {logfile} 2>/dev/null || echo 0); printf '%s' '{cfg}' > {conf}.new && mv {conf}.new {conf}; "
                 + ("" if not running else
-                   f"for i in $(seq 100); do if [ $(wc -l < {log}) -gt $n ]; then "
-                   f"tail -1 {log} | grep -q 'keeping the old config' && {{ tail -3 {log}; exit 1; }}; exit 0; fi; "
+                   f"for i in $(seq 100); do if [ $(wc -l < {logfile}) -gt $n ]; then "
+                   f"tail -1 {logfile} | grep -q 'keeping the old config' && {{ tail -3 {logfile}; exit 1; }}; exit 0; fi; "
                    f"sleep 0.05; done; "
-                   f"echo 'the NFQUEUE holder of queue {queue} did not load its new config:'; tail -5 {log}; exit 1"))
+                   f"echo 'the NFQUEUE holder of queue {queue} did not load its new config:'; tail -5 {logfile}; exit 1"))
         if not running:
-            self.router.exec_run(["sh", "-c", f"exec python3 /usr/local/bin/wan-delay.py {queue} {conf} >{log} 2>&1"],
+            self.router.exec_run(["sh", "-c", f"exec python3 /usr/local/bin/wan-delay.py {queue} {conf} >{logfile} 2>&1"],
                                  detach=True)
-            self.sh(f"for i in $(seq 100); do grep -q ': bound;' {log} 2>/dev/null && break; sleep 0.05; done; "
-                    f"grep -q ': bound;' {log} || {{ echo 'the NFQUEUE holder did not start:'; cat {log}; exit 1; }}")
+            self.sh(f"for i in $(seq 100); do grep -q ': bound;' {logfile} 2>/dev/null && break; sleep 0.05; done; "
+                    f"grep -q ': bound;' {logfile} || {{ echo 'the NFQUEUE holder did not start:'; cat {logfile}; exit 1; }}")
         rule = f"FORWARD -s {self.subnets[d.src]} -d {self.subnets[d.dst]} -j NFQUEUE --queue-num {queue}"
         self.sh(f"iptables -t mangle -C {rule} 2>/dev/null || iptables -t mangle -A {rule}")
 

@@ -9,12 +9,14 @@ has every image is skipped.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import logging
+import time
 from pathlib import Path
 
 from ..providers.base import Machine
-from ..core.run import Progress, step
 from ..core.plan import Plan
+
+log = logging.getLogger(__name__)
 
 
 def missing(machine: Machine, image_ids: list[str]) -> list[str]:
@@ -22,7 +24,7 @@ def missing(machine: Machine, image_ids: list[str]) -> list[str]:
     return [i for i in image_ids if i not in have]
 
 
-def _load(m: Machine, archive: Path, image_ids: list[str], progress: Progress) -> None:
+def _load(m: Machine, archive: Path, image_ids: list[str]) -> None:
     with open(archive, "rb") as f:
         for chunk in m.client.api.load_image(f):
             if "error" in chunk:
@@ -30,20 +32,19 @@ def _load(m: Machine, archive: Path, image_ids: list[str], progress: Progress) -
     gone = missing(m, image_ids)
     if gone:
         raise RuntimeError(f"{m.hostname} lacks images {gone} after loading {archive}")
-    progress(f"images loaded on {m.hostname}")
 
 
-def _pull(m: Machine, registry: str, tags: dict[str, str], image_ids: dict[str, str], progress: Progress) -> bool:
+def _pull(m: Machine, registry: str, tags: dict[str, str], image_ids: dict[str, str]) -> bool:
     """Pull every image from the registry; False (and a progress note) if any pull fails."""
     for name, tag in tags.items():
         repo, _, version = tag.rpartition(":")
         try:
             pulled = m.client.images.pull(f"{registry}/{repo}", tag=version)
         except Exception as e:  # noqa: BLE001 - any failure means: ship the archive instead
-            progress(f"{m.hostname}: cannot pull {registry}/{tag} ({e}); shipping the images over SSH instead")
+            log.info(f"{m.hostname}: cannot pull {registry}/{tag} ({e}); shipping the images over SSH instead")
             return False
         if pulled.id != image_ids[name]:
-            progress(f"{m.hostname}: {registry}/{tag} is not the image built here; shipping the images instead")
+            log.info(f"{m.hostname}: {registry}/{tag} is not the image built here; shipping the images instead")
             return False
     return True
 
@@ -58,9 +59,13 @@ def plan(machines: list[Machine], archive: str, image_ids: dict[str, str], tags:
         def run(ctx: dict) -> None:
             if not missing(m, ids):
                 return
-            if registry and _pull(m, registry, tags, image_ids, ctx.get("progress", print)):
+            if registry and _pull(m, registry, tags, image_ids):
                 return
-            _load(m, Path(ctx.get("archive", archive)), ids, ctx.get("progress", print))
+            path = Path(ctx.get("archive", archive))
+            t0 = time.monotonic()
+            log.info(f"{m.hostname}: loading {path.stat().st_size / 1e6:.0f} MB of images ...", extra={"host": m.hostname})
+            _load(m, path, ids)
+            log.info(f"{m.hostname}: images loaded in {time.monotonic() - t0:.1f}s", extra={"host": m.hostname})
         return run
 
     for m in machines:
@@ -70,17 +75,3 @@ def plan(machines: list[Machine], archive: str, image_ids: dict[str, str], tags:
             cmd = f"docker load -i {archive}"
         p.add(m.hostname, cmd, one(m), group="images", note="skipped where the images are already there")
     return p
-
-
-def distribute(machines: list[Machine], archive: Path, image_ids: list[str], progress: Progress) -> None:
-    todo = [m for m in machines if missing(m, image_ids)]
-    if not todo:
-        return
-    size_mb = archive.stat().st_size / 1e6
-
-    def load(m: Machine) -> None:
-        _load(m, archive, image_ids, progress)
-
-    with step(progress, f"load {size_mb:.0f} MB of images into {len(todo)} node engine(s)"):
-        with ThreadPoolExecutor(len(todo)) as pool:
-            list(pool.map(load, todo))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import docker.errors
 
-from ..providers.base import Machine
+from ..providers.base import Machine, manager_of
 from ..core.plan import Plan
 
 
@@ -29,7 +29,7 @@ def host_plan(machines: list[Machine], driver: str, address_pool: str, weave_plu
     if any(m.session is None for m in machines):
         raise ValueError("network driver 'weave' needs SSH to the hosts (the weave script): "
                          "use it with --cloud=real; emulated clouds use 'overlay'")
-    manager = next(m for m in machines if m.role == "manager")
+    manager = manager_of(machines)
 
     def install(m: Machine):
         def run(ctx: dict) -> None:

@@ -7,11 +7,15 @@ nodes are labelled with their cloud and role so that services can be placed by c
 
 from __future__ import annotations
 
+import logging
+import time
 import docker.errors
 
-from ..providers.base import Machine
-from ..core.run import Progress, step, wait_for
+from ..providers.base import Machine, manager_of
+from ..core.run import step, wait_for
 from ..core.plan import Plan, execute
+
+log = logging.getLogger(__name__)
 
 NODE_LABEL_CLOUD = "cloud"
 NODE_LABEL_ROLE = "role"
@@ -33,7 +37,7 @@ def _cli_flags(flags: dict) -> str:
 
 def plan(machines: list[Machine], address_pool: str, timeout: float = 120) -> Plan:
     """Init, join (in parallel), wait for Ready, label: the steps, with their CLI equivalents."""
-    manager = next(m for m in machines if m.role == "manager")
+    manager = manager_of(machines)
     workers = [m for m in machines if m is not manager]
     p = Plan()
     mflags = _addr_flags(manager)
@@ -67,9 +71,11 @@ def plan(machines: list[Machine], address_pool: str, timeout: float = 120) -> Pl
         nodes = manager.client.nodes.list()
         return len(nodes) == len(machines) and all(n.attrs["Status"]["State"] == "ready" for n in nodes)
 
-    p.add(manager.hostname, "docker node ls", lambda ctx: wait_for(
-        all_ready, timeout, f"{len(machines)} Ready swarm nodes", detail=lambda: describe(manager)),
-        note=f"until {len(machines)} nodes are Ready (at most {timeout:.0f}s)")
+    def ready(ctx: dict) -> None:
+        wait_for(all_ready, timeout, f"{len(machines)} Ready swarm nodes", detail=lambda: describe(manager))
+        ctx["swarm_ready"] = time.monotonic()
+
+    p.add(manager.hostname, "docker node ls", ready, note=f"until {len(machines)} nodes are Ready (at most {timeout:.0f}s)")
     for m in machines:
         p.add(manager.hostname, f"docker node update --label-add {NODE_LABEL_CLOUD}={m.cloud} "
               f"--label-add {NODE_LABEL_ROLE}={m.role} {m.hostname}",
@@ -77,13 +83,13 @@ def plan(machines: list[Machine], address_pool: str, timeout: float = 120) -> Pl
     return p
 
 
-def form(machines: list[Machine], progress: Progress, address_pool: str, timeout: float = 120) -> str:
+def form(machines: list[Machine], address_pool: str, timeout: float = 120) -> str:
     """Init, join and label; returns the Swarm id once every node is Ready. Overlay networks take
     their subnets from ``address_pool`` (Swarm's default, 10.0.0.0/8, overlaps many cloud VPCs)."""
-    manager = next(m for m in machines if m.role == "manager")
-    with step(progress, f"swarm on {len(machines)} nodes (manager {manager.hostname}, each node with its "
+    manager = manager_of(machines)
+    with step(log, f"swarm on {len(machines)} nodes (manager {manager.hostname}, each node with its "
                         "own --advertise-addr)"):
-        ctx = execute(plan(machines, address_pool, timeout), progress)
+        ctx = execute(plan(machines, address_pool, timeout))
     return ctx["swarm_id"]
 
 

@@ -1,20 +1,22 @@
-"""The testbed handle: a topology, provisioned and joined into one Swarm.
+"""The testbed handle: a topology's machines, provisioned and joined into one Swarm.
 
-    tb = Testbed.up(load_topology("topologies/seed.yaml"))
-    tb.node("google-cloud-worker-1").client.containers.list()
-    tb.down()
+    provider = providers.for_cloud("emulated")            # or ("real", "inventory.yaml")
+    with Testbed.up(provider, load_topology("seed")) as tb:
+        tb.node("google-cloud-worker-1").client.containers.list()
+    # left: everything of the run is removed
 
-``up`` builds (or finds) the images, has the provider create the machines, forms the Swarm,
-loads the stack's images on every node and creates the overlay network. If any step fails,
-everything already created is removed before the error is raised. ``attach`` rebuilds the handle
-of a running run from the labels on the engine, so other processes (pytest-xdist workers, the CLI)
-share one provisioned topology.
+``up`` is one path for every provider: preflight (real hosts; reads only), the images (built only if
+their inputs changed), the provider's machines, then one plan of steps on them — the run's markers,
+the images (in the background), Weave Net where chosen, the Swarm, the overlay network. If any step
+fails, what was made is removed before the error is raised. ``attach`` rebuilds the handle of a
+running run from what the provider recorded, so other processes (pytest-xdist workers, the CLI) share
+one provisioned topology. ``dry_run`` prints the plans of ``up`` and ``down`` without running them.
 """
 
 from __future__ import annotations
 
 import json
-import threading
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -22,21 +24,18 @@ import docker
 
 from .. import images as img
 from ..core import run as runmod
-from ..providers.engine import host_client
-from ..providers.base import Machine
-from ..inventory import Inventory
-from ..providers.emulated import EmulatedProvider
-from ..providers.real import RealProvider
-from ..providers.real import marker_name as provider_marker
-from ..providers.wan import Wan
-from ..core.run import LABEL_KIND, LABEL_PROJECT, LABEL_RUN, Progress, default_progress, step
-from . import distribute as stack_images
-from . import network, swarm
 from ..core.plan import HARNESS, Plan, execute
 from ..core.plan import render as plan_render
-from ..topology import Topology, parse
+from ..core.run import LABEL_PROJECT, LABEL_RUN, step
+from ..providers.base import Machine, Provider, manager_of
+from ..providers.engine import host_client
+from ..providers.wan import Wan
+from ..model.topology import Topology, parse
+from . import distribute, network, swarm, teardown
 
-LABEL_IMAGES = "io.flink-swarm-testbed.images"   # on the manager node: recipe name -> image id
+log = logging.getLogger(__name__)
+
+LABEL_IMAGES = "io.flink-swarm-testbed.images"   # on the manager: recipe name -> image id
 
 
 @dataclass
@@ -46,13 +45,14 @@ class Testbed:
     run_id: str
     topology: Topology
     machines: list[Machine]
-    provider: EmulatedProvider | RealProvider
+    provider: Provider
     images: dict[str, str] = field(default_factory=dict)   # recipe name -> image id on every node
     timings: dict[str, float] = field(default_factory=dict)
     wan: Wan | None = None                                  # the emulated WAN between clouds
     calibration: list[dict] = field(default_factory=list)   # the network's fidelity check, if run
     wan_check: str = "not run"      # its verdict: passed | flagged: <misses> | off | no links
     preflight: dict = field(default_factory=dict)           # real hosts: the preflight report (hosts, ports)
+    owned: bool = False             # made by this handle's ``up``: leaving ``with`` removes it
 
     # -- lookups -------------------------------------------------------------------------------
     def node(self, hostname: str) -> Machine:
@@ -64,7 +64,7 @@ class Testbed:
 
     @property
     def manager(self) -> Machine:
-        return next(m for m in self.machines if m.role == "manager")
+        return manager_of(self.machines)
 
     @property
     def clouds(self) -> dict[str, list[Machine]]:
@@ -83,201 +83,132 @@ class Testbed:
 
     # -- lifecycle -----------------------------------------------------------------------------
     @classmethod
-    def up(cls, topology: Topology, *, run_id: str | None = None, owner: str | None = None,
-           progress: Progress = default_progress, client: docker.DockerClient | None = None,
+    def up(cls, provider: Provider, topology: Topology | None = None, *, run_id: str | None = None,
+           owner: str | None = None, client: docker.DockerClient | None = None,
            ssh_authorized_keys: str = "", form_swarm: bool = True) -> "Testbed":
-        """``ssh_authorized_keys``: the nodes also run sshd (see EmulatedProvider.create).
-        ``form_swarm=False``: the nodes only (engines; no Swarm, no stack images) — stand-ins for the
-        VMs of the real-cloud path."""
-        if topology.network.driver != "overlay" and form_swarm:
+        """Provision ``topology`` (default: the provider's own, an inventory's hosts) on ``provider``.
+        ``ssh_authorized_keys``: emulated nodes also run sshd. ``form_swarm=False``: the machines
+        only (engines; no Swarm, no stack images) — stand-ins for the VMs of the real-cloud path."""
+        topology = topology or provider.topology
+        if topology is None:
+            raise ValueError("no topology: give one (the emulated provider takes any topology file)")
+        if topology.network.driver != "overlay" and provider.disposable and form_swarm:
             raise ValueError(f"{topology.source}: network.driver {topology.network.driver!r} needs real hosts "
                              "(--cloud=real --inventory FILE); emulated clouds use 'overlay'")
-        client = client or host_client()
         run_id = run_id or runmod.new_run_id()
         owner = owner or runmod.owner_token()
-        provider = EmulatedProvider(client, progress)
         timings: dict[str, float] = {}
         t0 = time.monotonic()
-        with step(progress, "images (built only if their inputs changed)"):
-            tags = img.build_all(client, img.ALL_RECIPES, progress)
+        preflight = provider.preflight()       # reads only; raises naming what fails
+        if preflight:
+            timings["preflight_s"] = time.monotonic() - t0
+        client = client or host_client()       # the harness's engine: where images are built
+        with step(log, "images (built only if their inputs changed)"):
+            tags = img.build_all(client, img.APP_RECIPES + provider.node_recipes())
             app_tags = [tags[r.name] for r in img.APP_RECIPES]
-            archive = img.bundle(client, app_tags, progress)
+            archive = img.bundle(client, app_tags)
             image_ids = {r.name: client.images.get(tags[r.name]).id for r in img.APP_RECIPES}
-        timings["images_s"] = time.monotonic() - t0
-        progress(f"run {run_id}: provisioning topology {topology.name!r} "
-                 f"({len(topology.nodes)} nodes in {len(topology.clouds)} clouds)")
+        timings["images_s"] = time.monotonic() - t0 - timings.get("preflight_s", 0)
+        log.info(f"run {run_id}: provisioning topology {topology.name!r} "
+                 f"({len(topology.nodes)} nodes in {len(topology.clouds)} clouds, {provider.name})",
+                 extra={"run_id": run_id})
+        # what any other process needs to attach to this run later
+        manager_labels = {runmod.LABEL_TOPOLOGY_TEXT: topology.text, LABEL_IMAGES: json.dumps(image_ids)}
         tb: Testbed | None = None
         try:
             t1 = time.monotonic()
-            # what any other process needs to attach to this run later
-            manager_labels = {runmod.LABEL_TOPOLOGY_TEXT: topology.text, LABEL_IMAGES: json.dumps(image_ids)}
-            machines, wan = provider.create(topology, run_id, owner, tags["node"], tags["router"], manager_labels,
-                                            ssh_authorized_keys)
-            tb = cls(run_id, topology, machines, provider, image_ids, timings, wan)
+            machines = provider.create(topology, run_id, owner, tags, manager_labels, ssh_authorized_keys)
+            tb = cls(run_id, topology, machines, provider, image_ids, timings, provider.wan(run_id, topology),
+                     preflight=preflight, owned=True)
             timings["nodes_s"] = time.monotonic() - t1
             if not form_swarm:
                 return tb
-            # images load while the swarm forms: both only need the node engines
-            loader_error: list[BaseException] = []
-
-            def load() -> None:
-                try:
-                    stack_images.distribute(machines, archive, list(image_ids.values()), progress)
-                except BaseException as e:  # noqa: BLE001 - re-raised below
-                    loader_error.append(e)
-
-            loader = threading.Thread(target=load, daemon=True)
-            loader.start()
-            swarm.form(machines, progress, topology.network.address_pool)
-            timings["swarm_ready_s"] = time.monotonic() - t0
-            execute(network.create_plan(tb.manager, topology.network.name, topology.network.driver,
-                                        tb.labels()), progress)
-            loader.join()
-            if loader_error:
-                raise loader_error[0]
+            ctx = execute(cls.plan(provider, topology, machines, run_id, owner, image_ids, tags, str(archive),
+                                   manager_labels), {"archive": str(archive)})
+            timings["swarm_ready_s"] = ctx["swarm_ready"] - t0
             timings["up_s"] = time.monotonic() - t0
-            progress(f"run {run_id}: swarm Ready after {timings['swarm_ready_s']:.1f}s, "
-                     f"everything up after {timings['up_s']:.1f}s")
+            log.info(f"run {run_id}: swarm Ready after {timings['swarm_ready_s']:.1f}s, everything up after "
+                     f"{timings['up_s']:.1f}s", extra={"run_id": run_id, "timings": dict(timings)})
             return tb
         except BaseException:
-            progress(f"run {run_id}: provisioning failed; removing what was created")
+            log.info(f"run {run_id}: provisioning failed; removing what was made", extra={"run_id": run_id})
             if tb:
                 tb.close()
-            provider.destroy(run_id)
+            teardown.destroy(provider, run_id)
             raise
 
-    @classmethod
-    def attach(cls, run_id: str, *, progress: Progress = default_progress,
-               client: docker.DockerClient | None = None, inventory: Inventory | None = None) -> "Testbed":
-        """The handle of a running run, from the labels on the engine (emulated) or on the
-        run's marker on the inventory's manager (real)."""
-        if inventory is not None:
-            return cls._attach_real(run_id, inventory, progress)
-        client = client or host_client()
-        provider = EmulatedProvider(client, progress)
-        machines = provider.machines(run_id)
-        if not machines:
-            raise LookupError(f"no running testbed with run id {run_id!r}; "
-                              f"running: {', '.join(list_runs(client)) or 'none'}")
-        mgr = client.containers.get(next(m.info["container"] for m in machines if m.role == "manager"))
-        topology = parse(mgr.labels[runmod.LABEL_TOPOLOGY_TEXT], source=f"run {run_id}")
-        order = [n.hostname for n in topology.nodes]
-        machines.sort(key=lambda m: order.index(m.hostname))
-        return cls(run_id, topology, machines, provider, json.loads(mgr.labels.get(LABEL_IMAGES, "{}")),
-                   wan=provider.wan(run_id, topology))
-
-    # -- real clouds -----------------------------------------------------------------------------
-    @classmethod
-    def plan_real(cls, inventory: Inventory, machines: list[Machine], provider: RealProvider, run_id: str,
-                  owner: str, image_ids: dict[str, str], tags: dict[str, str], archive: str,
-                  manager_labels: dict[str, str]) -> Plan:
-        """Everything a real run changes on the hosts, in order (what ``--dry-run`` prints)."""
-        topo = inventory.topology
-        manager = next(m for m in machines if m.role == "manager")
+    @staticmethod
+    def plan(provider: Provider, topology: Topology, machines: list[Machine], run_id: str, owner: str,
+             image_ids: dict[str, str], tags: dict[str, str], archive: str, manager_labels: dict[str, str]) -> Plan:
+        """Everything ``up`` does on the machines once they exist, in order (what ``--dry-run`` prints)."""
+        net = topology.network
         labels = {runmod.LABEL_PROJECT: "1", runmod.LABEL_RUN: run_id}
         p = provider.mark_plan(machines, run_id, owner, manager_labels)
-        p.extend(stack_images.plan(machines, archive, image_ids, tags, inventory.registry))
-        p.extend(network.host_plan(machines, topo.network.driver, topo.network.address_pool,
-                                   inventory.weave_plugin, inventory.weave_script))
-        p.extend(swarm.plan(machines, topo.network.address_pool))
-        p.extend(network.create_plan(manager, topo.network.name, topo.network.driver, labels,
-                                     inventory.weave_plugin))
+        p.extend(distribute.plan(machines, archive, image_ids, tags, provider.registry), background=True)
+        p.extend(network.host_plan(machines, net.driver, net.address_pool, *provider.weave))
+        p.extend(swarm.plan(machines, net.address_pool))
+        p.extend(network.create_plan(manager_of(machines), net.name, net.driver, labels, provider.weave[0]))
         return p
 
     @classmethod
-    def dry_run(cls, inventory: Inventory, run_id: str = "<run-id>") -> str:
-        """The commands a real run would execute, per host and in order; nothing connects."""
-        provider = RealProvider(inventory, lambda m: None)
-        machines = provider.machines()
+    def dry_run(cls, provider: Provider, topology: Topology | None = None, run_id: str = "<run-id>") -> str:
+        """The commands ``up`` and ``down`` would execute, per host and in order; nothing connects."""
+        topology = topology or provider.topology
+        machines = provider.machines(run_id)
         tags = {r.name: r.tag for r in img.APP_RECIPES}
         p = Plan()
-        for h in inventory.hosts:
-            p.add(HARNESS, f"ssh -i {h.ssh.key} -p {h.ssh.port} {h.ssh.user}@{h.address} 'hostname; uname -r; "
-                  "ip -o -4 addr; date +%s.%N'", note=f"preflight of {h.hostname}: reads only")
-        p.add(HARNESS, f"preflight: port matrix between {len(machines)} hosts (python3 listeners and probes "
-              "over SSH, stopped afterwards)", note="see `python -m testbed preflight`")
+        for m in machines:
+            if m.ssh is not None:
+                p.add(HARNESS, f"ssh -i {m.ssh.key} -p {m.ssh.port} {m.ssh.user}@{m.address} 'hostname; uname -r; "
+                      "ip -o -4 addr; date +%s.%N'", note=f"preflight of {m.hostname}: reads only")
+        if not provider.disposable:
+            p.add(HARNESS, f"preflight: port matrix between {len(machines)} hosts (python3 listeners and probes "
+                  "over SSH, stopped afterwards)", note="see `python -m testbed preflight`")
         p.add(HARNESS, "build images " + " ".join(tags.values()), note="offline, cached by content")
-        p.extend(cls.plan_real(inventory, machines, provider, run_id, "<owner>", dict(tags), tags,
-                               "<cache>/bundles/<images>.tar", {}))
-        p.add(HARNESS, "per experiment cell: docker service create flink-jobmanager / flink-taskmanager / "
-              f"broker / driver on {inventory.topology.manager.hostname}'s engine",
-              note="the same stack code as the emulated mode")
-        teardown = Plan()
-        mgr = next(m for m in machines if m.role == "manager")
-        teardown.add(mgr.hostname, f"docker service rm $(docker service ls -q --filter label={runmod.LABEL_RUN}={run_id})")
-        for m in machines:
-            if m is not mgr:
-                teardown.add(m.hostname, "docker swarm leave --force", group="leave")
-        teardown.add(mgr.hostname, "docker swarm leave --force")
-        teardown.extend(network.teardown_plan(machines, inventory.topology.network.driver, inventory.weave_plugin))
-        for m in machines:
-            teardown.add(m.hostname, f"docker volume rm {provider_marker(run_id)}", group="unmark")
-        p.extend(teardown)
-        return plan_render(p, f"dry run of a real run on {inventory.source} ({len(machines)} hosts, "
-                              f"network driver {inventory.topology.network.driver}); nothing is executed")
+        p.extend(cls.plan(provider, topology, machines, run_id, "<owner>", dict(tags), tags,
+                          "<cache>/bundles/<images>.tar", {}))
+        p.add(HARNESS, "per experiment cell: docker service create jobmanager / taskmanager / "
+              f"broker / driver on {manager_of(machines).hostname}'s engine",
+              note="the same stack code on every provider")
+        p.add(HARNESS, "--- down ---", note="what `python -m testbed down` executes")
+        p.extend(teardown.plan(provider, machines, run_id, topology.network.driver, provider.weave[0]))
+        return plan_render(p, f"dry run of a {provider.name} run of {topology.source} ({len(machines)} hosts, "
+                              f"network driver {topology.network.driver}); nothing is executed")
 
     @classmethod
-    def up_real(cls, inventory: Inventory, *, run_id: str | None = None, owner: str | None = None,
-                progress: Progress = default_progress, client: docker.DockerClient | None = None) -> "Testbed":
-        """Preflight (reads only), then the hosts of the inventory become the run's Swarm."""
-        from . import preflight
-        run_id = run_id or runmod.new_run_id()
-        owner = owner or runmod.owner_token()
-        provider = RealProvider(inventory, progress)
-        timings: dict[str, float] = {}
-        t0 = time.monotonic()
-        report = preflight.run(inventory, progress)
-        progress("preflight:\n" + report.text())
-        if not report.ok:
-            raise preflight.PreflightError(report)
-        timings["preflight_s"] = time.monotonic() - t0
-        client = client or host_client()
-        with step(progress, "images (built only if their inputs changed)"):
-            tags = img.build_all(client, img.APP_RECIPES, progress)
-            archive = img.bundle(client, list(tags.values()), progress)
-            image_ids = {r.name: client.images.get(tags[r.name]).id for r in img.APP_RECIPES}
-        machines = provider.machines({h["hostname"]: h["private_address"] for h in report.hosts})
-        tb = cls(run_id, inventory.topology, machines, provider, image_ids, timings)
-        tb.preflight = {"hosts": report.hosts, "ports": report.matrix, "warnings": report.warnings}
-        manager_labels = {runmod.LABEL_TOPOLOGY_TEXT: inventory.topology.text, LABEL_IMAGES: json.dumps(image_ids)}
-        progress(f"run {run_id}: {len(machines)} real hosts from {inventory.source}")
-        try:
-            provider.wait_engines(machines)
-            with step(progress, f"run {run_id}: provision the hosts"):
-                execute(cls.plan_real(inventory, machines, provider, run_id, owner, image_ids, tags, str(archive),
-                                      manager_labels), progress, {"archive": str(archive), "progress": progress})
-            timings["up_s"] = time.monotonic() - t0
-            progress(f"run {run_id}: everything up after {timings['up_s']:.1f}s")
-            return tb
-        except BaseException:
-            progress(f"run {run_id}: provisioning failed; undoing it on the hosts")
-            tb.close()
-            provider.destroy(run_id)
-            raise
-
-    @classmethod
-    def _attach_real(cls, run_id: str, inventory: Inventory, progress: Progress) -> "Testbed":
-        provider = RealProvider(inventory, progress)
+    def attach(cls, provider: Provider, run_id: str) -> "Testbed":
+        """The handle of a running run, from what the provider recorded on its manager."""
         labels = provider.manager_labels(run_id)
         if not labels:
-            raise LookupError(f"no run {run_id!r} on the hosts of {inventory.source}; runs there: "
-                              f"{', '.join(provider.runs()) or 'none'}")
-        return cls(run_id, inventory.topology, provider.machines(), provider,
-                   json.loads(labels.get(LABEL_IMAGES, "{}")))
+            raise LookupError(f"no running testbed with run id {run_id!r}; "
+                              f"running: {', '.join(provider.runs()) or 'none'}")
+        text = labels.get(runmod.LABEL_TOPOLOGY_TEXT)
+        topology = parse(text, source=f"run {run_id}") if text else provider.topology
+        return cls(run_id, topology, provider.machines(run_id), provider, json.loads(labels.get(LABEL_IMAGES, "{}")),
+                   wan=provider.wan(run_id, topology))
 
     def close(self) -> None:
         for m in self.machines:
             m.close()
 
-    def down(self, progress: Progress | None = None) -> float:
+    def down(self) -> float:
         """Remove everything of this run; returns the seconds it took."""
-        progress = progress or self.provider.progress
         t0 = time.monotonic()
         self.close()
-        with step(progress, f"run {self.run_id}: tear down"):
-            self.provider.destroy(self.run_id)
+        with step(log, f"run {self.run_id}: tear down"):
+            teardown.destroy(self.provider, self.run_id)
         self.timings["down_s"] = time.monotonic() - t0
         return self.timings["down_s"]
+
+    def __enter__(self) -> "Testbed":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """A run this handle made is removed; an attached one is only let go of."""
+        if self.owned:
+            self.down()
+        else:
+            self.close()
 
     def status(self) -> dict:
         out = {"run_id": self.run_id, "topology": self.topology.name, "provider": self.provider.name,
@@ -294,17 +225,6 @@ class Testbed:
         return out
 
 
-def list_runs(client: docker.DockerClient) -> dict[str, dict]:
-    """Run id -> {owner, topology, nodes} for every run with containers on the engine."""
-    runs: dict[str, dict] = {}
-    for c in client.containers.list(all=True, filters={"label": [LABEL_PROJECT, f"{LABEL_KIND}=node"]}):
-        r = runs.setdefault(c.labels.get(LABEL_RUN, "?"), {
-            "owner": c.labels.get(runmod.LABEL_OWNER, ""), "topology": c.labels.get(runmod.LABEL_TOPOLOGY, ""),
-            "nodes": 0})
-        r["nodes"] += 1
-    return runs
-
-
 def leftovers(run_id: str, client: docker.DockerClient | None = None) -> list[str]:
     """Every container, network and volume on the host engine that carries the run's label."""
     client = client or host_client()
@@ -314,11 +234,10 @@ def leftovers(run_id: str, client: docker.DockerClient | None = None) -> list[st
             + [f"volume {x.name}" for x in client.volumes.list(filters=flt)])
 
 
-def clean(client: docker.DockerClient | None = None, progress: Progress = default_progress,
-          everything: bool = False) -> list[str]:
+def clean(provider: Provider, everything: bool = False) -> list[str]:
     """Remove what earlier runs left behind: every run whose owning process is gone (and, with
     ``everything``, also runs started by the CLI and still in use)."""
-    client = client or host_client()
-    provider = EmulatedProvider(client, progress)
     keep = (lambda owner: False) if everything else runmod.owner_alive
-    return provider.destroy(None, keep=keep)
+    return teardown.destroy(provider, None, keep=keep)
+
+

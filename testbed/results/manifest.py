@@ -48,8 +48,7 @@ def write(folder: Path, *, options: dict, topology, testbed=None) -> Path:
     old = json.loads(path.read_text()) if path.exists() else {}
     engines = {}
     if testbed is not None:
-        if hasattr(testbed.provider, "client"):   # emulated: the engine the nodes run on
-            engines["host"] = testbed.provider.client.version().get("Version")
+        engines.update(testbed.provider.engine_facts())   # emulated: the engine the nodes run on
         for m in testbed.machines:
             try:
                 engines[m.hostname] = m.client.version().get("Version")

@@ -19,16 +19,18 @@ whichever is larger.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ..providers.base import Machine
-from ..core.run import Progress, step, wait_for
+from ..core.run import step, wait_for
 from ..provision.testbed import Testbed
-from ..topology import Link
+from ..model.topology import Link
 from .services import run_once
+
+log = logging.getLogger(__name__)
 
 INTRA_CLOUD_MAX_RTT_MS = 1.0
 JITTER_IQR_PER_MS = 2 * (2 - math.sqrt(2))   # IQR of the sum of two uniform(-J, J) draws, per ms of J
@@ -79,7 +81,7 @@ def _rtt_tolerance(target: float) -> float:
     return max(0.1 * target, 1.0)
 
 
-def rtt_matrix(tb: Testbed, progress: Progress, count: int = 40) -> list[dict]:
+def rtt_matrix(tb: Testbed, count: int = 40) -> list[dict]:
     rows = []
     lock = threading.Lock()
     # With jitter, the emulated link never reorders (a packet waits for the one before it), so
@@ -115,14 +117,14 @@ def rtt_matrix(tb: Testbed, progress: Progress, count: int = 40) -> list[dict]:
                              "min": r.get("min"), "max": r.get("max"), "samples": count,
                              "note": "median of the pings", "ok": bool(ok)})
 
-    with step(progress, f"calibrate: RTT between {len(tb.machines)} nodes ({count} pings per pair"
+    with step(log, f"calibrate: RTT between {len(tb.machines)} nodes ({count} pings per pair"
                         + (", one pair at a time: the links have jitter)" if jitter else ")")):
         with ThreadPoolExecutor(1 if jitter else len(tb.machines)) as pool:
             list(pool.map(from_node, tb.machines))
     return sorted(rows, key=lambda r: (r["src"], r["dst"]))
 
 
-def jitter(tb: Testbed, progress: Progress, count: int = 200) -> list[dict]:
+def jitter(tb: Testbed, count: int = 200) -> list[dict]:
     """The spread of the RTT between clouds, on links that set jitter: one node of each cloud
     pings one of the other, alone on the link. Jitter is uniform in ±J on each direction (netem's
     default and the NFQUEUE holder's), so the RTT varies as the sum of two such draws, whose
@@ -136,7 +138,7 @@ def jitter(tb: Testbed, progress: Progress, count: int = 200) -> list[dict]:
             continue
         a, b = ln.clouds
         src, dst = reps[a], reps[b]
-        with step(progress, f"calibrate: jitter {src.hostname} <-> {dst.hostname} ({count} pings)"):
+        with step(log, f"calibrate: jitter {src.hostname} <-> {dst.hostname} ({count} pings)"):
             out = json.loads(run_once(src, tb.images["driver"], ["-c", PING % {"count": count}, "serial",
                                                                  dst.address],
                                       network_mode="host", labels=tb.labels(), timeout=count * 0.1 + 60,
@@ -164,7 +166,7 @@ def _iperf(tb: Testbed, src: Machine, dst: Machine, extra: list[str], seconds: i
         if not err:
             return res
         if "-u" in extra and "stream socket" in err and attempt < attempts:
-            tb.provider.progress(f"calibrate: iperf3 {src.hostname} -> {dst.hostname}: UDP stream set-up lost "
+            log.info(f"calibrate: iperf3 {src.hostname} -> {dst.hostname}: UDP stream set-up lost "
                                  f"({err}); again ({attempt + 1}/{attempts})")
             continue
         raise CalibrationError(f"iperf3 {src.hostname} -> {dst.hostname} failed: {err}")
@@ -196,7 +198,7 @@ def _representatives(tb: Testbed) -> dict[str, Machine]:
     return out
 
 
-def throughput(tb: Testbed, progress: Progress, seconds: int = 6) -> list[dict]:
+def throughput(tb: Testbed, seconds: int = 6) -> list[dict]:
     """TCP throughput between clouds, both directions, on links with a bandwidth."""
     reps = _representatives(tb)
     rows = []
@@ -205,7 +207,7 @@ def throughput(tb: Testbed, progress: Progress, seconds: int = 6) -> list[dict]:
             continue
         for a, b in (ln.clouds, ln.clouds[::-1]):
             src, dst = reps[a], reps[b]
-            with step(progress, f"calibrate: TCP {src.hostname} -> {dst.hostname} ({seconds}s)"):
+            with step(log, f"calibrate: TCP {src.hostname} -> {dst.hostname} ({seconds}s)"):
                 res = _iperf(tb, src, dst, ["-O", "2"], seconds)
             mbit = res["end"]["sum_received"]["bits_per_second"] / 1e6
             tol = 0.1 * ln.bandwidth_mbit
@@ -220,7 +222,7 @@ def throughput(tb: Testbed, progress: Progress, seconds: int = 6) -> list[dict]:
     return rows
 
 
-def loss(tb: Testbed, progress: Progress, seconds: int = 6) -> list[dict]:
+def loss(tb: Testbed, seconds: int = 6) -> list[dict]:
     """One-way packet loss between clouds, both directions, on links that set loss (UDP)."""
     reps = _representatives(tb)
     rows = []
@@ -230,7 +232,7 @@ def loss(tb: Testbed, progress: Progress, seconds: int = 6) -> list[dict]:
         for a, b in (ln.clouds, ln.clouds[::-1]):
             src, dst = reps[a], reps[b]
             rate = f"{min(20.0, (ln.bandwidth_mbit or 100) / 2):g}M"
-            with step(progress, f"calibrate: UDP loss {src.hostname} -> {dst.hostname} ({seconds}s at {rate})"):
+            with step(log, f"calibrate: UDP loss {src.hostname} -> {dst.hostname} ({seconds}s at {rate})"):
                 res = _iperf(tb, src, dst, ["-u", "-b", rate, "-l", "1200"], seconds)
             s = res["end"]["sum"]
             n, lost = s["packets"], s["lost_packets"]
@@ -243,10 +245,10 @@ def loss(tb: Testbed, progress: Progress, seconds: int = 6) -> list[dict]:
     return rows
 
 
-def calibrate(tb: Testbed, progress: Progress) -> list[dict]:
+def calibrate(tb: Testbed) -> list[dict]:
     """Every measurement as a tidy row (kind, src, dst, clouds, target, tolerance, measured, ok)."""
     backend = tb.wan.backend if tb.wan else "none"
-    rows = rtt_matrix(tb, progress) + jitter(tb, progress) + throughput(tb, progress) + loss(tb, progress)
+    rows = rtt_matrix(tb) + jitter(tb) + throughput(tb) + loss(tb)
     for r in rows:
         r["backend"] = backend
         r["run_id"] = tb.run_id

@@ -9,16 +9,19 @@ jobmanager node, so the Flink UI opens from the host during a run.
 
 from __future__ import annotations
 
+import logging
 import json
 import urllib.request
 from dataclasses import dataclass
 
 import docker.types
 
-from ..core.run import Progress, step, wait_for
+from ..core.run import step, wait_for
 from ..provision.testbed import Testbed
 from . import services
 from ..model.placement import Placement
+
+log = logging.getLogger(__name__)
 
 JOBMANAGER = "jobmanager"
 TASKMANAGER = "taskmanager"
@@ -77,7 +80,7 @@ def properties(slots: int, extra: dict[str, str] | None = None) -> str:
     return "\n".join(f"{k}: {v}" for k, v in props.items())
 
 
-def deploy(tb: Testbed, placement: Placement, slots: int, progress: Progress,
+def deploy(tb: Testbed, placement: Placement, slots: int,
            timeout: float = 180) -> FlinkCluster:
     """Start (or rescale) the jobmanager and taskmanager services; returns when the jobmanager
     lists exactly ``len(placement.nodes)`` taskmanagers on the chosen nodes."""
@@ -86,7 +89,7 @@ def deploy(tb: Testbed, placement: Placement, slots: int, progress: Progress,
     env = [f"FLINK_PROPERTIES={properties(slots)}"]
     cluster = FlinkCluster(tb, placement, slots)
     if not services.exists(tb, JOBMANAGER):
-        with step(progress, f"start the Flink jobmanager on {jm_node}"):
+        with step(log, f"start the Flink jobmanager on {jm_node}"):
             mgr.services.create(
                 tb.images["flink"], name=JOBMANAGER, args=["jobmanager"], env=env,
                 networks=[tb.network], constraints=[f"node.hostname == {jm_node}"],
@@ -97,7 +100,7 @@ def deploy(tb: Testbed, placement: Placement, slots: int, progress: Progress,
                 resources=docker.types.Resources(mem_limit=1536 * 2**20))
     services.label_nodes(tb, TM_LABEL, placement.nodes)
     n = len(placement.nodes)
-    with step(progress, f"{n} taskmanager(s) on {', '.join(placement.nodes)}"):
+    with step(log, f"{n} taskmanager(s) on {', '.join(placement.nodes)}"):
         mode = docker.types.ServiceMode("replicated", replicas=n)
         spec = dict(
             name=TASKMANAGER, args=["taskmanager"], env=env, networks=[tb.network],
@@ -113,7 +116,7 @@ def deploy(tb: Testbed, placement: Placement, slots: int, progress: Progress,
             # Swarm does not move running tasks when node labels change, and a new slot count is a
             # new configuration: restart them all
             existing.update(image=tb.images["flink"], force_update=True, **spec)
-        progress(f"Flink web UI: {cluster.rest_url}")
+        log.info(f"Flink web UI: {cluster.rest_url}", extra={"flink_ui": cluster.rest_url})
 
         def registered() -> bool:
             tms = cluster.taskmanagers()

@@ -12,15 +12,18 @@ client), not from the harness host.
 
 from __future__ import annotations
 
+import logging
 import json
 from dataclasses import dataclass, field
 
 import docker.types
 
 from ..images.recipes import TANSU_VERSION
-from ..core.run import Progress, step
+from ..core.run import step
 from ..provision.testbed import Testbed
 from . import services
+
+log = logging.getLogger(__name__)
 
 BROKER = "broker"
 PORT = 9092
@@ -49,11 +52,11 @@ class BrokerSpec:
                    name=topology.broker_image)
 
 
-def deploy(tb: Testbed, node: str, progress: Progress, spec: BrokerSpec = BrokerSpec()) -> str:
+def deploy(tb: Testbed, node: str, spec: BrokerSpec = BrokerSpec()) -> str:
     """Start the broker on ``node`` (if not running) and wait until it answers; returns bootstrap."""
     tb.node(node)  # a clear error for an unknown node
     if not services.exists(tb, BROKER):
-        with step(progress, f"start the Kafka-protocol broker ({spec.name}) on {node}"):
+        with step(log, f"start the Kafka-protocol broker ({spec.name}) on {node}"):
             tb.manager.client.services.create(
                 spec.image or tb.images["broker"], name=BROKER, args=list(spec.args),
                 env=[f"{k}={v}" for k, v in spec.env.items()], networks=[tb.network],

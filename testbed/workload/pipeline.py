@@ -10,14 +10,17 @@ cannot run here: it needs the SQL gateway jar, which the PyPI distribution lacks
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass
 
-from ..core.run import GiveUp, Progress, step, wait_for
+from ..core.run import GiveUp, step, wait_for
 from ..stack import services
 from ..stack.flink import FlinkCluster
 from ..provision.testbed import Testbed
+
+log = logging.getLogger(__name__)
 
 RUNNER = "/opt/flink/runner/sql-runner.jar"
 
@@ -136,7 +139,7 @@ def _why(exceptions: dict) -> str:
                      + ([f"at {where}"] if where else []))[:3000]
 
 
-def submit(cluster: FlinkCluster, statements: str, progress: Progress, timeout: float = 120) -> str:
+def submit(cluster: FlinkCluster, statements: str, timeout: float = 120) -> str:
     """Submit from the jobmanager node; returns the job id once it is RUNNING with every task running."""
     tb: Testbed = cluster.testbed
     jm = tb.node(tb.topology.jobmanager.hostname)
@@ -144,7 +147,7 @@ def submit(cluster: FlinkCluster, statements: str, progress: Progress, timeout: 
               f"-p {cluster.parallelism} -c SqlRunner {RUNNER} /tmp/job.sql")
     props = "\n".join(["jobmanager.rpc.address: jobmanager", "rest.address: jobmanager",
                        "rest.port: 8081", "execution.target: remote"])
-    with step(progress, f"submit the sliding-window job (parallelism {cluster.parallelism})"):
+    with step(log, f"submit the sliding-window job (parallelism {cluster.parallelism})"):
         out = services.run_once(jm, tb.images["flink"], ["bash", "-c", script], network=tb.network,
                                 environment={"JOB_SQL": statements, "FLINK_PROPERTIES": props},
                                 labels=tb.labels(), timeout=timeout, what="flink run")
@@ -163,8 +166,8 @@ def submit(cluster: FlinkCluster, statements: str, progress: Progress, timeout: 
     return job_id
 
 
-def cancel(cluster: FlinkCluster, job_id: str, progress: Progress, timeout: float = 60) -> None:
-    with step(progress, f"cancel job {job_id}"):
+def cancel(cluster: FlinkCluster, job_id: str, timeout: float = 60) -> None:
+    with step(log, f"cancel job {job_id}"):
         cluster.rest(f"/jobs/{job_id}", method="PATCH")
         wait_for(lambda: cluster.rest(f"/jobs/{job_id}")["state"] in ("CANCELED", "FAILED", "FINISHED"),
                  timeout, f"job {job_id} cancelled")

@@ -12,6 +12,7 @@ The result is a table per host pair, and a summary of what fails where.
 
 from __future__ import annotations
 
+import logging
 import json
 import shlex
 import threading
@@ -19,9 +20,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..inventory import Host, Inventory
-from ..providers.ssh import Session, SshError, docker_client
-from ..core.run import Progress, default_progress, step
+from ..model.inventory import Host, Inventory
+from .ssh import Session, SshError, docker_client
+from ..core.run import step
+
+log = logging.getLogger(__name__)
 
 MIN_API = (1, 40)          # Docker 19.03: data-path-addr, default-addr-pool, dnsrr
 MAX_CLOCK_OFFSET_S = 1.0   # beyond this, event times from different hosts are not comparable
@@ -257,7 +260,7 @@ def check_host(host: Host, session: Session) -> tuple[dict, list[str], list[str]
     return d, problems, warnings
 
 
-def port_matrix(inv: Inventory, sessions: dict[str, Session], plist: list[Port], progress: Progress,
+def port_matrix(inv: Inventory, sessions: dict[str, Session], plist: list[Port],
                 listen_s: float = 60) -> list[dict]:
     hosts = list(inv.hosts)
     spec = json.dumps([[p.number, p.proto] for p in plist])
@@ -316,7 +319,7 @@ def port_matrix(inv: Inventory, sessions: dict[str, Session], plist: list[Port],
     return sorted(rows, key=lambda r: (order[r["src"]], order[r["dst"]], pnames.index(r["port"])))
 
 
-def run(inv: Inventory, progress: Progress = default_progress, broker_port: int = 9092) -> Report:
+def run(inv: Inventory, broker_port: int = 9092) -> Report:
     """Every check; never raises for what it finds (see ``Report.problems``), only for hosts it
     cannot reach (SshError names them all)."""
     report = Report()
@@ -324,7 +327,7 @@ def run(inv: Inventory, progress: Progress = default_progress, broker_port: int 
     report.port_names = [p.name for p in plist]
     sessions = {h.hostname: Session(h.ssh) for h in inv.hosts}
     try:
-        with step(progress, f"preflight: SSH, engine, kernel and clock on {len(inv.hosts)} hosts"):
+        with step(log, f"preflight: SSH, engine, kernel and clock on {len(inv.hosts)} hosts"):
             unreachable: list[str] = []
 
             def one(h: Host):
@@ -348,8 +351,8 @@ def run(inv: Inventory, progress: Progress = default_progress, broker_port: int 
                                    f"(more than {MAX_CLOCK_OFFSET_S:g} s): run NTP/chrony on them")
         if not all(h["python3"] for h in report.hosts):
             return report   # the port matrix needs python3 on every host; the problem is reported
-        with step(progress, f"preflight: port matrix, {len(plist)} ports between {len(inv.hosts)} hosts"):
-            report.matrix = port_matrix(inv, sessions, plist, progress)
+        with step(log, f"preflight: port matrix, {len(plist)} ports between {len(inv.hosts)} hosts"):
+            report.matrix = port_matrix(inv, sessions, plist)
         for r in report.matrix:
             if r["result"] != "ok":
                 msg = f"{r['port']} ({r['what']}) from {r['src']} to {r['dst']}: {r['result']}"
