@@ -119,17 +119,23 @@ def cmd_run(args) -> int:
     attached), calibrated, measured cell by cell, reported and torn down."""
     from .experiment.session import Session, cell_ok
     opts = values(lambda k: getattr(args, k))
+    # everything is checked before anything starts (no engine is asked until then)
+    if args.cloud == "real" and not args.inventory:
+        raise SystemExit("--cloud real needs --inventory FILE (see examples/inventory.yaml)")
+    inventory = load_inventory(args.inventory, check_keys=not args.dry_run) if args.cloud == "real" else None
+    if args.dry_run:
+        if inventory is None:
+            raise SystemExit("--dry-run shows a real run's commands: use it with --cloud real --inventory FILE")
+        print(Testbed.dry_run(for_cloud("real", inventory)))
+        return 0
     try:
-        provider = _provider(args, check_keys=not args.dry_run)
-        if args.dry_run:
-            print(Testbed.dry_run(provider))
-            return 0
-        topology = provider.topology or load(args.topology)
+        topology = inventory.topology if inventory else load(args.topology)
         session = Session(Experiment.from_options(opts), args.results, resume=args.resume, options=opts)
         cells = session.plan(topology)
     except OptionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    provider = for_cloud(args.cloud, inventory)
     log.info(f"session {session.id}: {len(cells)} cell(s)"
              + (f" and {len(session.experiment.searches(cells))} search(es)" if session.experiment.sustainable else "")
              + f"; results in {session.path}")

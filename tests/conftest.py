@@ -7,16 +7,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import pytest
 
 
 HERE = Path(__file__).parent
 MINI = HERE / "topologies" / "mini.yaml"
-
-
-@pytest.fixture
-def mini_topology() -> Path:
-    return MINI
 
 
 @contextmanager

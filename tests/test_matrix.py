@@ -101,3 +101,39 @@ def test_killed_matrix_resumes_without_redoing_cells(fst_testbed, tmp_path):
     assert manifest["testbed"]["wan_check"] == "passed"
     assert len(manifest["sessions"]) >= 1 and manifest["ended"]
     assert pd.read_parquet(session / "cells.parquet")["cell_key"].tolist() == after["cell_key"].tolist()
+
+
+def test_the_cli_writes_the_same_results_folder_as_pytest(fst_testbed, tmp_path):
+    """`python -m testbed run` and `pytest experiments/` with the same options: the same files, the
+    same columns, the same manifest; and both leave the attached testbed standing."""
+    options = ["--testbed-run", fst_testbed.run_id, "--taskmanagers", "1", "--placements", "single-cloud:azure",
+               "--rates", "200", "--repetitions", "1", "--duration", "8", "--warmup", "2", "--window", "2",
+               "--slide", "1", "--wan-check", "off"]
+    by = {"pytest": tmp_path / "pytest", "cli": tmp_path / "cli"}
+    runs = {
+        "pytest": subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "experiments" / "test_pipeline.py"),
+                                  "-p", "no:xdist", "--results", str(by["pytest"]), *options],
+                                 cwd=ROOT, capture_output=True, text=True, timeout=600),
+        "cli": subprocess.run([sys.executable, "-m", "testbed", "run", "--results", str(by["cli"]), *options],
+                              cwd=ROOT, capture_output=True, text=True, timeout=600),
+    }
+    for how, r in runs.items():
+        assert r.returncode == 0, (how, (r.stdout + r.stderr)[-4000:])
+    assert "1 of 1 cell(s) add up" in runs["cli"].stdout
+
+    def folder(root: Path) -> tuple[Path, set[str]]:
+        (session,) = [p for p in root.iterdir() if p.is_dir()]
+        cell = pd.read_csv(session / "cells.csv")["cell"][0]
+        return session, {str(p.relative_to(session)).replace(cell, "<cell>") for p in session.rglob("*") if p.is_file()}
+
+    (a, files_a), (b, files_b) = folder(by["pytest"]), folder(by["cli"])
+    assert files_a == files_b and {"cells.csv", "cells.parquet", "manifest.json", "latency/<cell>.parquet",
+                                   "timeseries/<cell>.parquet", "report/summary.csv"} <= files_a, (files_a, files_b)
+    rows = {k: pd.read_csv(p / "cells.csv") for k, p in (("pytest", a), ("cli", b))}
+    assert list(rows["pytest"].columns) == list(rows["cli"].columns)
+    assert rows["pytest"]["cell_key"].tolist() == rows["cli"]["cell_key"].tolist() == ["tm1-single-cloud:azure-r200-rep1"]
+    manifests = {k: json.loads((p / "manifest.json").read_text()) for k, p in (("pytest", a), ("cli", b))}
+    assert manifests["pytest"].keys() == manifests["cli"].keys()
+    opts = [m["sessions"][0]["options"] for m in manifests.values()]
+    assert opts[0] == {**opts[1], "results": opts[0]["results"]}      # every option, recorded alike
+    assert fst_testbed.manager.client.nodes.list(), "the attached testbed is left running"

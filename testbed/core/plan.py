@@ -58,37 +58,50 @@ class Plan:
         return out
 
 
-def execute(plan: Plan, ctx: dict | None = None) -> dict:
-    """Run the steps in order (a run of steps sharing a group concurrently; background steps while
-    the rest goes on, awaited at the end); returns ``ctx``, the dict the steps pass values through
-    (e.g. the join token). The first failure is raised once every started step has ended."""
-    ctx = {} if ctx is None else ctx
+def batches(plan: Plan) -> list[tuple[str, list[Step]]]:
+    """The order ``execute`` runs a plan in: ("background", [step]) starts a step and goes on;
+    ("together", steps) runs consecutive steps of one group at the same time; ("alone", [step]) one
+    step. Notes (steps without a function) are left out."""
+    out: list[tuple[str, list[Step]]] = []
     steps = plan.steps
-    background = [s for s in steps if s.background and s.fn is not None]
-    with ThreadPoolExecutor(max(1, len(background))) as bg:
+    i = 0
+    while i < len(steps):
+        s = steps[i]
+        if s.background:
+            if s.fn is not None:
+                out.append(("background", [s]))
+            i += 1
+            continue
+        j = i + 1
+        if s.group is not None:
+            while j < len(steps) and steps[j].group == s.group and not steps[j].background:
+                j += 1
+        batch = [x for x in steps[i:j] if x.fn is not None]
+        if batch:
+            out.append(("together" if len(batch) > 1 else "alone", batch))
+        i = j
+    return out
+
+
+def execute(plan: Plan, ctx: dict | None = None) -> dict:
+    """Run the steps in order (see ``batches``; background steps are awaited at the end); returns
+    ``ctx``, the dict the steps pass values through (e.g. the join token). The first failure is
+    raised once every started step has ended."""
+    ctx = {} if ctx is None else ctx
+    order = batches(plan)
+    with ThreadPoolExecutor(max(1, sum(kind == "background" for kind, _ in order))) as bg:
         pending = []
-        i = 0
-        while i < len(steps):
-            if steps[i].background:
-                if steps[i].fn is not None:
-                    log.info(f"[{steps[i].host}] $ {steps[i].command} &", extra={"host": steps[i].host})
-                    pending.append(bg.submit(steps[i].fn, ctx))
-                i += 1
-                continue
-            j = i + 1
-            if steps[i].group is not None:
-                while j < len(steps) and steps[j].group == steps[i].group and not steps[j].background:
-                    j += 1
-            batch = [s for s in steps[i:j] if s.fn is not None]
+        for kind, batch in order:
             for s in batch:
-                log.info(f"[{s.host}] $ {s.command}", extra={"host": s.host})
-            if len(batch) == 1:
+                log.info(f"[{s.host}] $ {s.command}" + (" &" if kind == "background" else ""), extra={"host": s.host})
+            if kind == "background":
+                pending.append(bg.submit(batch[0].fn, ctx))
+            elif kind == "alone":
                 batch[0].fn(ctx)
-            elif batch:
+            else:
                 with ThreadPoolExecutor(len(batch)) as pool:
                     for f in [pool.submit(s.fn, ctx) for s in batch]:
                         f.result()
-            i = j
         for f in pending:
             f.result()
     return ctx

@@ -80,13 +80,7 @@ class Session:
         path = self.path / "manifest.json"
         if not path.exists():
             return
-        doc = json.loads(path.read_text())
-        first = (doc.get("sessions") or [{}])[0].get("options", {})
-        differ = [f"--{k.replace('_', '-')} {self.options.get(k)!r} (the run used {first[k]!r})"
-                  for k in MEASUREMENT_OPTIONS if k in first and k in self.options and first[k] != self.options[k]]
-        sha = doc.get("topology", {}).get("sha256")
-        if sha and sha != topology.sha256:
-            differ.append(f"topology {topology.source} (sha256 {topology.sha256[:12]}; the run's was {sha[:12]})")
+        differ = resume_conflicts(json.loads(path.read_text()), self.options, topology)
         if differ:
             raise OptionError(f"bad experiment option: --resume {self.id} with other measurement settings: "
                               + "; ".join(differ) + ". Give the same options, or start a new run.")
@@ -229,6 +223,18 @@ class Session:
         except Exception as e:  # noqa: BLE001 - the data is safe; the figures can be redrawn
             log.error(f"report failed ({type(e).__name__}: {e}); redraw with: python -m testbed report {self.path}")
             return []
+
+
+def resume_conflicts(manifest_doc: dict, options: dict, topology: Topology) -> list[str]:
+    """What a resumption would measure differently from the run's first session (its manifest):
+    each measurement option that differs, and another topology file."""
+    first = (manifest_doc.get("sessions") or [{}])[0].get("options", {})
+    differ = [f"--{k.replace('_', '-')} {options.get(k)!r} (the run used {first[k]!r})"
+              for k in MEASUREMENT_OPTIONS if k in first and k in options and first[k] != options[k]]
+    sha = manifest_doc.get("topology", {}).get("sha256")
+    if sha and sha != topology.sha256:
+        differ.append(f"topology {topology.source} (sha256 {topology.sha256[:12]}; the run's was {sha[:12]})")
+    return differ
 
 
 def _engine_version(tb: Testbed) -> str | None:

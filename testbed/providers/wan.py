@@ -48,6 +48,36 @@ def directions(links: tuple[Link, ...] | list[Link]) -> list[Direction]:
     return out
 
 
+def ids(clouds: list[str], d: Direction) -> tuple[int, int]:
+    """The htb class minor and the NFQUEUE number of a direction, unique per (src, dst) pair."""
+    i, j = clouds.index(d.src), clouds.index(d.dst)
+    return 10 + i * len(clouds) + j, i * len(clouds) + j
+
+
+def shaping(d: Direction, iface: str, minor: int, src_subnet: str, backend: str, new: bool) -> list[str]:
+    """The tc commands that shape direction ``d`` on the router interface into ``d.dst``: an htb class
+    for the bandwidth, under it netem (delay, jitter, loss) or a plain fifo (the NFQUEUE holder does the
+    delay), and, the first time, the u32 filter that sends packets from ``src_subnet`` to the class."""
+    rate = d.bandwidth_mbit or NO_LIMIT_MBIT
+    # burst: at least 10 ms at the rate, so htb's timer granularity does not cap throughput
+    burst = max(32_000, int(rate * 1e6 / 8 * 0.01))
+    script = [f"tc class replace dev {iface} parent 1: classid 1:{minor} htb rate {rate}mbit "
+              f"ceil {rate}mbit burst {burst} cburst {burst}"]
+    if backend == "netem":
+        netem = f"delay {d.delay_ms}ms"
+        if d.jitter_ms:
+            netem += f" {d.jitter_ms}ms"
+        if d.loss_pct:
+            netem += f" loss {d.loss_pct}%"
+        script.append(f"tc qdisc replace dev {iface} parent 1:{minor} handle {minor}: netem {netem} limit 100000")
+    else:
+        script.append(f"tc qdisc replace dev {iface} parent 1:{minor} handle {minor}: pfifo limit 100000")
+    if new:
+        script.append(f"tc filter add dev {iface} parent 1: protocol ip prio 1 u32 match ip src {src_subnet} "
+                      f"flowid 1:{minor}")
+    return script
+
+
 class Wan:
     def __init__(self, router, subnets: dict[str, str], interfaces: dict[str, str],
                  backend: str | None = None):
@@ -80,31 +110,14 @@ class Wan:
                 self.set_direction(d)
 
     def _ids(self, d: Direction) -> tuple[int, int]:
-        clouds = sorted(self.subnets)
-        i, j = clouds.index(d.src), clouds.index(d.dst)
-        return 10 + i * len(clouds) + j, i * len(clouds) + j   # htb class minor, NFQUEUE number
+        return ids(sorted(self.subnets), d)
 
     def set_direction(self, d: Direction) -> None:
-        iface = self.interfaces[d.dst]
         minor, queue = self._ids(d)
-        rate = d.bandwidth_mbit or NO_LIMIT_MBIT
-        # burst: at least 10 ms at the rate, so htb's timer granularity does not cap throughput
-        burst = max(32_000, int(rate * 1e6 / 8 * 0.01))
-        script = [f"tc class replace dev {iface} parent 1: classid 1:{minor} htb rate {rate}mbit "
-                  f"ceil {rate}mbit burst {burst} cburst {burst}"]
-        if self.backend == "netem":
-            netem = f"delay {d.delay_ms}ms"
-            if d.jitter_ms:
-                netem += f" {d.jitter_ms}ms"
-            if d.loss_pct:
-                netem += f" loss {d.loss_pct}%"
-            script.append(f"tc qdisc replace dev {iface} parent 1:{minor} handle {minor}: netem {netem} limit 100000")
-        else:
-            script.append(f"tc qdisc replace dev {iface} parent 1:{minor} handle {minor}: pfifo limit 100000")
+        script = shaping(d, self.interfaces[d.dst], minor, self.subnets[d.src], self.backend,
+                         new=(d.src, d.dst) not in self.links)
+        if self.backend != "netem":
             self._holder(d, queue)
-        if (d.src, d.dst) not in self.links:
-            script.append(f"tc filter add dev {iface} parent 1: protocol ip prio 1 u32 "
-                          f"match ip src {self.subnets[d.src]} flowid 1:{minor}")
         self.sh("\n".join(script))
         self.links[(d.src, d.dst)] = d
         # on the router, so that another process attached to the run knows the links as they are

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..core.run import file_lock
+
 RESULTS = Path("results")   # relative to where pytest or the CLI runs
 
 
@@ -39,11 +41,14 @@ class ResultsDir:
     def append(self, table: str, row: dict) -> Path:
         """Append one row to ``<table>.csv`` and refresh ``<table>.parquet``; new columns extend
         the header (older rows get blanks). Returns the CSV's path."""
-        path = self._append_csv(table, row)
-        frame = pd.read_csv(path)
-        tmp = path.with_suffix(".parquet.tmp")
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path.with_suffix(".parquet"))
+        self.path.mkdir(parents=True, exist_ok=True)
+        # one writer at a time: pytest-xdist workers on testbeds of their own share the folder
+        with file_lock(self.path / f".{table}.lock"):
+            path = self._append_csv(table, row)
+            frame = pd.read_csv(path)
+            tmp = path.with_suffix(".parquet.tmp")
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, path.with_suffix(".parquet"))
         return path
 
     def _append_csv(self, table: str, row: dict) -> Path:
@@ -68,9 +73,6 @@ class ResultsDir:
             f.flush()
             os.fsync(f.fileno())
         return path
-
-    def read(self, table: str) -> pd.DataFrame:
-        return pd.read_csv(self.path / f"{table}.csv")
 
     def finished(self, key: str, table: str = "cells") -> bool:
         """Has a row for ``cell_key == key`` without an error been written (by any session)?"""

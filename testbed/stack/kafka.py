@@ -79,7 +79,3 @@ def admin(tb: Testbed, bootstrap: str, node: str, create: list[str], delete: lis
     out = services.run_once(tb.node(node), tb.images["driver"], args, network=tb.network, labels=tb.labels(),
                             timeout=timeout + 30, what="topic administration")
     return json.loads(out.strip().splitlines()[-1])["topics"]
-
-
-def remove(tb: Testbed) -> None:
-    services.remove(tb, BROKER)

@@ -1,0 +1,263 @@
+"""python -m testbed up|status|down|clean|run|preflight|calibrate|report|images — the testbed without pytest.
+
+Emulated clouds by default; real VMs with ``--cloud real --inventory FILE`` (``up --dry-run`` prints
+what a real run's up and down would execute, per host and in order, without executing it).
+``run`` measures an experiment matrix with the same options and the same results folder as
+``pytest experiments/``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+
+from . import images as img
+from .core.run import configure_logging, owner_token
+from .experiment.options import EXPERIMENT, TESTBED, Experiment, OptionError, add_to, values
+from .model.inventory import load as load_inventory
+from .providers.base import Provider, for_cloud
+from .providers.engine import EngineError, host_client
+from .providers.ssh import SshError
+from .provision import teardown
+from .provision.testbed import Testbed, clean
+from .model.topology import TopologyError, load
+
+log = logging.getLogger("testbed.cli")
+
+
+def _provider(args, check_keys: bool = True) -> Provider:
+    if args.cloud == "real":
+        if not args.inventory:
+            raise SystemExit("--cloud real needs --inventory FILE (see examples/inventory.yaml)")
+        return for_cloud("real", load_inventory(args.inventory, check_keys=check_keys))
+    if getattr(args, "inventory", None):
+        raise SystemExit("--inventory is for --cloud real")
+    return for_cloud("emulated")
+
+
+def _pick_run(run: str | None, provider: Provider) -> str:
+    if run:
+        return run
+    runs = provider.runs()
+    if len(runs) == 1:
+        return next(iter(runs))
+    if not runs:
+        raise SystemExit("no testbed is running (start one with: python -m testbed up)")
+    raise SystemExit("several runs are up; choose one with --run: " + ", ".join(sorted(runs)))
+
+
+def cmd_up(args) -> int:
+    if args.dry_run:
+        if args.cloud != "real":
+            raise SystemExit("--dry-run shows a real run's commands: use it with --cloud real --inventory FILE")
+        print(Testbed.dry_run(_provider(args, check_keys=False)))
+        return 0
+    provider = _provider(args)
+    tb = Testbed.up(provider, None if provider.topology else load(args.topology), owner="cli")
+    tb.close()
+    print(f"run {tb.run_id} is up: {len(tb.machines)} nodes; "
+          f"`python -m testbed status --run {tb.run_id}` shows it, `python -m testbed down` removes it")
+    return 0
+
+
+def cmd_status(args) -> int:
+    provider = _provider(args)
+    runs = [args.run] if args.run else sorted(provider.runs())
+    statuses = []
+    for r in runs:
+        tb = Testbed.attach(provider, r)
+        try:
+            statuses.append(tb.status())
+        finally:
+            tb.close()
+    if args.json:
+        json.dump(statuses, sys.stdout, indent=2)
+        print()
+        return 0
+    if not statuses:
+        print("no testbed is running")
+    for s in statuses:
+        print(f"run {s['run_id']}  topology {s['topology']}  ({s['provider']}; network "
+              f"{s['network']['name']}, driver {s['network']['driver']})")
+        swarm_by_host = {n["hostname"]: n for n in s["swarm"]} if isinstance(s["swarm"], list) else {}
+        print(f"  {'HOSTNAME':26} {'CLOUD':8} {'ROLE':11} {'ADDRESS':16} {'SWARM':8} LABELS")
+        for n in s["nodes"]:
+            sw = swarm_by_host.get(n["hostname"], {})
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sw.get("labels", {}).items()))
+            print(f"  {n['hostname']:26} {n['cloud']:8} {n['role']:11} {n['address']:16} "
+                  f"{sw.get('state', '-'):8} {labels}")
+        if isinstance(s["swarm"], dict):
+            print(f"  swarm: {s['swarm']['error']}")
+        for d in s["wan"]["links"]:
+            print(f"  WAN {d['src']} -> {d['dst']}: delay {d['delay_ms']:g} ms, jitter {d['jitter_ms']:g} ms, "
+                  f"loss {d['loss_pct']:g} %, bandwidth {d['bandwidth_mbit'] or 'unlimited'} Mbit/s "
+                  f"({s['wan']['backend']})")
+    return 0
+
+
+def cmd_down(args) -> int:
+    provider = _provider(args)
+    run = _pick_run(args.run, provider)
+    t0 = time.monotonic()
+    removed = teardown.destroy(provider, run)
+    if not removed:
+        raise LookupError(f"nothing of run {run!r} is on the {'engine' if provider.disposable else 'hosts'}")
+    print(f"run {run} removed in {time.monotonic() - t0:.1f}s ({len(removed)} containers, networks and volumes)")
+    return 0
+
+
+def cmd_clean(args) -> int:
+    removed = clean(_provider(args), everything=args.all)
+    print("\n".join(removed) if removed else "nothing to clean")
+    return 0
+
+
+def cmd_run(args) -> int:
+    """An experiment matrix, as ``pytest experiments/`` runs it: checked first, then provisioned (or
+    attached), calibrated, measured cell by cell, reported and torn down."""
+    from .experiment.session import Session, cell_ok
+    opts = values(lambda k: getattr(args, k))
+    # everything is checked before anything starts (no engine is asked until then)
+    if args.cloud == "real" and not args.inventory:
+        raise SystemExit("--cloud real needs --inventory FILE (see examples/inventory.yaml)")
+    inventory = load_inventory(args.inventory, check_keys=not args.dry_run) if args.cloud == "real" else None
+    if args.dry_run:
+        if inventory is None:
+            raise SystemExit("--dry-run shows a real run's commands: use it with --cloud real --inventory FILE")
+        print(Testbed.dry_run(for_cloud("real", inventory)))
+        return 0
+    try:
+        topology = inventory.topology if inventory else load(args.topology)
+        session = Session(Experiment.from_options(opts), args.results, resume=args.resume, options=opts)
+        cells = session.plan(topology)
+    except OptionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    provider = for_cloud(args.cloud, inventory)
+    log.info(f"session {session.id}: {len(cells)} cell(s)"
+             + (f" and {len(session.experiment.searches(cells))} search(es)" if session.experiment.sustainable else "")
+             + f"; results in {session.path}")
+    if args.testbed_run:
+        tb = Testbed.attach(provider, args.testbed_run)
+    else:
+        removed = clean(provider)
+        if removed:
+            log.info(f"removed {len(removed)} leftovers of killed runs")
+        tb = Testbed.up(provider, topology, owner=owner_token())
+    rows = []
+    try:
+        session.calibrate(tb, args.wan_check)
+        rows = session.run(tb, cells)
+    finally:
+        session.finish()
+        if args.testbed_run or args.keep_testbed:
+            tb.close()
+            if args.keep_testbed and not args.testbed_run:
+                log.info(f"run {tb.run_id} left running (--keep-testbed); remove it with "
+                         f"`python -m testbed down --run {tb.run_id}`")
+        else:
+            tb.down()
+    bad = [r["cell_key"] for r in rows if not cell_ok(r)]
+    print(f"session {session.id}: {len(rows) - len(bad)} of {len(rows)} cell(s) add up"
+          + (f"; look at: {', '.join(bad)}" if bad else "") + f"; results in {session.path}")
+    return 1 if bad else 0
+
+
+def cmd_calibrate(args) -> int:
+    from .stack.calibrate import calibrate, table
+    provider = _provider(args)
+    tb = Testbed.attach(provider, _pick_run(args.run, provider))
+    rows = calibrate(tb)
+    if args.json:
+        json.dump({"run_id": tb.run_id, "backend": tb.wan.backend if tb.wan else None, "measurements": rows},
+                  sys.stdout, indent=2)
+        print()
+    else:
+        print(f"run {tb.run_id}, WAN backend: {tb.wan.backend if tb.wan else 'none (one cloud)'}")
+        print(table(rows))
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+def cmd_preflight(args) -> int:
+    from .providers import preflight
+    inventory = load_inventory(args.inventory)
+    report = preflight.run(inventory)
+    if args.json:
+        json.dump({"hosts": report.hosts, "ports": report.matrix, "problems": report.problems,
+                   "warnings": report.warnings}, sys.stdout, indent=2)
+        print()
+    else:
+        print(report.text())
+    return 0 if report.ok else 1
+
+
+def cmd_report(args) -> int:
+    from .results.report import report
+    written = report(args.folder)
+    print("\n".join(str(p) for p in written))
+    return 0
+
+
+def cmd_images(args) -> int:
+    client = host_client()
+    tags = img.build_all(client, img.ALL_RECIPES)
+    print(img.build.manifest(client, tags))
+    return 0
+
+
+def _cloud_options(sp) -> None:
+    sp.add_argument("--cloud", choices=("emulated", "real"), default="emulated",
+                    help="emulated clouds on this machine (default) or real VMs from --inventory")
+    sp.add_argument("--inventory", help="hosts YAML for --cloud real (see examples/inventory.yaml)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m testbed", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="provision a topology and leave it running")
+    up.add_argument("--topology", default="seed", help="topology YAML or a built-in name (default: seed)")
+    up.add_argument("--dry-run", action="store_true",
+                    help="with --cloud real: print the commands of up and down per host, in order, and execute nothing")
+    up.set_defaults(fn=cmd_up)
+    pf = sub.add_parser("preflight", help="check real hosts (SSH, engine, kernel, clocks, port matrix); changes nothing")
+    pf.add_argument("--inventory", required=True, help="hosts YAML (see examples/inventory.yaml)")
+    pf.add_argument("--json", action="store_true", help="machine-readable output")
+    pf.set_defaults(fn=cmd_preflight)
+    st = sub.add_parser("status", help="nodes, clouds, roles, addresses and swarm state")
+    st.add_argument("--run", help="run id (default: every run)")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(fn=cmd_status)
+    dn = sub.add_parser("down", help="remove a run")
+    dn.add_argument("--run", help="run id (default: the only run)")
+    dn.set_defaults(fn=cmd_down)
+    cl = sub.add_parser("clean", help="remove what killed runs left behind (found by label)")
+    cl.add_argument("--all", action="store_true", help="also remove runs started with `up`")
+    cl.set_defaults(fn=cmd_clean)
+    rn = sub.add_parser("run", help="measure an experiment matrix (the options of pytest experiments/)")
+    add_to(rn.add_argument_group("testbed"), TESTBED)
+    add_to(rn.add_argument_group("experiment"), EXPERIMENT)
+    rn.set_defaults(fn=cmd_run)
+    ca = sub.add_parser("calibrate", help="measure RTT, throughput and loss between nodes against the targets")
+    ca.add_argument("--run", help="run id (default: the only run)")
+    ca.add_argument("--json", action="store_true", help="machine-readable output")
+    ca.set_defaults(fn=cmd_calibrate)
+    rp = sub.add_parser("report", help="draw the figures and summary tables of a results folder")
+    rp.add_argument("folder", help="results/<session id>")
+    rp.set_defaults(fn=cmd_report)
+    im = sub.add_parser("images", help="build the offline images (cached) and print them")
+    im.set_defaults(fn=cmd_images)
+    for sp in (up, st, dn, cl, ca):
+        _cloud_options(sp)
+    args = p.parse_args(argv)
+    configure_logging()
+    try:
+        return args.fn(args)
+    except (TopologyError, EngineError, LookupError, FileNotFoundError, SshError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,186 @@
+"""The options of a testbed and of an experiment, declared once for pytest and for the CLI.
+
+``pytest experiments/ --taskmanagers 1,2 --rates 1000`` and ``python -m testbed run --taskmanagers 1,2
+--rates 1000`` read the same declarations (``add_to``), so they take the same options with the same
+defaults and help, and give the same ``Experiment``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..model.placement import choose
+from ..providers.base import CLOUDS
+from ..results.store import RESULTS
+from ..model.topology import Topology
+from ..workload.pipeline import SEED_WINDOW, WindowSpec
+from .cell import CellSpec
+
+
+class OptionError(ValueError):
+    """A bad experiment option, found before anything starts."""
+
+
+@dataclass(frozen=True)
+class Opt:
+    names: tuple[str, ...]
+    kwargs: dict = field(default_factory=dict)
+
+    @property
+    def dest(self) -> str:
+        return self.kwargs.get("dest") or self.names[0].lstrip("-").replace("-", "_")
+
+
+_W = WindowSpec()
+
+TESTBED = (
+    Opt(("--topology",), dict(default="seed", help="topology YAML to provision, or a built-in name (default: seed, "
+                                                   "the runbook's five VMs in two clouds)")),
+    Opt(("--cloud",), dict(choices=CLOUDS, default="emulated",
+                           help="emulated: Docker-in-Docker nodes on this machine (default); real: VMs from --inventory")),
+    Opt(("--inventory",), dict(default=None, help="hosts YAML for --cloud=real (see examples/inventory.yaml); "
+                                                  "several, comma-separated, give each pytest-xdist worker its own")),
+    Opt(("--dry-run",), dict(action="store_true", help="with --cloud=real: print the commands of up and down per "
+                                                       "host, in order, and stop")),
+    Opt(("--testbed-run",), dict(default=None, metavar="RUN_ID",
+                                 help="use a testbed already up (python -m testbed up); it is left running")),
+    Opt(("--keep-testbed",), dict(action="store_true", help="leave the provisioned testbed running at the end "
+                                                            "(remove it with python -m testbed down)")),
+    Opt(("--wan-check",), dict(choices=("fail", "flag", "off"), default="fail",
+                               help="after provisioning, measure the network against the topology's links: fail when "
+                                    "it misses (default), only flag the run, or skip the check")),
+    Opt(("--results",), dict(default=str(RESULTS), help="results folder; each run writes <folder>/<session id>/")),
+)
+
+EXPERIMENT = (
+    Opt(("--taskmanagers",), dict(default="1,2,3", help="taskmanager counts, one per node (default 1,2,3)")),
+    Opt(("--placements", "--placement"), dict(dest="placements", default="single-cloud,multi-cloud",
+        help="placement policies: single-cloud[:<cloud>], multi-cloud, nodes:<host>+<host>...; comma-separated "
+             "(default single-cloud,multi-cloud)")),
+    Opt(("--rates", "--rate"), dict(dest="rates", default="1000", help="offered events/s, comma-separated (default 1000)")),
+    Opt(("--repetitions",), dict(type=int, default=3, help="repetitions of every cell (default 3)")),
+    Opt(("--duration",), dict(type=float, default=60.0, help="seconds of load per cell (default 60)")),
+    Opt(("--warmup",), dict(type=float, default=15.0, help="seconds excluded from the statistics (default 15)")),
+    Opt(("--window",), dict(type=float, default=_W.size_s,
+        help=f"sliding window size in s, whole ms (default {_W.size_s:g}; the seed's own window is --window "
+             f"{SEED_WINDOW.size_s:g} --slide {SEED_WINDOW.slide_s:g}, with a --duration of many windows)")),
+    Opt(("--slide",), dict(type=float, default=_W.slide_s,
+        help=f"window slide in s; the size must be a multiple of it (default {_W.slide_s:g}; the seed's is "
+             f"{SEED_WINDOW.slide_s:g})")),
+    Opt(("--watermark-delay",), dict(type=float, default=_W.watermark_delay_s,
+        help=f"bounded out-of-orderness in s (default {_W.watermark_delay_s:g}); --duration must be at least "
+             "--warmup + --slide + this, so that a window closes in the measured part of the load")),
+    Opt(("--resume",), dict(default=None, metavar="SESSION",
+                            help="continue results/<SESSION>/: skip the cells it already finished")),
+    Opt(("--sustainable",), dict(action="store_true",
+                                 help="also search the sustainable throughput of every taskmanager count and placement")),
+    Opt(("--search-start",), dict(type=float, default=1000.0, help="first rate of the search (default 1000)")),
+    Opt(("--search-max",), dict(type=float, default=32000.0, help="highest rate the search tries (default 32000)")),
+    Opt(("--search-refine",), dict(type=int, default=2, help="bisection steps after the first failure (default 2)")),
+    Opt(("--lag-slope",), dict(type=float, default=0.05, help="keeps up while the lag grows by less than this "
+                                                              "fraction of the rate per second (default 0.05)")),
+    Opt(("--max-p99",), dict(type=float, default=10_000.0, help="keeps up while p99 latency is below this, ms "
+                                                                "(default 10000)")),
+)
+
+# what a cell's numbers depend on besides its key (taskmanagers, placement, rate, repetition):
+# a resumed run must give the same
+MEASUREMENT_OPTIONS = ("duration", "warmup", "window", "slide", "watermark_delay")
+
+
+def add_to(group, options: tuple[Opt, ...]) -> None:
+    """Declare ``options`` on an argparse parser (or group) or a pytest option group."""
+    for o in options:
+        group.addoption(*o.names, **o.kwargs) if hasattr(group, "addoption") else group.add_argument(*o.names, **o.kwargs)
+
+
+def values(get: Callable[[str], Any], options: tuple[Opt, ...] = TESTBED + EXPERIMENT) -> dict[str, Any]:
+    """dest -> value, read through ``get`` (pytest's ``config.getoption`` or ``vars(args).get``)."""
+    return {o.dest: get(o.dest) for o in options}
+
+
+def _csv(text: Any, what: str, cast=str) -> list:
+    try:
+        return [cast(v.strip()) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise OptionError(f"--{what}: expected a comma-separated list, got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class Search:
+    start: float = 1000.0
+    max: float = 32000.0
+    refine: int = 2
+    lag_slope: float = 0.05
+    max_p99_ms: float = 10_000.0
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """The matrix an experiment run measures: taskmanagers x placement x rate x repetition, each cell
+    with the same duration, warm-up and window; and whether to search sustainable throughput."""
+
+    taskmanagers: tuple[int, ...] = (1, 2, 3)
+    placements: tuple[str, ...] = ("single-cloud", "multi-cloud")
+    rates: tuple[float, ...] = (1000.0,)
+    repetitions: int = 3
+    duration: float = 60.0
+    warmup: float = 15.0
+    window: WindowSpec = field(default_factory=WindowSpec)
+    sustainable: bool = False
+    search: Search = field(default_factory=Search)
+
+    @classmethod
+    def from_options(cls, o: dict[str, Any]) -> "Experiment":
+        """From option values (``values``); raises OptionError naming the option."""
+        try:
+            window = WindowSpec(o["window"], o["slide"], o["watermark_delay"])
+        except ValueError as e:
+            raise OptionError(f"bad experiment option: {e}") from None
+        if o["repetitions"] < 1:
+            raise OptionError("bad experiment option: --repetitions must be >= 1")
+        return cls(taskmanagers=tuple(_csv(o["taskmanagers"], "taskmanagers", int)),
+                   placements=tuple(_csv(o["placements"], "placements")),
+                   rates=tuple(_csv(o["rates"], "rates", float)), repetitions=o["repetitions"],
+                   duration=o["duration"], warmup=o["warmup"], window=window, sustainable=bool(o["sustainable"]),
+                   search=Search(o["search_start"], o["search_max"], o["search_refine"], o["lag_slope"], o["max_p99"]))
+
+    def cells(self, topology: Topology) -> tuple[list[CellSpec], list[str]]:
+        """The matrix in run order (taskmanagers, placement, rate, repetition), so that consecutive cells
+        share Flink's configuration; and the combinations that cannot be placed on ``topology`` (left out).
+        None left, or a bad value, raises OptionError."""
+        problems: list[str] = []
+        cells: list[CellSpec] = []
+        try:
+            for tm in self.taskmanagers:
+                for placement in self.placements:
+                    try:
+                        choose(topology, placement, tm)
+                    except ValueError as e:
+                        problems.append(str(e))
+                        continue
+                    for rate in self.rates:
+                        if not (rate > 0 and math.isfinite(rate)):
+                            raise ValueError(f"rate must be > 0 events/s, got {rate:g}")
+                        for rep in range(1, self.repetitions + 1):
+                            cells.append(CellSpec(taskmanagers=tm, placement=placement, rate=rate, repetition=rep,
+                                                  duration=self.duration, warmup=self.warmup, window=self.window))
+        except ValueError as e:
+            raise OptionError(f"bad experiment option: {e}") from None
+        if not cells:
+            raise OptionError("bad experiment option: no cell of the matrix can be placed:\n  " + "\n  ".join(problems))
+        return cells, problems
+
+    def searches(self, cells: list[CellSpec]) -> list[CellSpec]:
+        """One sustainable-throughput search per (taskmanagers, placement, repetition), if asked for."""
+        if not self.sustainable:
+            return []
+        out, seen = [], set()
+        for c in cells:
+            if (c.taskmanagers, c.placement, c.repetition) not in seen:
+                seen.add((c.taskmanagers, c.placement, c.repetition))
+                out.append(CellSpec(taskmanagers=c.taskmanagers, placement=c.placement, rate=self.search.start,
+                                    repetition=c.repetition, duration=c.duration, warmup=c.warmup, window=c.window))
+        return out

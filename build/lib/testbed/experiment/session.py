@@ -1,0 +1,244 @@
+"""An experiment session: one results folder being written, cell by cell, by pytest or by the CLI.
+
+    session = Session(experiment, "results")              # or resume="<session id>"
+    cells = session.plan(topology)                        # validated before anything starts
+    with Testbed.up(provider, topology) as tb:
+        session.calibrate(tb, "fail")                     # the WAN fidelity check, kept with the results
+        session.run(tb, cells)                            # cells, searches; rows written as they end
+    session.finish()                                      # manifest closed, figures drawn
+
+Both ``pytest experiments/`` (one test per cell, through the plugin) and ``python -m testbed run`` go
+through this class, so both write the same folder: ``cells.csv``/``.parquet``, ``latency/``,
+``timeseries/``, ``calibration.csv``, ``sustainable.csv``, ``logs/``, ``manifest.json``, ``report/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+
+from ..core.run import new_run_id
+from ..provision.testbed import Testbed
+from ..results import manifest, report
+from ..results.store import ResultsDir, host_facts, now
+from ..stack import services
+from ..model.topology import Topology
+from .cell import CellSpec, run_cell
+from .options import MEASUREMENT_OPTIONS, Experiment, OptionError
+from .search import Criteria, find
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("jobmanager", "taskmanager", "broker", "driver")
+
+
+def cell_ok(row: dict) -> bool:
+    """A cell whose accounting adds up: nothing lost, nothing duplicated."""
+    return not row.get("error") and row.get("lost") == 0 and row.get("duplicated") == 0
+
+
+class Session:
+    def __init__(self, experiment: Experiment, results: str | Path, *, session_id: str | None = None,
+                 resume: str | None = None, options: dict | None = None):
+        """``options``: every option as given (recorded in the manifest; compared on ``resume``)."""
+        self.experiment = experiment
+        self.resume = resume
+        self.id = resume or session_id or new_run_id()
+        self.results = ResultsDir(self.id, results)
+        self.options = options or {}
+        self._manifest_written = False
+        self._done = 0
+        self._total = 0
+        self._t0: float | None = None
+        self.left_out: list[str] = []
+
+    @property
+    def path(self) -> Path:
+        return self.results.path
+
+    # -- before anything starts ------------------------------------------------------------------
+    def plan(self, topology: Topology) -> list[CellSpec]:
+        """The matrix's cells on ``topology`` (those that cannot be placed are left out with a warning);
+        with ``resume``, the folder must exist and have been measured with the same settings."""
+        cells, left_out = self.experiment.cells(topology)
+        if self.resume:
+            self.check_resume(topology)
+        self.left_out = [f"left out of the matrix: {p}" for p in left_out]
+        for w in self.left_out:
+            log.warning(w)
+        return cells
+
+    def check_resume(self, topology: Topology) -> None:
+        """A resumed run must measure its remaining cells as the first session measured its own:
+        otherwise the table would mix cells measured differently under the same keys."""
+        if not (self.path / "cells.csv").exists():
+            raise OptionError(f"bad experiment option: --resume {self.id}: no {self.path / 'cells.csv'}")
+        path = self.path / "manifest.json"
+        if not path.exists():
+            return
+        differ = resume_conflicts(json.loads(path.read_text()), self.options, topology)
+        if differ:
+            raise OptionError(f"bad experiment option: --resume {self.id} with other measurement settings: "
+                              + "; ".join(differ) + ". Give the same options, or start a new run.")
+
+    # -- the testbed -----------------------------------------------------------------------------
+    def calibrate(self, tb: Testbed, mode: str, lock=contextlib.nullcontext) -> None:
+        """The fidelity check: the measured network against the topology's links, written to
+        ``calibration.csv``. ``mode``: fail (raise when it misses), flag (record the misses with
+        every row) or off. ``lock``: held while measuring (nothing else may load the machine)."""
+        from ..stack.calibrate import CalibrationError, calibrate, check, table
+        if mode == "off" or not tb.topology.links:
+            tb.wan_check = "off" if mode == "off" else "no links"
+            return
+        with lock():
+            rows = calibrate(tb)
+        tb.calibration = rows
+        for r in rows:
+            self.results.append("calibration", r)
+        log.info("calibration (backend " + (tb.wan.backend if tb.wan else "none") + "):\n" + table(rows))
+        try:
+            check(rows)
+            tb.wan_check = "passed"
+        except CalibrationError as e:
+            if mode == "fail":
+                raise
+            # recorded with every row and in the manifest, so the flag travels with the numbers
+            tb.wan_check = f"flagged: {e}"
+            log.warning(f"run flagged: {e}")
+
+    def expect(self, total: int) -> None:
+        """How many cells are still to run (for the time-left estimate)."""
+        self._total = total
+
+    def begin(self, tb: Testbed) -> None:
+        """Write the manifest before the first measurement."""
+        if not self._manifest_written:
+            manifest.write(self.path, options=self.options, topology=tb.topology, testbed=tb)
+            self._manifest_written = True
+
+    # -- measuring ---------------------------------------------------------------------------------
+    def finished(self, key: str, table: str = "cells") -> bool:
+        return self.results.finished(key, table)
+
+    def record(self, tb: Testbed, spec: CellSpec) -> dict:
+        """Run one cell and write everything it produced; on failure write the error and the logs of
+        the services involved (``logs/<cell>-<time>.txt``), then raise."""
+        self.begin(tb)
+        if not spec.search:
+            self._announce(spec)
+        started = now()
+        artifacts: dict = {}
+        try:
+            row = run_cell(tb, spec, artifacts)
+        except Exception as e:
+            logs = "\n\n".join(services.describe(tb, s, tail=80) for s in SERVICES)
+            log_path = self.results.write_text(f"logs/{spec.key}-{started.replace(':', '')}.txt",
+                                               f"{type(e).__name__}: {e}\n\n{logs}")
+            self.results.append("cells", {"run_id": tb.run_id, **spec.params(), "started": started, "ended": now(),
+                                          "error": f"{type(e).__name__}: {e}"[:1000], "logs": str(log_path)})
+            raise
+        facts = tb.provider.engine_facts()
+        row.update(host_facts(), docker_engine=facts.get("host") or _engine_version(tb),
+                   topology=tb.topology.name, topology_sha256=tb.topology.sha256, error="", logs="")
+        self.results.write_frame(f"latency/{row['cell']}.parquet", artifacts["latency"])
+        self.results.write_frame(f"timeseries/{row['cell']}.parquet", artifacts["timeseries"])
+        self.results.append("cells", row)
+        log.info(f"{spec.key}: p50 {row['latency_p50_ms']:.0f} ms, p99 {row['latency_p99_ms']:.0f} ms, "
+                 f"{row['achieved_rate']:.0f} ev/s in, lost {row['lost']}, duplicated {row['duplicated']}"
+                 + (", THE DRIVER FELL BEHIND" if row["driver_fell_behind"] else ""),
+                 extra={"cell_key": spec.key, "row": row})
+        return row
+
+    def search(self, tb: Testbed, base: CellSpec) -> dict:
+        """The sustainable throughput of ``base``'s taskmanagers and placement (see search.py); each
+        trial is a row of ``cells.csv``, the result a row of ``sustainable.csv``."""
+        self.begin(tb)
+        trials = 0
+
+        def trial(spec: CellSpec) -> dict:
+            nonlocal trials
+            trials += 1
+            log.info(f"sustainable throughput of {base.key}: trial {trials} at {spec.rate:,.0f} events/s")
+            spec = dataclasses.replace(spec, search=True)
+            try:
+                return self.record(tb, spec)
+            except Exception as e:  # recorded with its logs by record(); the search stops on it
+                return {"offered_rate": spec.rate, "lag_slope": float("nan"), "latency_p99_ms": float("nan"),
+                        "lost": 0, "driver_fell_behind": False, "cell": None, "error": f"{type(e).__name__}: {e}"[:300]}
+
+        s = self.experiment.search
+        res = find(trial, base, start=s.start, max_rate=s.max, refine=s.refine,
+                   criteria=Criteria(s.lag_slope, s.max_p99_ms))
+        row = {"cell_key": base.key, "run_id": tb.run_id, **res, "error": "", "ended": now()}
+        self.results.append("sustainable", row)
+        log.info(f"{base.key}: sustainable {res['sustainable_rate']:,.0f} ev/s (limited by {res['limited_by']})")
+        return row
+
+    def run(self, tb: Testbed, cells: list[CellSpec]) -> list[dict]:
+        """Every cell not finished in an earlier session of this folder, then the searches; a failing
+        cell is recorded and the matrix goes on. Returns the rows of this session's cells."""
+        todo = [c for c in cells if not self.finished(c.key)]
+        searches = [b for b in self.experiment.searches(cells) if not self.finished(b.key, "sustainable")]
+        if len(todo) < len(cells):
+            log.info(f"{len(cells) - len(todo)} cell(s) finished in an earlier session of {self.id}: skipped")
+        self.expect(len(todo))
+        self.begin(tb)
+        rows = []
+        for c in todo:
+            try:
+                rows.append(self.record(tb, c))
+            except Exception as e:  # noqa: BLE001 - recorded with its logs; the matrix goes on
+                log.error(f"{c.key} failed: {type(e).__name__}: {e}")
+                rows.append({"cell_key": c.key, "error": f"{type(e).__name__}: {e}"})
+        for b in searches:
+            self.search(tb, b)
+        return rows
+
+    def _announce(self, spec: CellSpec) -> None:
+        """Where a long matrix is: cell i of n, elapsed time, an estimate of the rest."""
+        if self._t0 is None:
+            self._t0 = time.monotonic()
+        self._done += 1
+        total = max(self._total, self._done)
+        elapsed = time.monotonic() - self._t0
+        eta = f", about {elapsed / (self._done - 1) * (total - self._done + 1) / 60:.0f} min left" \
+            if self._done > 1 else ""
+        log.info(f"cell {self._done} of {total}: {spec.key} (elapsed {elapsed / 60:.1f} min{eta})",
+                 extra={"cell_key": spec.key, "cell_index": self._done, "cells": total})
+
+    # -- afterwards ----------------------------------------------------------------------------------
+    def finish(self) -> list[Path]:
+        """Close the manifest and draw the figures of what this folder holds (if any cell ran)."""
+        if not (self.path / "cells.csv").exists():
+            return []
+        manifest.finish(self.path)
+        try:
+            written = report.report(self.path)
+            log.info(f"report: {len(written)} files in {self.path / 'report'}")
+            return written
+        except Exception as e:  # noqa: BLE001 - the data is safe; the figures can be redrawn
+            log.error(f"report failed ({type(e).__name__}: {e}); redraw with: python -m testbed report {self.path}")
+            return []
+
+
+def resume_conflicts(manifest_doc: dict, options: dict, topology: Topology) -> list[str]:
+    """What a resumption would measure differently from the run's first session (its manifest):
+    each measurement option that differs, and another topology file."""
+    first = (manifest_doc.get("sessions") or [{}])[0].get("options", {})
+    differ = [f"--{k.replace('_', '-')} {options.get(k)!r} (the run used {first[k]!r})"
+              for k in MEASUREMENT_OPTIONS if k in first and k in options and first[k] != options[k]]
+    sha = manifest_doc.get("topology", {}).get("sha256")
+    if sha and sha != topology.sha256:
+        differ.append(f"topology {topology.source} (sha256 {topology.sha256[:12]}; the run's was {sha[:12]})")
+    return differ
+
+
+def _engine_version(tb: Testbed) -> str | None:
+    try:
+        return tb.manager.client.version().get("Version")
+    except Exception:  # noqa: BLE001 - provenance records what it can
+        return None

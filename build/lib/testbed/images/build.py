@@ -1,0 +1,309 @@
+"""Offline image builds, cached by the content of their inputs.
+
+No image registry is assumed. A *root filesystem* is made with ``debootstrap`` from Debian
+packages and imported into the engine; an *image* is an ordinary ``docker build`` on top of one,
+with a build context filled from files shipped in this package and from pinned PyPI artefacts.
+
+Each recipe has a key: the SHA-256 of everything that goes into it (suite, package list,
+Dockerfile text, file contents, pinned PyPI requirements, and its base's key). The key is the
+image's tag, so a second run with nothing changed finds every image and builds nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import docker
+import docker.errors
+
+from ..core.run import file_lock, step
+
+log = logging.getLogger(__name__)
+
+PACKAGE = Path(__file__).resolve().parent.parent   # recipe files are named relative to testbed/
+LABEL_KEY = "io.flink-swarm-testbed.image-key"
+DEBIAN_SUITE = "bookworm"
+
+
+def cache_dir() -> Path:
+    """Where downloads, rootfs tarballs and image bundles are kept between runs."""
+    root = os.environ.get("FST_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "flink-swarm-testbed")
+    p = Path(root)
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def cache_lock(name: str):
+    """A machine-wide lock on one cache entry (xdist workers and parallel runs build once)."""
+    d = cache_dir() / "locks"
+    d.mkdir(exist_ok=True)
+    return file_lock(d / f"{name}.lock")
+
+
+def _sha(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode() if isinstance(p, str) else p)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Rootfs:
+    """A Debian root filesystem from ``debootstrap --variant=minbase``."""
+
+    name: str
+    packages: tuple[str, ...]
+    suite: str = DEBIAN_SUITE
+
+    @property
+    def key(self) -> str:
+        return _sha("rootfs", self.suite, *sorted(self.packages))[:16]
+
+    @property
+    def tag(self) -> str:
+        return f"fst-rootfs-{self.name}:{self.key}"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """An image built FROM a rootfs with a Dockerfile and a prepared context.
+
+    ``files`` (paths inside the testbed package) are copied into the context by their base name;
+    ``pypi`` are pinned requirements that
+    ``prepare`` (if any) turns into context content, given the folder of downloaded artefacts."""
+
+    name: str
+    base: Rootfs
+    dockerfile: str
+    files: tuple[str, ...] = ()
+    pypi: tuple[str, ...] = ()
+    prepare: Callable[[Path, Path], None] | None = field(default=None, compare=False)
+    # extra text that changes the key when prepare() changes its output
+    prepare_version: str = ""
+
+    @property
+    def key(self) -> str:
+        parts: list[str | bytes] = ["image", self.base.key, self.dockerfile, self.prepare_version, *self.pypi]
+        for f in self.files:
+            parts += [f, (PACKAGE / f).read_bytes()]
+        return _sha(*parts)[:16]
+
+    @property
+    def tag(self) -> str:
+        return f"fst-{self.name}:{self.key}"
+
+
+def debian_mirror() -> str:
+    return os.environ.get("FST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+
+
+def _image_exists(client: docker.DockerClient, tag: str) -> bool:
+    try:
+        client.images.get(tag)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+# Trimmed from every rootfs: documentation, manuals and apt's caches are not needed at run time.
+_TRIM = ["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
+         "var/cache/apt/archives", "var/lib/apt/lists"]
+
+
+def build_rootfs(client: docker.DockerClient, rootfs: Rootfs) -> str:
+    """debootstrap + import; returns the tag. Skipped when the tag is already in the engine."""
+    if _image_exists(client, rootfs.tag):
+        return rootfs.tag
+    with cache_lock(f"rootfs-{rootfs.name}"):
+        if _image_exists(client, rootfs.tag):
+            return rootfs.tag
+        if not shutil.which("debootstrap"):
+            raise RuntimeError("debootstrap is needed to build images offline; install it "
+                               "(apt-get install debootstrap) or run through scripts/with-env")
+        debs = cache_dir() / "debs" / rootfs.name  # not shared: parallel debootstraps race on it
+        debs.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"fst-rootfs-{rootfs.name}-", dir=cache_dir()) as tmp:
+            target = Path(tmp) / "root"
+            cmd = ["debootstrap", "--variant=minbase", f"--cache-dir={debs}",
+                   "--include=" + ",".join(rootfs.packages), rootfs.suite, str(target), debian_mirror()]
+            with step(log, f"debootstrap {rootfs.name} rootfs ({len(rootfs.packages)} packages)"):
+                _run_logged(cmd, Path(tmp) / "debootstrap.log", f"debootstrap {rootfs.name}")
+            for rel in _TRIM:
+                if (target / rel).is_dir():
+                    shutil.rmtree(target / rel, ignore_errors=True)
+                    (target / rel).mkdir(parents=True, exist_ok=True)
+            with step(log, f"import {rootfs.tag}"):
+                tar = subprocess.Popen(["tar", "-C", str(target), "--numeric-owner", "-c", "."],
+                                       stdout=subprocess.PIPE)
+                repo, tag = rootfs.tag.split(":")
+                client.api.import_image_from_stream(tar.stdout, repository=repo, tag=tag,
+                                                    changes=[f'LABEL {LABEL_KEY}="{rootfs.key}"'])
+                if tar.wait() != 0:
+                    raise RuntimeError(f"tar of {target} failed")
+        _prune_superseded(client, rootfs.tag)
+    return rootfs.tag
+
+
+def _run_logged(cmd: list[str], logfile: Path, what: str) -> None:
+    """Run a long command, keep its output in a log, show a line of progress every ~200 lines."""
+    with open(logfile, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        tail: list[str] = []
+        for i, line in enumerate(proc.stdout, 1):
+            log.write(line)
+            tail = (tail + [line.rstrip()])[-20:]
+            if i % 200 == 0:
+                log.info(f"{what}: {line.strip()[:100]}")
+        if proc.wait() != 0:
+            raise RuntimeError(f"{what} failed (exit {proc.returncode}); last lines:\n  "
+                               + "\n  ".join(tail))
+
+
+def pip_download(requirements: tuple[str, ...]) -> Path:
+    """Fetch pinned PyPI artefacts (no dependencies) into the cache, once."""
+    dest = cache_dir() / "pypi"
+    dest.mkdir(exist_ok=True)
+    with cache_lock("pypi"):
+        for req in requirements:
+            name, _, version = req.partition("==")
+            stem = name.replace("-", "_").lower()
+            if any(p.name.lower().startswith(f"{stem}-{version}") for p in dest.iterdir()):
+                continue
+            with step(log, f"download {req} from PyPI"):
+                cmd = [_python(), "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+                       "-q", "-d", str(dest), req]
+                if name == "apache-flink":  # only its platform-independent bin/ and conf/ are used
+                    cmd += ["--only-binary=:all:", "--python-version", "3.11",
+                            "--platform", "manylinux2014_x86_64"]
+                r = subprocess.run(cmd, capture_output=True, text=True)
+                if r.returncode != 0:
+                    raise RuntimeError(f"pip download {req} failed:\n{r.stderr[-2000:]}")
+    return dest
+
+
+def _python() -> str:
+    import sys
+    return sys.executable
+
+
+def build_image(client: docker.DockerClient, recipe: Recipe) -> str:
+    """Build one recipe (and its rootfs) unless an image with its key exists; returns the tag."""
+    if _image_exists(client, recipe.tag):
+        return recipe.tag
+    base = build_rootfs(client, recipe.base)
+    with cache_lock(f"image-{recipe.name}"):
+        if _image_exists(client, recipe.tag):
+            return recipe.tag
+        downloads = pip_download(recipe.pypi) if recipe.pypi else None
+        with tempfile.TemporaryDirectory(prefix=f"fst-ctx-{recipe.name}-", dir=cache_dir()) as ctx:
+            ctxp = Path(ctx)
+            for f in recipe.files:
+                shutil.copy2(PACKAGE / f, ctxp / Path(f).name)
+            if recipe.prepare:
+                with step(log, f"prepare {recipe.name} build context"):
+                    recipe.prepare(ctxp, downloads or cache_dir())
+            (ctxp / "Dockerfile").write_text(f"FROM {base}\n{recipe.dockerfile}")
+            repo, tag = recipe.tag.split(":")
+            with step(log, f"docker build {recipe.tag}"):
+                out = []
+                for chunk in client.api.build(path=ctx, tag=recipe.tag, rm=True, forcerm=True,
+                                              labels={LABEL_KEY: recipe.key}, decode=True):
+                    if "error" in chunk:
+                        raise RuntimeError(f"building {recipe.tag} failed: {chunk['error']}\n"
+                                           + "".join(out[-20:]))
+                    if "stream" in chunk:
+                        out.append(chunk["stream"])
+        _prune_superseded(client, recipe.tag)
+    return recipe.tag
+
+
+def _prune_superseded(client: docker.DockerClient, tag: str, max_kept: int = 2) -> None:
+    """Each change of a recipe's inputs builds a new tag of its repository (hundreds of MB); keep
+    the newest few (as for bundles: another checkout of an older version may still use one) and
+    untag the others. An image a container uses is left alone (the engine refuses)."""
+    repo = tag.split(":")[0]
+    others = [i for i in client.images.list(name=repo) if tag not in i.tags]
+    others.sort(key=lambda i: i.attrs.get("Created", ""), reverse=True)
+    removed = []
+    for image in others[max_kept - 1:]:
+        for t in image.tags:
+            if t.startswith(repo + ":"):
+                try:
+                    client.images.remove(t)
+                    removed.append(t)
+                except docker.errors.APIError:
+                    pass
+    if removed:
+        log.info(f"removed {len(removed)} superseded image(s): {', '.join(removed)}")
+
+
+def build_all(client: docker.DockerClient, recipes: list[Recipe]) -> dict[str, str]:
+    """Build recipes, rootfs steps in parallel (they are mostly downloads); returns name -> tag."""
+    errors: list[BaseException] = []
+    roots = {r.base for r in recipes if not _image_exists(client, r.tag)}
+
+    def one(rootfs: Rootfs) -> None:
+        try:
+            build_rootfs(client, rootfs)
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(r,), daemon=True) for r in roots]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return {r.name: build_image(client, r) for r in recipes}
+
+
+def bundle(client: docker.DockerClient, tags: list[str]) -> Path:
+    """One ``docker save`` archive of several images (shared layers once), cached by image ids."""
+    ids = sorted(client.images.get(t).id for t in tags)
+    path = cache_dir() / "bundles" / f"{_sha(*ids, *sorted(tags))[:16]}.tar"
+    if path.exists():
+        return path
+    path.parent.mkdir(exist_ok=True)
+    with cache_lock("bundle"):
+        if path.exists():
+            return path
+        with step(log, f"save {len(tags)} images to {path.name}"):
+            resp = client.api.get(client.api._url("/images/get"), params={"names": tags}, stream=True)
+            client.api._raise_for_status(resp)
+            tmp = path.with_suffix(".part")
+            with open(tmp, "wb") as f:
+                for chunk in resp.iter_content(1 << 20):
+                    f.write(chunk)
+            tmp.rename(path)
+        _prune_bundles(keep=path)
+    return path
+
+
+def _prune_bundles(keep: Path, max_kept: int = 2) -> None:
+    """Old bundles are dead weight (GBs); keep the newest few."""
+    old = sorted((p for p in keep.parent.glob("*.tar") if p != keep), key=lambda p: p.stat().st_mtime)
+    for p in old[: max(0, len(old) - (max_kept - 1))]:
+        p.unlink(missing_ok=True)
+
+
+def manifest(client: docker.DockerClient, tags: dict[str, str]) -> str:
+    """JSON of name -> {tag, id, size} for provenance."""
+    out = {}
+    for name, tag in tags.items():
+        img = client.images.get(tag)
+        out[name] = {"tag": tag, "id": img.id, "size": img.attrs.get("Size")}
+    return json.dumps(out, indent=2, sort_keys=True)

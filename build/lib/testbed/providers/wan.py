@@ -1,0 +1,165 @@
+"""The emulated WAN between clouds, applied on the router that joins the clouds' LANs.
+
+Every packet from one cloud to another is forwarded by the router (``fst-<run>-wan``), so shaping
+there delays inter-cloud traffic, Swarm's VXLAN included, and leaves intra-cloud traffic alone.
+For the link A->B the router's interface on B's LAN gets an htb class for packets from A's subnet
+(bandwidth), and the delay, jitter and loss come from one of two backends, detected per kernel:
+
+- ``netem``   (every common distro kernel, cloud VMs): a netem qdisc under that class;
+- ``nfqueue`` (kernels without sch_netem): iptables sends A->B forwarded packets to an NFQUEUE
+  where ``wan-delay.py`` (in the router image) holds and releases them. Forwarded packets no longer
+  belong to a local socket, so TCP is not throttled by the holding (see the script).
+
+A link's delay is given as RTT and split evenly over the two directions; jitter and loss apply per
+direction. Links can be changed during a run with ``set_link``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, replace
+
+from ..core.run import step
+from ..model.topology import Link
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("netem", "nfqueue")
+NO_LIMIT_MBIT = 10_000
+LINKS_STATE = "/run/fst-wan-links.json"
+
+
+@dataclass(frozen=True)
+class Direction:
+    src: str
+    dst: str
+    delay_ms: float
+    jitter_ms: float
+    loss_pct: float
+    bandwidth_mbit: float | None
+
+
+def directions(links: tuple[Link, ...] | list[Link]) -> list[Direction]:
+    out = []
+    for ln in links:
+        for a, b in (ln.clouds, ln.clouds[::-1]):
+            out.append(Direction(a, b, ln.rtt_ms / 2, ln.jitter_ms, ln.loss_pct, ln.bandwidth_mbit))
+    return out
+
+
+def ids(clouds: list[str], d: Direction) -> tuple[int, int]:
+    """The htb class minor and the NFQUEUE number of a direction, unique per (src, dst) pair."""
+    i, j = clouds.index(d.src), clouds.index(d.dst)
+    return 10 + i * len(clouds) + j, i * len(clouds) + j
+
+
+def shaping(d: Direction, iface: str, minor: int, src_subnet: str, backend: str, new: bool) -> list[str]:
+    """The tc commands that shape direction ``d`` on the router interface into ``d.dst``: an htb class
+    for the bandwidth, under it netem (delay, jitter, loss) or a plain fifo (the NFQUEUE holder does the
+    delay), and, the first time, the u32 filter that sends packets from ``src_subnet`` to the class."""
+    rate = d.bandwidth_mbit or NO_LIMIT_MBIT
+    # burst: at least 10 ms at the rate, so htb's timer granularity does not cap throughput
+    burst = max(32_000, int(rate * 1e6 / 8 * 0.01))
+    script = [f"tc class replace dev {iface} parent 1: classid 1:{minor} htb rate {rate}mbit "
+              f"ceil {rate}mbit burst {burst} cburst {burst}"]
+    if backend == "netem":
+        netem = f"delay {d.delay_ms}ms"
+        if d.jitter_ms:
+            netem += f" {d.jitter_ms}ms"
+        if d.loss_pct:
+            netem += f" loss {d.loss_pct}%"
+        script.append(f"tc qdisc replace dev {iface} parent 1:{minor} handle {minor}: netem {netem} limit 100000")
+    else:
+        script.append(f"tc qdisc replace dev {iface} parent 1:{minor} handle {minor}: pfifo limit 100000")
+    if new:
+        script.append(f"tc filter add dev {iface} parent 1: protocol ip prio 1 u32 match ip src {src_subnet} "
+                      f"flowid 1:{minor}")
+    return script
+
+
+class Wan:
+    def __init__(self, router, subnets: dict[str, str], interfaces: dict[str, str],
+                 backend: str | None = None):
+        """``router``: its container; ``subnets``/``interfaces``: cloud -> subnet / router interface."""
+        self.router, self.subnets, self.interfaces = router, subnets, interfaces
+        self.backend = backend or self.detect()
+        self.links: dict[tuple[str, str], Direction] = {}
+
+    def sh(self, script: str) -> str:
+        code, out = self.router.exec_run(["sh", "-ec", script])
+        text = out.decode(errors="replace")
+        if code != 0:
+            raise RuntimeError(f"on the WAN router: {script.strip()[:300]}\nfailed (exit {code}): {text.strip()[-1500:]}")
+        return text
+
+    def detect(self) -> str:
+        code, _ = self.router.exec_run(["sh", "-c", "tc qdisc add dev lo root netem delay 1ms && "
+                                        "tc qdisc del dev lo root"])
+        return "netem" if code == 0 else "nfqueue"
+
+    def apply(self, links) -> None:
+        dirs = directions(links)
+        if not dirs:
+            return
+        with step(log, f"emulate the WAN on {len(links)} cloud link(s) ({self.backend})"):
+            for iface in set(self.interfaces.values()):
+                self.sh(f"tc qdisc replace dev {iface} root handle 1: htb default 1 r2q 1000\n"
+                        f"tc class replace dev {iface} parent 1: classid 1:1 htb rate {NO_LIMIT_MBIT}mbit")
+            for d in dirs:
+                self.set_direction(d)
+
+    def _ids(self, d: Direction) -> tuple[int, int]:
+        return ids(sorted(self.subnets), d)
+
+    def set_direction(self, d: Direction) -> None:
+        minor, queue = self._ids(d)
+        script = shaping(d, self.interfaces[d.dst], minor, self.subnets[d.src], self.backend,
+                         new=(d.src, d.dst) not in self.links)
+        if self.backend != "netem":
+            self._holder(d, queue)
+        self.sh("\n".join(script))
+        self.links[(d.src, d.dst)] = d
+        # on the router, so that another process attached to the run knows the links as they are
+        state = json.dumps([vars(x) for x in self.links.values()])
+        self.sh(f"printf '%s' '{state}' > {LINKS_STATE}.new && mv {LINKS_STATE}.new {LINKS_STATE}")
+
+    def saved_links(self) -> dict[tuple[str, str], Direction]:
+        """The links as last set on the router (by any process), or {} if none were."""
+        code, out = self.router.exec_run(["cat", LINKS_STATE])
+        if code != 0:
+            return {}
+        return {(d["src"], d["dst"]): Direction(**d) for d in json.loads(out)}
+
+    def _holder(self, d: Direction, queue: int) -> None:
+        """Configure (or start) the userspace holder of queue ``queue``, then route A->B to it.
+        It must be bound to its queue before packets go there: unheld packets would be dropped."""
+        cfg = json.dumps({"delay_ms": d.delay_ms, "jitter_ms": d.jitter_ms, "loss_pct": d.loss_pct})
+        conf, logfile = f"/run/wan-{queue}.json", f"/run/wan-{queue}.log"
+        running = self.router.exec_run(["pgrep", "-f", f"^python3 /usr/local/bin/wan-delay.py {queue} "]).exit_code == 0
+        # a running holder logs a line when it has loaded the new file: the change is in effect on return
+        self.sh(f"n=$(wc -l < {logfile} 2>/dev/null || echo 0); printf '%s' '{cfg}' > {conf}.new && mv {conf}.new {conf}; "
+                + ("" if not running else
+                   f"for i in $(seq 100); do if [ $(wc -l < {logfile}) -gt $n ]; then "
+                   f"tail -1 {logfile} | grep -q 'keeping the old config' && {{ tail -3 {logfile}; exit 1; }}; exit 0; fi; "
+                   f"sleep 0.05; done; "
+                   f"echo 'the NFQUEUE holder of queue {queue} did not load its new config:'; tail -5 {logfile}; exit 1"))
+        if not running:
+            self.router.exec_run(["sh", "-c", f"exec python3 /usr/local/bin/wan-delay.py {queue} {conf} >{logfile} 2>&1"],
+                                 detach=True)
+            self.sh(f"for i in $(seq 100); do grep -q ': bound;' {logfile} 2>/dev/null && break; sleep 0.05; done; "
+                    f"grep -q ': bound;' {logfile} || {{ echo 'the NFQUEUE holder did not start:'; cat {logfile}; exit 1; }}")
+        rule = f"FORWARD -s {self.subnets[d.src]} -d {self.subnets[d.dst]} -j NFQUEUE --queue-num {queue}"
+        self.sh(f"iptables -t mangle -C {rule} 2>/dev/null || iptables -t mangle -A {rule}")
+
+    def set_link(self, a: str, b: str, **changes) -> None:
+        """Change a link during a run (both directions): rtt_ms, jitter_ms, loss_pct, bandwidth_mbit."""
+        for src, dst in ((a, b), (b, a)):
+            d = self.links[(src, dst)]
+            kw = {}
+            if "rtt_ms" in changes:
+                kw["delay_ms"] = changes["rtt_ms"] / 2
+            for k in ("jitter_ms", "loss_pct", "bandwidth_mbit"):
+                if k in changes:
+                    kw[k] = changes[k]
+            self.set_direction(replace(d, **kw))

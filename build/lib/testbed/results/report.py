@@ -1,0 +1,243 @@
+"""Figures and summary tables from a results folder, fit for a thesis.
+
+    python -m testbed report results/<session-id>
+
+reads ``cells.csv`` (one row per cell and repetition), ``latency/<cell>.parquet`` (every window
+latency of a cell), ``timeseries/<cell>.parquet`` (per-second rates and lag of a cell) and
+``sustainable.csv`` (if the sustainable-throughput search ran), and writes into ``report/``:
+
+- ``latency_vs_taskmanagers``  p50/p95/p99 window latency vs taskmanager count, one line per
+  placement, mean over repetitions with 95 % confidence intervals (Student t), one panel per rate;
+- ``sustainable_throughput``   the highest sustainable rate vs taskmanager count, per placement;
+- ``latency_cdf``              latency CDFs, one curve per (taskmanagers, placement), per rate;
+- ``timeseries/<cell>``        offered and achieved rate, consumer lag and window latency over time;
+- ``summary.csv`` / ``summary.md``  one line per (taskmanagers, placement, rate).
+
+Every figure is written as PDF (vector, for the thesis) and PNG (for a quick look).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PERCENTILES = (50, 95, 99)
+GROUP = ["taskmanagers", "placement", "rate"]
+
+
+def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
+    """Mean and half-width of its two-sided Student-t confidence interval (nan for n < 2)."""
+    from scipy import stats
+
+    x = np.asarray([v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))],
+                   dtype=float)
+    n = x.size
+    if n == 0:
+        return math.nan, math.nan, 0
+    if n == 1:
+        return float(x[0]), math.nan, 1
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n)
+    return float(x.mean()), float(half), n
+
+
+def _matrix_cells(cells: pd.DataFrame) -> pd.Series:
+    """The matrix's finished cells: failed cells and the search's trials are not averaged."""
+    errors = (cells["error"].astype(object).where(cells["error"].notna(), "") if "error" in cells
+              else pd.Series("", index=cells.index))
+    search = (cells["search"].astype(str) == "True" if "search" in cells
+              else pd.Series(False, index=cells.index))
+    return (errors == "") & ~search
+
+
+def summary(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per (taskmanagers, placement, rate) of the matrix (not the search's trials):
+    repetitions, latency percentiles (mean ± CI), rates, accounting, whether the driver kept up."""
+    ok = cells[_matrix_cells(cells)]
+    rows = []
+    for key, g in ok.groupby(GROUP, sort=True):
+        row = dict(zip(GROUP, key))
+        row["repetitions"] = len(g)
+        for p in PERCENTILES:
+            m, h, _ = mean_ci(g[f"latency_p{p}_ms"])
+            row[f"p{p}_ms"], row[f"p{p}_ci95_ms"] = m, h
+        for col in ("achieved_rate", "processed_rate"):
+            row[col] = float(g[col].mean())
+        row["lost"] = int(g["lost"].sum())
+        row["duplicated"] = int(g["duplicated"].sum())
+        row["driver_fell_behind"] = bool(g["driver_fell_behind"].astype(bool).any())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    def fmt(v):
+        if isinstance(v, float):
+            return "–" if math.isnan(v) else f"{v:,.0f}"
+        return str(v)
+    head = "| " + " | ".join(frame.columns) + " |\n|" + "|".join("---" for _ in frame.columns) + "|\n"
+    return head + "".join("| " + " | ".join(fmt(v) for v in r) + " |\n" for r in frame.itertuples(index=False))
+
+
+def _style():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
+                         "figure.dpi": 150, "savefig.bbox": "tight", "axes.grid": True, "grid.alpha": 0.3,
+                         "pdf.fonttype": 42})
+    return plt
+
+
+def _save(fig, out: Path, name: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.pdf", out / f"{name}.png"]
+    for p in paths:
+        fig.savefig(p)
+    return paths
+
+
+def plot_latency(summ: pd.DataFrame, out: Path) -> list[Path]:
+    plt = _style()
+    rates = sorted(summ["rate"].unique())
+    fig, axes = plt.subplots(1, len(rates), figsize=(5.2 * len(rates), 4.0), squeeze=False, sharey=True)
+    markers = {50: "o", 95: "s", 99: "^"}
+    for ax, rate in zip(axes[0], rates):
+        sub = summ[summ["rate"] == rate]
+        for i, (placement, g) in enumerate(sub.groupby("placement")):
+            g = g.sort_values("taskmanagers")
+            for p in PERCENTILES:
+                ax.errorbar(g["taskmanagers"] + (i - 0.5) * 0.06, g[f"p{p}_ms"] / 1000,
+                            yerr=g[f"p{p}_ci95_ms"].fillna(0) / 1000, marker=markers[p], capsize=3,
+                            color=f"C{i}", linestyle=["-", "--", ":"][PERCENTILES.index(p)],
+                            label=f"{placement}, p{p}")
+        ax.set_title(f"offered {rate:,.0f} events/s")
+        ax.set_xlabel("taskmanagers")
+        ax.set_xticks(sorted(sub["taskmanagers"].unique()))
+    axes[0][0].set_ylabel("window latency (s)")
+    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    fig.suptitle("Window latency (mean over repetitions, 95 % CI)")
+    paths = _save(fig, out, "latency_vs_taskmanagers")
+    plt.close(fig)
+    return paths
+
+
+def plot_sustainable(sust: pd.DataFrame, out: Path) -> list[Path]:
+    plt = _style()
+    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    for i, (placement, g) in enumerate(sust.groupby("placement")):
+        agg = [(tm, *mean_ci(gg["sustainable_rate"])) for tm, gg in g.groupby("taskmanagers")]
+        tms, means, halves = zip(*[(a, b, c) for a, b, c, _ in agg])
+        ax.errorbar(tms, np.asarray(means) / 1000, yerr=np.nan_to_num(np.asarray(halves)) / 1000, marker="o",
+                    capsize=3, color=f"C{i}", label=placement)
+        # the search ended before the system failed: the rate is a lower bound of its limit
+        for why, marker, said in (("driver", "x", "driver-limited"), ("max_rate", "^", "search maximum reached"),
+                                  ("error", "s", "a trial failed")):
+            limited = g[g["limited_by"] == why]
+            if len(limited):
+                ax.scatter(limited["taskmanagers"], limited["sustainable_rate"] / 1000, marker=marker, s=80,
+                           facecolors="none" if marker == "s" else None, color=f"C{i}",
+                           label=f"{placement}: {said} (lower bound)")
+    ax.set_xlabel("taskmanagers")
+    ax.set_ylabel("sustainable throughput (thousand events/s)")
+    ax.set_xticks(sorted(sust["taskmanagers"].unique()))
+    ax.set_ylim(0, max(1.0, sust["sustainable_rate"].max() / 1000 * 1.2))
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.18), frameon=False)
+    ax.set_title("Highest sustainable input rate")
+    paths = _save(fig, out, "sustainable_throughput")
+    plt.close(fig)
+    return paths
+
+
+def plot_cdf(cells: pd.DataFrame, samples: pd.DataFrame, out: Path) -> list[Path]:
+    plt = _style()
+    merged = samples.merge(cells[["cell", *GROUP]], on="cell")
+    rates = sorted(merged["rate"].unique())
+    fig, axes = plt.subplots(1, len(rates), figsize=(5.2 * len(rates), 4.0), squeeze=False, sharey=True)
+    for ax, rate in zip(axes[0], rates):
+        sub = merged[merged["rate"] == rate]
+        for i, ((tm, placement), g) in enumerate(sub.groupby(["taskmanagers", "placement"])):
+            x = np.sort(g["latency_ms"].to_numpy()) / 1000
+            ax.step(x, np.arange(1, x.size + 1) / x.size, where="post", color=f"C{i}",
+                    label=f"{tm} TM, {placement}")
+        ax.set_title(f"offered {rate:,.0f} events/s")
+        ax.set_xlabel("window latency (s)")
+    axes[0][0].set_ylabel("fraction of windows")
+    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    fig.suptitle("Window latency CDF (all repetitions)")
+    paths = _save(fig, out, "latency_cdf")
+    plt.close(fig)
+    return paths
+
+
+def plot_timeseries(cells: pd.DataFrame, series: pd.DataFrame, samples: pd.DataFrame, out: Path) -> list[Path]:
+    plt = _style()
+    paths = []
+    for cell, g in series.groupby("cell"):
+        meta = cells[cells["cell"] == cell]
+        if meta.empty:
+            continue
+        m = meta.iloc[0]
+        g = g.sort_values("t_s")
+        if "duration" in m and pd.notna(m["duration"]):   # the second after the load is not a rate
+            g = g[g["t_s"] < float(m["duration"])]
+        fig, axes = plt.subplots(3, 1, figsize=(7.0, 7.0), sharex=True)
+        axes[0].plot(g["t_s"], g["achieved_rate"], label="achieved (broker acks)", color="C1")
+        if "processed_rate" in g:
+            axes[0].plot(g["t_s"], g["processed_rate"], label="processed (Flink source)", color="C2", alpha=0.8)
+        axes[0].plot(g["t_s"], g["offered_rate"], label="offered", color="k", linestyle="--", zorder=3)
+        axes[0].set_ylabel("events/s")
+        axes[0].set_ylim(0, 1.25 * max(float(g[["offered_rate", "achieved_rate"]].max().max()), 1.0))
+        axes[0].legend(frameon=False, fontsize=9, loc="lower right")
+        axes[1].plot(g["t_s"], g["lag"], color="C3")
+        axes[1].set_ylabel("consumer lag (events)")
+        axes[1].set_ylim(bottom=min(0.0, float(g["lag"].min()) if g["lag"].notna().any() else 0.0))
+        lat = samples[samples["cell"] == cell] if len(samples) else samples
+        if len(lat):   # the warm-up's windows and the measured ones; not those closed by the final flush
+            lat = lat[lat["in_stats"] | (lat["window_end_s"] < m["warmup"])]
+            axes[2].plot(lat["window_end_s"], lat["latency_ms"] / 1000, ".", color="C4", markersize=3)
+        axes[2].set_ylabel("window latency (s)")
+        axes[2].set_xlabel("time since the first event (s)")
+        for ax in axes:
+            ax.axvspan(0, m["warmup"], color="grey", alpha=0.12, lw=0)
+        fig.suptitle(f"cell {cell}: {m['taskmanagers']} TM, {m['placement']}\n"
+                     f"offered {m['rate']:,.0f} events/s (grey: warm-up)")
+        paths += _save(fig, out / "timeseries", str(cell))
+        plt.close(fig)
+    return paths
+
+
+def _per_cell(folder: Path) -> pd.DataFrame:
+    """Concatenate ``<folder>/<cell>.parquet`` files, with a ``cell`` column."""
+    frames = [pd.read_parquet(p).assign(cell=p.stem) for p in sorted(folder.glob("*.parquet"))]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def report(folder: str | Path) -> list[Path]:
+    """Write every figure and table of a results folder; returns the files written."""
+    folder = Path(folder)
+    cells_path = folder / "cells.csv"
+    if not cells_path.exists():
+        raise FileNotFoundError(f"{cells_path} does not exist: is {folder} a results folder of the experiments?")
+    cells = pd.read_csv(cells_path)
+    out = folder / "report"
+    out.mkdir(exist_ok=True)
+    written: list[Path] = []
+    summ = summary(cells)
+    summ.to_csv(out / "summary.csv", index=False)
+    (out / "summary.md").write_text(_markdown(summ))
+    written += [out / "summary.csv", out / "summary.md"]
+    if len(summ):
+        written += plot_latency(summ, out)
+    lat = _per_cell(folder / "latency")
+    if len(lat):
+        written += plot_cdf(cells[_matrix_cells(cells)], lat[lat["in_stats"]], out)
+    ts = _per_cell(folder / "timeseries")
+    if len(ts):
+        written += plot_timeseries(cells, ts, lat, out)
+    sust = folder / "sustainable.csv"
+    if sust.exists():
+        written += plot_sustainable(pd.read_csv(sust), out)
+    return written

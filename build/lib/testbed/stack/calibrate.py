@@ -1,0 +1,273 @@
+"""Fidelity check of the network between nodes: what the WAN emulation (or a real WAN) delivers.
+
+Measured from the nodes themselves, through their Docker API (a container of the driver image in
+the node's own network namespace), so it reads the same in emulated and real mode:
+
+- RTT between every ordered pair of nodes (ping; the median, with mean and p95 kept);
+- where a link sets jitter, the spread of the RTT between clouds (its interquartile range);
+- TCP throughput between clouds, each direction (iperf3, after a slow-start warm-up);
+- packet loss between clouds, each direction, where a link sets loss (iperf3 over UDP).
+
+Each measurement is compared with its target: the link's RTT (inter-cloud) or "below 1 ms"
+(intra-cloud), its bandwidth (only on links without loss: with loss, TCP's rate depends on its
+congestion control, which the row names), its loss. Tolerance: ±10 % or ±1 ms, whichever is larger, for RTT
+(with jitter, or three sampling errors of the median if that is larger);
+±10 % for throughput; for loss, ±10 % or three binomial standard deviations of the packets sent,
+whichever is larger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from ..providers.base import Machine
+from ..core.run import step, wait_for
+from ..provision.testbed import Testbed
+from ..model.topology import Link
+from .services import run_once
+
+log = logging.getLogger(__name__)
+
+INTRA_CLOUD_MAX_RTT_MS = 1.0
+JITTER_IQR_PER_MS = 2 * (2 - math.sqrt(2))   # IQR of the sum of two uniform(-J, J) draws, per ms of J
+PING = """
+import json, re, statistics, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
+def ping(ip):
+    out = subprocess.run(["ping", "-n", "-c", "%(count)d", "-i", "0.05", "-W", "2", ip],
+                         capture_output=True, text=True).stdout
+    rtts = sorted(float(t) for t in re.findall(r"time=([\\d.]+) ms", out))
+    loss = float(re.search(r"([\\d.]+)%% packet loss", out).group(1))
+    if not rtts:
+        return ip, {"loss_pct": loss}
+    q = statistics.quantiles(rtts, n=4) if len(rtts) > 1 else [rtts[0]] * 3
+    return ip, {"loss_pct": loss, "median": statistics.median(rtts), "mean": statistics.fmean(rtts),
+                "min": rtts[0], "max": rtts[-1], "p95": rtts[min(len(rtts) - 1, int(0.95 * len(rtts)))],
+                "iqr": q[2] - q[0]}
+serial = sys.argv[1] == "serial"
+ips = sys.argv[2:]
+with ThreadPoolExecutor(1 if serial else len(ips)) as pool:
+    print(json.dumps(dict(pool.map(ping, ips))))
+"""
+
+
+class CalibrationError(RuntimeError):
+    pass
+
+
+
+def links(tb: Testbed) -> list[Link]:
+    """The links as they are now: the WAN's (changed at run time, perhaps), else the topology's."""
+    if tb.wan is None or not tb.wan.links:
+        return list(tb.topology.links)
+    out = {}
+    for (a, b), d in tb.wan.links.items():
+        key = tuple(sorted((a, b)))
+        if key not in out:
+            out[key] = Link(key, rtt_ms=2 * d.delay_ms, jitter_ms=d.jitter_ms, loss_pct=d.loss_pct,
+                            bandwidth_mbit=d.bandwidth_mbit)
+    return list(out.values())
+
+
+def _link(tb: Testbed, a: str, b: str) -> Link | None:
+    return next((ln for ln in links(tb) if set(ln.clouds) == {a, b}), None)
+
+
+def _rtt_tolerance(target: float) -> float:
+    return max(0.1 * target, 1.0)
+
+
+def rtt_matrix(tb: Testbed, count: int = 40) -> list[dict]:
+    rows = []
+    lock = threading.Lock()
+    # With jitter, the emulated link never reorders (a packet waits for the one before it), so
+    # probes crowding a link would raise its delay: then one pair is probed at a time.
+    jitter = any(ln.jitter_ms for ln in links(tb))
+
+    def from_node(src: Machine) -> None:
+        targets = [m for m in tb.machines if m is not src]
+        out = json.loads(run_once(src, tb.images["driver"], ["-c", PING % {"count": count},
+                                                             "serial" if jitter else "parallel",
+                                                             *[m.address for m in targets]],
+                                  network_mode="host", labels=tb.labels(), timeout=120, what="ping"))
+        for dst in targets:
+            r = out[dst.address]
+            link = _link(tb, src.cloud, dst.cloud) if src.cloud != dst.cloud else None
+            target = link.rtt_ms if link else None
+            # the median: a busy host delays a packet now and then, and the check is about the link
+            measured = r.get("median", math.nan)
+            if src.cloud == dst.cloud:
+                ok = measured < INTRA_CLOUD_MAX_RTT_MS
+                tol = None
+            else:
+                # with jitter, plus three sampling errors of the median of ``count`` RTTs
+                # (their standard deviation is J * sqrt(2/3); the median's error 1.25 times that / sqrt(n))
+                tol = max(_rtt_tolerance(target or 0.0),
+                          3 * 1.25 * link.jitter_ms * math.sqrt(2 / 3) / math.sqrt(count) if link else 0.0)
+                ok = abs(measured - (target or 0.0)) <= tol
+            with lock:
+                rows.append({"kind": "rtt", "src": src.hostname, "dst": dst.hostname, "src_cloud": src.cloud,
+                             "dst_cloud": dst.cloud, "unit": "ms", "target": target if link else 0.0,
+                             "tolerance": tol if tol is not None else INTRA_CLOUD_MAX_RTT_MS,
+                             "measured": measured, "mean": r.get("mean"), "p95": r.get("p95"),
+                             "min": r.get("min"), "max": r.get("max"), "samples": count,
+                             "note": "median of the pings", "ok": bool(ok)})
+
+    with step(log, f"calibrate: RTT between {len(tb.machines)} nodes ({count} pings per pair"
+                        + (", one pair at a time: the links have jitter)" if jitter else ")")):
+        with ThreadPoolExecutor(1 if jitter else len(tb.machines)) as pool:
+            list(pool.map(from_node, tb.machines))
+    return sorted(rows, key=lambda r: (r["src"], r["dst"]))
+
+
+def jitter(tb: Testbed, count: int = 200) -> list[dict]:
+    """The spread of the RTT between clouds, on links that set jitter: one node of each cloud
+    pings one of the other, alone on the link. Jitter is uniform in ±J on each direction (netem's
+    default and the NFQUEUE holder's), so the RTT varies as the sum of two such draws, whose
+    interquartile range is 2 (2 - sqrt(2)) J = 1.17 J; the IQR, unlike the standard deviation,
+    ignores the packet a busy host delays now and then. Its sampling error is about
+    sqrt(2) J / sqrt(count), so the tolerance is ±25 %, ±1 ms or three such errors, the largest."""
+    reps = _representatives(tb)
+    rows = []
+    for ln in links(tb):
+        if not ln.jitter_ms:
+            continue
+        a, b = ln.clouds
+        src, dst = reps[a], reps[b]
+        with step(log, f"calibrate: jitter {src.hostname} <-> {dst.hostname} ({count} pings)"):
+            out = json.loads(run_once(src, tb.images["driver"], ["-c", PING % {"count": count}, "serial",
+                                                                 dst.address],
+                                      network_mode="host", labels=tb.labels(), timeout=count * 0.1 + 60,
+                                      what="ping"))[dst.address]
+        want = JITTER_IQR_PER_MS * ln.jitter_ms
+        tol = max(0.25 * want, 1.0, 3 * math.sqrt(2) * ln.jitter_ms / math.sqrt(count))
+        iqr = out.get("iqr", math.nan)
+        rows.append({"kind": "rtt_jitter", "src": src.hostname, "dst": dst.hostname, "src_cloud": a,
+                     "dst_cloud": b, "unit": "ms", "target": want, "tolerance": tol, "measured": iqr,
+                     "samples": count, "median": out.get("median"), "min": out.get("min"), "max": out.get("max"),
+                     "note": f"interquartile range of the RTT; jitter ±{ln.jitter_ms:g} ms per direction",
+                     "ok": bool(abs(iqr - want) <= tol)})
+    return rows
+
+
+def _iperf(tb: Testbed, src: Machine, dst: Machine, extra: list[str], seconds: int,
+           attempts: int = 3) -> dict:
+    """iperf3 from ``src`` to ``dst``, its JSON report. iperf3 sets up a UDP stream with one
+    unacknowledged datagram each way, so on a lossy link (the point of a loss test) that handshake
+    itself is lost now and then (probability about twice the loss rate) and the client gives up
+    with "unable to read from stream socket". Only that failure is tried again, and said so."""
+    for attempt in range(1, attempts + 1):
+        res = _iperf_once(tb, src, dst, extra, seconds)
+        err = res.get("error")
+        if not err:
+            return res
+        if "-u" in extra and "stream socket" in err and attempt < attempts:
+            log.info(f"calibrate: iperf3 {src.hostname} -> {dst.hostname}: UDP stream set-up lost "
+                                 f"({err}); again ({attempt + 1}/{attempts})")
+            continue
+        raise CalibrationError(f"iperf3 {src.hostname} -> {dst.hostname} failed: {err}")
+    raise AssertionError("unreachable")
+
+
+def _iperf_once(tb: Testbed, src: Machine, dst: Machine, extra: list[str], seconds: int) -> dict:
+    port = 5201
+    server = dst.client.containers.run(tb.images["driver"], ["-s", "-1", "-p", str(port), "--forceflush"],
+                                       entrypoint=["iperf3"],
+                                       network_mode="host", detach=True, labels=tb.labels())
+    try:
+        wait_for(lambda: b"listening" in server.logs(), 10, f"the iperf3 server on {dst.hostname}",
+                 interval=0.1, detail=lambda: server.logs().decode(errors="replace"))
+        out = run_once(src, tb.images["driver"], ["-c", dst.address, "-p", str(port), "-t", str(seconds), "-J",
+                                                  *extra],
+                       entrypoint=["iperf3"], network_mode="host", labels=tb.labels(), timeout=seconds + 60,
+                       what="iperf3", ok_codes=(0, 1))
+        return json.loads(out)
+    finally:
+        server.remove(force=True)
+
+
+def _representatives(tb: Testbed) -> dict[str, Machine]:
+    """One node per cloud for the inter-cloud measurements (a worker if there is one)."""
+    out = {}
+    for cloud, ms in tb.clouds.items():
+        out[cloud] = next((m for m in ms if m.role == "worker"), ms[0])
+    return out
+
+
+def throughput(tb: Testbed, seconds: int = 6) -> list[dict]:
+    """TCP throughput between clouds, both directions, on links with a bandwidth."""
+    reps = _representatives(tb)
+    rows = []
+    for ln in links(tb):
+        if not ln.bandwidth_mbit:
+            continue
+        for a, b in (ln.clouds, ln.clouds[::-1]):
+            src, dst = reps[a], reps[b]
+            with step(log, f"calibrate: TCP {src.hostname} -> {dst.hostname} ({seconds}s)"):
+                res = _iperf(tb, src, dst, ["-O", "2"], seconds)
+            mbit = res["end"]["sum_received"]["bits_per_second"] / 1e6
+            tol = 0.1 * ln.bandwidth_mbit
+            cc = res["end"].get("sender_tcp_congestion", "?")
+            # with loss on the link, TCP's rate depends on its congestion control: reported, not checked
+            checked = not ln.loss_pct
+            rows.append({"kind": "tcp_throughput", "src": src.hostname, "dst": dst.hostname, "src_cloud": a,
+                         "dst_cloud": b, "unit": "Mbit/s", "target": ln.bandwidth_mbit, "tolerance": tol,
+                         "measured": mbit, "samples": seconds,
+                         "note": f"TCP congestion control {cc}" + ("" if checked else "; not checked: loss set"),
+                         "ok": abs(mbit - ln.bandwidth_mbit) <= tol or not checked})
+    return rows
+
+
+def loss(tb: Testbed, seconds: int = 6) -> list[dict]:
+    """One-way packet loss between clouds, both directions, on links that set loss (UDP)."""
+    reps = _representatives(tb)
+    rows = []
+    for ln in links(tb):
+        if not ln.loss_pct:
+            continue
+        for a, b in (ln.clouds, ln.clouds[::-1]):
+            src, dst = reps[a], reps[b]
+            rate = f"{min(20.0, (ln.bandwidth_mbit or 100) / 2):g}M"
+            with step(log, f"calibrate: UDP loss {src.hostname} -> {dst.hostname} ({seconds}s at {rate})"):
+                res = _iperf(tb, src, dst, ["-u", "-b", rate, "-l", "1200"], seconds)
+            s = res["end"]["sum"]
+            n, lost = s["packets"], s["lost_packets"]
+            p = ln.loss_pct / 100
+            tol = 100 * max(0.1 * p, 3 * math.sqrt(p * (1 - p) / max(n, 1)))
+            measured = 100 * lost / max(n, 1)
+            rows.append({"kind": "udp_loss", "src": src.hostname, "dst": dst.hostname, "src_cloud": a,
+                         "dst_cloud": b, "unit": "%", "target": ln.loss_pct, "tolerance": tol,
+                         "measured": measured, "samples": n, "ok": abs(measured - ln.loss_pct) <= tol})
+    return rows
+
+
+def calibrate(tb: Testbed) -> list[dict]:
+    """Every measurement as a tidy row (kind, src, dst, clouds, target, tolerance, measured, ok)."""
+    backend = tb.wan.backend if tb.wan else "none"
+    rows = rtt_matrix(tb) + jitter(tb) + throughput(tb) + loss(tb)
+    for r in rows:
+        r["backend"] = backend
+        r["run_id"] = tb.run_id
+    return rows
+
+
+def check(rows: list[dict]) -> None:
+    """Raise naming every measurement outside its tolerance."""
+    bad = [r for r in rows if not r["ok"]]
+    if bad:
+        raise CalibrationError("the network misses its targets:\n" + "\n".join(
+            f"  {r['kind']:15} {r['src']} -> {r['dst']}: measured {r['measured']:.2f} {r['unit']}, "
+            f"target {r['target']} ± {r['tolerance']:.2f}" for r in bad))
+
+
+def table(rows: list[dict]) -> str:
+    """A fixed-width table, one line per measurement, for terminals and the README."""
+    lines = [f"{'kind':15} {'src':24} {'dst':24} {'target':>10} {'measured':>10} {'±tol':>7} ok"]
+    for r in rows:
+        lines.append(f"{r['kind']:15} {r['src']:24} {r['dst']:24} {r['target']:>10.2f} {r['measured']:>10.2f} "
+                     f"{r['tolerance']:>7.2f} {'yes' if r['ok'] else 'NO'}")
+    return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""A Kafka-protocol broker as a Swarm service, and topic administration from inside the cluster.
+
+The default broker is Tansu (a Kafka-API broker in one binary, memory storage), because no Apache
+Kafka distribution can be fetched here. The image and command are a ``BrokerSpec``, set in the
+topology or inventory (``broker: {image, args}``), so that on real clouds a user can run Apache
+Kafka's own image instead.
+
+The broker advertises ``broker:9092``, a name that resolves only on the overlay network, so topics
+are administered by a short-lived driver container attached to that network (kafka-python's admin
+client), not from the harness host.
+"""
+
+from __future__ import annotations
+
+import logging
+import json
+from dataclasses import dataclass, field
+
+import docker.types
+
+from ..images.recipes import TANSU_VERSION
+from ..core.run import step
+from ..provision.testbed import Testbed
+from . import services
+
+log = logging.getLogger(__name__)
+
+BROKER = "broker"
+PORT = 9092
+
+
+@dataclass(frozen=True)
+class BrokerSpec:
+    image: str | None = None      # None: the testbed's own Tansu image
+    args: tuple[str, ...] = ("broker", "--listener-url", f"tcp://0.0.0.0:{PORT}",
+                             "--advertised-listener-url", f"tcp://{BROKER}:{PORT}",
+                             "--storage-engine", "memory://tansu/")
+    env: dict[str, str] = field(default_factory=dict)
+    name: str = f"tansu {TANSU_VERSION}"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{BROKER}:{PORT}"
+
+    @classmethod
+    def of(cls, topology) -> "BrokerSpec":
+        """The topology's broker (``broker: {image, args}``), else Tansu. Another image must listen
+        on 9092 and advertise ``broker:9092``, as Tansu's arguments here do."""
+        if not topology.broker_image:
+            return cls()
+        return cls(image=topology.broker_image, args=topology.broker_args, env=dict(topology.broker_env),
+                   name=topology.broker_image)
+
+
+def deploy(tb: Testbed, node: str, spec: BrokerSpec = BrokerSpec()) -> str:
+    """Start the broker on ``node`` (if not running) and wait until it answers; returns bootstrap."""
+    tb.node(node)  # a clear error for an unknown node
+    if not services.exists(tb, BROKER):
+        with step(log, f"start the Kafka-protocol broker ({spec.name}) on {node}"):
+            tb.manager.client.services.create(
+                spec.image or tb.images["broker"], name=BROKER, args=list(spec.args),
+                env=[f"{k}={v}" for k, v in spec.env.items()], networks=[tb.network],
+                constraints=[f"node.hostname == {node}"],
+                endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"),
+                labels=tb.labels(), container_labels=tb.labels())
+    admin(tb, spec.bootstrap, node, [], [], timeout=90)
+    return spec.bootstrap
+
+
+def admin(tb: Testbed, bootstrap: str, node: str, create: list[str], delete: list[str],
+          timeout: float = 60) -> list[str]:
+    """Create ``name:partitions`` / delete topics with kafka-python's admin client, run on ``node``
+    in a driver container on the overlay network; returns the topics that exist afterwards."""
+    args = ["/opt/driver/driver.py", "--bootstrap", bootstrap, "--timeout", str(timeout), "admin"]
+    if delete:
+        args += ["--delete", *delete]
+    if create:
+        args += ["--create", *create]
+    out = services.run_once(tb.node(node), tb.images["driver"], args, network=tb.network, labels=tb.labels(),
+                            timeout=timeout + 30, what="topic administration")
+    return json.loads(out.strip().splitlines()[-1])["topics"]

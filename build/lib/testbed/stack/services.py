@@ -1,0 +1,137 @@
+"""Small helpers over Swarm services, shared by the stack's modules."""
+
+from __future__ import annotations
+
+import docker.errors
+
+from ..core.run import wait_for
+from ..provision.testbed import Testbed
+
+
+def run_once(machine, image: str, args: list[str], *, labels: dict, timeout: float, what: str,
+             ok_codes: tuple[int, ...] = (0,), **kw) -> str:
+    """Run a container to completion on a node (through its Docker API), return its output and
+    remove it; a non-zero exit raises with the output. ``kw`` go to ``containers.run``
+    (network, network_mode, entrypoint, environment). ``ok_codes``: exit codes that are not errors
+    (a tool that reports its own failure in its output)."""
+    c = machine.client.containers.run(image, args, detach=True, labels=labels, **kw)
+    try:
+        code = c.wait(timeout=timeout)["StatusCode"]
+        out = c.logs().decode(errors="replace")
+        if code not in ok_codes:
+            raise RuntimeError(f"{what} on {machine.hostname} exited {code}:\n{out[-3000:]}")
+        return out
+    finally:
+        c.remove(force=True)
+
+
+def get(tb: Testbed, name: str):
+    try:
+        return tb.manager.client.services.get(name)
+    except docker.errors.NotFound:
+        return None
+
+
+def exists(tb: Testbed, name: str) -> bool:
+    return get(tb, name) is not None
+
+
+def remove(tb: Testbed, name: str) -> None:
+    svc = get(tb, name)
+    if svc is not None:
+        svc.remove()
+
+
+def running_tasks(tb: Testbed, name: str) -> list[dict]:
+    svc = get(tb, name)
+    if svc is None:
+        return []
+    return [t for t in svc.tasks(filters={"desired-state": "running"}) if t["Status"]["State"] == "running"]
+
+
+def node_names(tb: Testbed) -> dict[str, str]:
+    """Swarm node id -> hostname."""
+    return {n.id: n.attrs["Description"]["Hostname"] for n in tb.manager.client.nodes.list()}
+
+
+def task_addresses(tb: Testbed, name: str) -> dict[str, str]:
+    """Overlay address -> hostname of the node, for a service's running tasks."""
+    names = node_names(tb)
+    out = {}
+    for t in running_tasks(tb, name):
+        for att in t.get("NetworksAttachments", []):
+            for addr in att.get("Addresses", []):
+                out[addr.split("/")[0]] = names.get(t["NodeID"], "?")
+    return out
+
+
+def task_nodes(tb: Testbed, name: str) -> list[str]:
+    """Hostnames of the nodes running a service's tasks (one entry per running task)."""
+    names = node_names(tb)
+    return [names.get(t["NodeID"], "?") for t in running_tasks(tb, name)]
+
+
+def wait_resolvable(tb: Testbed, name: str, services: list[str], timeout: float = 60) -> None:
+    """Wait until ``name`` resolves inside every running task of ``services``. Swarm spreads a new
+    service's DNS entry to the other nodes by gossip: the node that runs it knows it at once, a
+    node in the other cloud some time later (seconds, on a busy host)."""
+    names = node_names(tb)
+
+    def missing() -> list[str]:
+        out = []
+        for svc in services:
+            for t in running_tasks(tb, svc):
+                node = names.get(t["NodeID"], "?")
+                cid = t["Status"].get("ContainerStatus", {}).get("ContainerID")
+                try:
+                    code, _ = tb.node(node).client.containers.get(cid).exec_run(["getent", "hosts", name])
+                except Exception as e:  # noqa: BLE001 - a task just being replaced: asked again
+                    code = f"{type(e).__name__}"
+                if code != 0:
+                    out.append(f"{svc} on {node}")
+        return out
+
+    wait_for(lambda: not missing(), timeout, f"'{name}' to resolve in the tasks of {', '.join(services)}",
+             interval=0.5, detail=lambda: "not yet in: " + ", ".join(missing()))
+
+
+def label_nodes(tb: Testbed, label: str, hostnames: tuple[str, ...] | list[str]) -> None:
+    """Set ``label=true`` on exactly these nodes and remove it from the others."""
+    for node in tb.manager.client.nodes.list():
+        spec = node.attrs["Spec"]
+        labels = dict(spec.get("Labels", {}))
+        want = node.attrs["Description"]["Hostname"] in hostnames
+        if want == (labels.get(label) == "true"):
+            continue
+        if want:
+            labels[label] = "true"
+        else:
+            labels.pop(label, None)
+        spec["Labels"] = labels
+        node.update(spec)
+
+
+def logs(tb: Testbed, name: str, tail: int = 40) -> str:
+    svc = get(tb, name)
+    if svc is None:
+        return f"(no service {name})"
+    try:
+        raw = b"".join(svc.logs(stdout=True, stderr=True, tail=tail, timestamps=False))
+        return raw.decode(errors="replace")
+    except docker.errors.APIError as e:
+        return f"(logs of {name} unavailable: {e})"
+
+
+def describe(tb: Testbed, name: str, tail: int = 30) -> str:
+    """Tasks (node, state, error) and the last log lines of a service, for failure messages."""
+    svc = get(tb, name)
+    if svc is None:
+        return f"service {name}: not created"
+    names = node_names(tb)
+    lines = [f"service {name} tasks:"]
+    for t in sorted(svc.tasks(), key=lambda t: t.get("CreatedAt", ""))[-10:]:
+        st = t["Status"]
+        lines.append(f"  {names.get(t.get('NodeID'), '-'):24} {st['State']:10} {st.get('Err') or st.get('Message', '')}")
+    lines.append(f"service {name} log (last {tail} lines):")
+    lines += ["  " + ln for ln in logs(tb, name, tail).splitlines()]
+    return "\n".join(lines)

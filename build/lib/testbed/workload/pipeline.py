@@ -1,0 +1,187 @@
+"""The seed's pipeline: Kafka events -> event-time sliding windows per key -> Kafka results.
+
+The runbook used a Beam pipeline with sliding windows of 5 minutes every minute. Here it is Flink
+SQL with a HOP window, so the taskmanagers stay pure JVM. The statements are submitted with
+``flink run`` of a small SQL runner (``workload/java/SqlRunner.java``, compiled into the Flink
+image), in a one-shot container of the Flink image on the jobmanager node, to the cluster's
+jobmanager; the job is cancelled through the REST API when the cell ends. (Flink's own SQL client
+cannot run here: it needs the SQL gateway jar, which the PyPI distribution lacks.)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+
+from ..core.run import GiveUp, step, wait_for
+from ..stack import services
+from ..stack.flink import FlinkCluster
+from ..provision.testbed import Testbed
+
+log = logging.getLogger(__name__)
+
+RUNNER = "/opt/flink/runner/sql-runner.jar"
+
+
+MAX_INTERVAL_MS = 100 * 86_400_000 - 1   # what DAY TO SECOND(3) holds: 99 days 23:59:59.999
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A sliding (HOP) window: its size, its slide and the watermark's bounded out-of-orderness.
+    The defaults are the CLI's (10 s sliding by 2 s); the seed's is ``SEED_WINDOW``, 5 min every 1 min."""
+
+    size_s: float = 10.0
+    slide_s: float = 2.0
+    watermark_delay_s: float = 1.0
+
+    def __post_init__(self):
+        for name, what, low in (("size_s", "window size", 1), ("slide_s", "window slide", 1),
+                                ("watermark_delay_s", "watermark delay", 0)):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or round(v * 1000) < low \
+                    or abs(round(v * 1000) - v * 1000) > 1e-6:
+                raise ValueError(f"{what} ({name}) must be {'> 0' if low else '>= 0'} and whole milliseconds, got {v!r}")
+            if round(v * 1000) > MAX_INTERVAL_MS:
+                raise ValueError(f"{what} ({name}) must be below 100 days, got {v!r} s")
+        if self.size_ms % self.slide_ms:
+            raise ValueError(f"window size ({self.size_s:g}s) must be a multiple of the slide ({self.slide_s:g}s)")
+
+    @property
+    def size_ms(self) -> int:
+        return round(self.size_s * 1000)
+
+    @property
+    def slide_ms(self) -> int:
+        return round(self.slide_s * 1000)
+
+    @property
+    def watermark_delay_ms(self) -> int:
+        return round(self.watermark_delay_s * 1000)
+
+    @property
+    def windows_per_event(self) -> int:
+        return self.size_ms // self.slide_ms
+
+    def describe(self) -> str:
+        return (f"windows of {self.size_s:g}s sliding by {self.slide_s:g}s, "
+                f"watermark delay {self.watermark_delay_s:g}s")
+
+
+SEED_WINDOW = WindowSpec(300, 60, 1)    # the seed's: "sliding windows of 5 minutes, starting every minute"
+
+
+def interval(seconds: float) -> str:
+    """A Flink SQL interval literal for any whole number of milliseconds up to 99 days.
+
+    ``INTERVAL 'N' SECOND`` has a leading precision of 2 (at most 99 s: Flink refuses 300 with
+    "exceeds precision of SECOND(2) field"), and so has every single-unit interval; the
+    DAY TO SECOND form with millisecond fraction spells any size exactly."""
+    ms = round(seconds * 1000)
+    if not 0 <= ms <= MAX_INTERVAL_MS:
+        raise ValueError(f"an interval must be between 0 and 100 days, got {seconds!r} s")
+    days, rest = divmod(ms, 86_400_000)
+    hours, rest = divmod(rest, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}' DAY TO SECOND(3)"
+
+
+def sql(events: str, results: str, bootstrap: str, window: WindowSpec, parallelism: int,
+        name: str = "seed-sliding-windows") -> str:
+    """The job's statements. No source idle-timeout: every partition carries events (and the final
+    flush event), and with one, a partition whose first records come later than another's (across
+    a slow link) was declared idle at start-up, the other drove the watermark alone, and the late
+    partition's first events were dropped as late data."""
+    kafka = f"'connector' = 'kafka', 'properties.bootstrap.servers' = '{bootstrap}'"
+    return f"""
+SET 'pipeline.name' = '{name}';
+SET 'parallelism.default' = '{parallelism}';
+SET 'table.local-time-zone' = 'UTC';
+SET 'table.dml-sync' = 'false';
+CREATE TABLE events (
+  `key` STRING,
+  `value` DOUBLE,
+  ts BIGINT,
+  ets AS TO_TIMESTAMP_LTZ(ts, 3),
+  WATERMARK FOR ets AS ets - {interval(window.watermark_delay_s)}
+) WITH ({kafka}, 'topic' = '{events}', 'format' = 'json',
+  'scan.startup.mode' = 'earliest-offset', 'properties.group.id' = 'fst-flink',
+  'properties.fetch.max.wait.ms' = '100');
+CREATE TABLE results (
+  `key` STRING,
+  window_start TIMESTAMP(3),
+  window_end TIMESTAMP(3),
+  cnt BIGINT,
+  avg_value DOUBLE,
+  max_ts BIGINT
+) WITH ({kafka}, 'topic' = '{results}', 'format' = 'json',
+  'json.timestamp-format.standard' = 'ISO-8601', 'sink.delivery-guarantee' = 'at-least-once');
+INSERT INTO results
+SELECT `key`, window_start, window_end, COUNT(*), AVG(`value`), MAX(ts)
+FROM TABLE(HOP(TABLE events, DESCRIPTOR(ets), {interval(window.slide_s)}, {interval(window.size_s)}))
+GROUP BY `key`, window_start, window_end;
+"""
+
+
+def _why(exceptions: dict) -> str:
+    """The root of a failed job's exception: its first line, every "Caused by", and where."""
+    entries = (exceptions.get("exceptionHistory") or {}).get("entries") or []
+    if not entries:
+        return str(exceptions)[:3000]
+    e = entries[0]
+    lines = e.get("stacktrace", "").splitlines()
+    causes = [ln.strip() for ln in lines if ln.startswith("Caused by")]
+    where = e.get("taskName") or e.get("location") or e.get("endpoint") or ""
+    return "\n".join([lines[0] if lines else e.get("exceptionName", "?"), *causes[-4:]]
+                     + ([f"at {where}"] if where else []))[:3000]
+
+
+def submit(cluster: FlinkCluster, statements: str, timeout: float = 120) -> str:
+    """Submit from the jobmanager node; returns the job id once it is RUNNING with every task running."""
+    tb: Testbed = cluster.testbed
+    jm = tb.node(tb.topology.jobmanager.hostname)
+    script = ('printf "%s" "$JOB_SQL" > /tmp/job.sql && exec bin/flink run -d '
+              f"-p {cluster.parallelism} -c SqlRunner {RUNNER} /tmp/job.sql")
+    props = "\n".join(["jobmanager.rpc.address: jobmanager", "rest.address: jobmanager",
+                       "rest.port: 8081", "execution.target: remote"])
+    with step(log, f"submit the sliding-window job (parallelism {cluster.parallelism})"):
+        out = services.run_once(jm, tb.images["flink"], ["bash", "-c", script], network=tb.network,
+                                environment={"JOB_SQL": statements, "FLINK_PROPERTIES": props},
+                                labels=tb.labels(), timeout=timeout, what="flink run")
+        m = re.search(r"Job ID:\s*([0-9a-f]{32})", out)
+        if not m:
+            raise RuntimeError(f"flink run did not print a job id:\n{out[-4000:]}")
+        job_id = m.group(1)
+
+        def running() -> bool:
+            job = cluster.rest(f"/jobs/{job_id}")
+            if job["state"] in ("FAILED", "CANCELED", "FINISHED"):
+                raise GiveUp(f"job {job_id} is {job['state']}: " + _why(cluster.rest(f"/jobs/{job_id}/exceptions")))
+            return job["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in job["vertices"])
+
+        wait_for(running, timeout, f"job {job_id} RUNNING with all tasks running", interval=0.5)
+    return job_id
+
+
+def cancel(cluster: FlinkCluster, job_id: str, timeout: float = 60) -> None:
+    with step(log, f"cancel job {job_id}"):
+        cluster.rest(f"/jobs/{job_id}", method="PATCH")
+        wait_for(lambda: cluster.rest(f"/jobs/{job_id}")["state"] in ("CANCELED", "FAILED", "FINISHED"),
+                 timeout, f"job {job_id} cancelled")
+
+
+def source_records_in(cluster: FlinkCluster, job_id: str) -> int | None:
+    """Records the Kafka source has read so far (sum over its subtasks), from the REST API."""
+    job = cluster.rest(f"/jobs/{job_id}")
+    src = next((v for v in job["vertices"] if "source" in v["name"].lower()), job["vertices"][0])
+    base = f"/jobs/{job_id}/vertices/{src['id']}/subtasks/metrics"
+    ids = [m["id"] for m in cluster.rest(base)]
+    wanted = [i for i in ids if i.endswith(".numRecordsIn") and "source" in i.lower()] or \
+        [i for i in ids if i == "numRecordsOut"]
+    if not wanted:
+        return None
+    vals = cluster.rest(f"{base}?get={wanted[0]}&agg=sum")
+    return int(float(vals[0]["sum"])) if vals else None

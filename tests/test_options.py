@@ -1,0 +1,88 @@
+"""Options are checked before anything starts, the same way by pytest and by `python -m testbed run`.
+No engine: nothing here gets as far as provisioning."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PIPELINE = ROOT / "experiments" / "test_pipeline.py"
+EXAMPLE = ROOT / "examples" / "inventory.yaml"
+
+
+def _pytest(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", *args], capture_output=True, text=True, timeout=120,
+                          cwd=cwd)
+
+
+def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "testbed", *args], capture_output=True, text=True, timeout=120,
+                          cwd=cwd)
+
+
+@pytest.mark.parametrize("how", ["pytest", "cli"])
+@pytest.mark.parametrize("options, says", [
+    (["--taskmanagers", "4"], "4 taskmanagers do not fit placement 'multi-cloud': one taskmanager per node "
+                              "and only 3 eligible"),
+    (["--taskmanagers", "two"], "--taskmanagers: expected a comma-separated list, got 'two'"),
+    (["--placement", "single-cloud:aws"], "unknown cloud 'aws'; clouds: azure, google"),
+    (["--placement", "nodes:azure-swarm-worker-7"], "unknown node 'azure-swarm-worker-7'"),
+    (["--rate", "0"], "rate must be > 0 events/s, got 0"),
+    (["--rates", "1000,-10"], "rate must be > 0 events/s, got -10"),
+    (["--window", "300", "--slide", "60"], "Give a duration of at least 76s (warm-up + slide + watermark delay)"),
+    (["--window", "300", "--slide", "70", "--duration", "720"],
+     "window size (300s) must be a multiple of the slide (70s)"),
+    (["--window", "10", "--slide", "0.0004"], "window slide (slide_s) must be > 0 and whole milliseconds"),
+    (["--repetitions", "0"], "--repetitions must be >= 1"),
+])
+def test_bad_experiment_options_fail_before_anything_starts(how, options, says, tmp_path):
+    if how == "pytest":
+        r = _pytest(str(PIPELINE), "-p", "no:xdist", "--results", str(tmp_path), *options)
+    else:
+        r = _cli("run", "--results", str(tmp_path), *options)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    assert says in out, out[-3000:]
+    assert "provisioning topology" not in out
+    assert not any(tmp_path.iterdir()), "nothing is written for a cell that never ran"
+
+
+def test_experiments_refuse_xdist_on_one_testbed(tmp_path):
+    """Two cells at once on one Flink cluster would measure each other: -n 2 is refused, saying why and
+    what to do, and nothing is provisioned."""
+    r = _pytest(str(PIPELINE), "-n", "2", "--taskmanagers", "1,2", "--placements", "single-cloud",
+                "--repetitions", "1", "--results", str(tmp_path))
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    assert "experiments do not run with pytest-xdist (-n 2) on one testbed" in out, out[-3000:]
+    assert "--inventory a.yaml,b.yaml" in out
+    assert "provisioning topology" not in out and not any(tmp_path.iterdir())
+
+
+def _keyless_example(tmp_path: Path) -> Path:
+    """The example inventory as a fresh machine has it: the key it names does not exist."""
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["ssh"]["key"] = str(tmp_path / "no-such-key")
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def test_the_example_dry_run_works_without_the_key_and_warns(tmp_path):
+    inv = _keyless_example(tmp_path)
+    r = _cli("up", "--cloud", "real", "--inventory", str(inv), "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "no-such-key' does not exist" in r.stderr and "a real run will refuse it" in r.stderr
+    assert "docker swarm init" in r.stdout and "--- down ---" in r.stdout and "docker swarm leave --force" in r.stdout
+    # the same through pytest
+    r = _pytest(str(PIPELINE), "-p", "no:xdist", "--cloud=real", f"--inventory={inv}", "--dry-run")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "docker swarm join --token <worker-join-token>" in r.stdout
+    # a real run still refuses it, naming the file and field
+    r = _cli("up", "--cloud", "real", "--inventory", str(inv))
+    assert r.returncode == 2 and f"{inv}: ssh.key: key file" in r.stderr and "does not exist" in r.stderr

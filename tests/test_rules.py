@@ -1,0 +1,135 @@
+"""The rules that decide, as pure functions: WAN shaping commands, plan order, resume conflicts,
+the per-second series and the lag trend. No engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from testbed.core.plan import Plan, batches, execute, render
+from testbed.experiment.options import Experiment
+from testbed.experiment.session import resume_conflicts
+from testbed.measure import metrics
+from testbed.model.topology import load
+from testbed.providers.wan import Direction, directions, ids, shaping
+from testbed.model.topology import Link
+from tests.conftest import messages, records
+
+SEED = load("seed")
+
+
+def test_a_link_is_split_into_two_directions_with_half_the_rtt_each():
+    (ab, ba) = directions([Link(("azure", "google"), rtt_ms=20, jitter_ms=2, loss_pct=1, bandwidth_mbit=100)])
+    assert (ab.src, ab.dst, ba.src, ba.dst) == ("azure", "google", "google", "azure")
+    assert ab.delay_ms == ba.delay_ms == 10 and ab.jitter_ms == 2 and ab.loss_pct == 1 and ab.bandwidth_mbit == 100
+
+
+def test_netem_shaping_commands():
+    d = Direction("azure", "google", delay_ms=10, jitter_ms=2, loss_pct=0.5, bandwidth_mbit=100)
+    minor, queue = ids(["azure", "google"], d)
+    assert (minor, queue) == (11, 1)
+    cmds = shaping(d, "eth1", minor, "172.20.0.0/16", "netem", new=True)
+    assert cmds == [
+        "tc class replace dev eth1 parent 1: classid 1:11 htb rate 100mbit ceil 100mbit burst 125000 cburst 125000",
+        "tc qdisc replace dev eth1 parent 1:11 handle 11: netem delay 10ms 2ms loss 0.5% limit 100000",
+        "tc filter add dev eth1 parent 1: protocol ip prio 1 u32 match ip src 172.20.0.0/16 flowid 1:11"]
+    # a change of an existing link replaces the class and qdisc, and adds no second filter
+    again = shaping(d, "eth1", minor, "172.20.0.0/16", "netem", new=False)
+    assert again == cmds[:2]
+
+
+def test_nfqueue_shaping_leaves_the_delay_to_the_holder_and_unlimited_is_a_wide_class():
+    d = Direction("google", "azure", delay_ms=10, jitter_ms=0, loss_pct=0, bandwidth_mbit=None)
+    minor, queue = ids(["azure", "google"], d)
+    assert (minor, queue) == (12, 2)
+    cmds = shaping(d, "eth0", minor, "172.21.0.0/16", "nfqueue", new=True)
+    assert cmds[0].startswith("tc class replace dev eth0 parent 1: classid 1:12 htb rate 10000mbit")
+    assert cmds[1] == "tc qdisc replace dev eth0 parent 1:12 handle 12: pfifo limit 100000"
+    assert "netem" not in " ".join(cmds)
+
+
+def test_every_direction_of_three_clouds_gets_its_own_class_and_queue():
+    clouds = ["a", "b", "c"]
+    got = {ids(clouds, Direction(s, t, 1, 0, 0, None)) for s in clouds for t in clouds if s != t}
+    assert len(got) == 6 and len({m for m, _ in got}) == 6 and len({q for _, q in got}) == 6
+
+
+def test_plan_order_groups_background_and_notes():
+    ran: list[str] = []
+    p = Plan()
+    p.add("m", "init", lambda ctx: ran.append("init"))
+    p.add("a", "join a", lambda ctx: ran.append("join a"), group="join")
+    p.add("b", "join b", lambda ctx: ran.append("join b"), group="join")
+    p.add("m", "a note only")
+    bg = Plan()
+    bg.add("a", "load a", lambda ctx: ran.append("load a"), group="images")
+    bg.add("b", "load b", lambda ctx: ran.append("load b"), group="images")
+    p.extend(bg, background=True)
+    p.add("m", "network", lambda ctx: ctx.setdefault("net", 1))
+    kinds = [(kind, [s.command for s in steps]) for kind, steps in batches(p)]
+    assert kinds == [("alone", ["init"]), ("together", ["join a", "join b"]), ("background", ["load a"]),
+                     ("background", ["load b"]), ("alone", ["network"])]
+    with records() as recs:
+        ctx = execute(p)
+    assert ctx["net"] == 1 and sorted(ran) == sorted(["init", "join a", "join b", "load a", "load b"])
+    assert "[a] $ load a &" in messages(recs) and all(getattr(r, "host", None) for r in recs)
+    shown = [line.split() for line in render(p, "t").splitlines() if "$ load" in line and "#" not in line]
+    assert [words[1] for words in shown[:2]] == ["&", "&"]       # marked as background in the dry run
+
+
+def test_a_failing_background_step_fails_the_plan_after_the_rest_ran():
+    ran: list[str] = []
+    p = Plan()
+    bg = Plan()
+    bg.add("a", "load", lambda ctx: 1 / 0)
+    p.extend(bg, background=True)
+    p.add("m", "swarm", lambda ctx: ran.append("swarm"))
+    with pytest.raises(ZeroDivisionError):
+        execute(p)
+    assert ran == ["swarm"]
+
+
+def test_resume_conflicts_name_each_option_and_the_topology():
+    doc = {"sessions": [{"options": {"duration": 60.0, "warmup": 15.0, "window": 10.0, "slide": 2.0,
+                                     "watermark_delay": 1.0, "rates": "1000"}}],
+           "topology": {"sha256": "0" * 64}}
+    same = {"duration": 60.0, "warmup": 15.0, "window": 10.0, "slide": 2.0, "watermark_delay": 1.0, "rates": "2000"}
+    assert resume_conflicts({**doc, "topology": {"sha256": SEED.sha256}}, same, SEED) == []   # rates may differ
+    got = resume_conflicts(doc, {**same, "duration": 11.0, "slide": 1.0}, SEED)
+    assert got[0] == "--duration 11.0 (the run used 60.0)" and got[1] == "--slide 1.0 (the run used 2.0)"
+    assert got[2].startswith("topology ") and "the run's was 000000000000" in got[2]
+
+
+def test_the_matrix_runs_in_order_and_leaves_out_what_cannot_be_placed():
+    exp = Experiment(taskmanagers=(1, 2, 3), placements=("single-cloud", "multi-cloud"), rates=(1000.0,),
+                     repetitions=2)
+    cells, left_out = exp.cells(SEED)
+    assert [c.key for c in cells[:3]] == ["tm1-single-cloud-r1000-rep1", "tm1-single-cloud-r1000-rep2",
+                                          "tm2-single-cloud-r1000-rep1"]
+    assert len(cells) == 4 * 2 and len(left_out) == 2     # tm1 multi-cloud and tm3 single-cloud cannot be
+    searches = Experiment(sustainable=True).searches(cells)
+    assert [(c.taskmanagers, c.placement, c.repetition, c.rate) for c in searches][:3] == [
+        (1, "single-cloud", 1, 1000.0), (1, "single-cloud", 2, 1000.0), (2, "single-cloud", 1, 1000.0)]
+    assert len(searches) == len(cells) and Experiment().searches(cells) == []
+
+
+def _raw(rate=10, duration=6, acked=None):
+    acked = acked or [[s, rate] for s in range(duration)]
+    return {"params": {"rate": rate, "duration": duration}, "t0_ms": 0, "producers": [{"acked_per_s": acked}]}
+
+
+def test_timeseries_and_a_flat_lag_when_flink_keeps_up():
+    samples = [(float(t), 10 * t) for t in range(8)]       # the source has read everything, each second
+    series = metrics.timeseries(_raw(), samples)
+    assert list(series.columns) == ["t_s", "offered_rate", "achieved_rate", "processed_rate", "lag"]
+    assert series["achieved_rate"].tolist()[:6] == [10.0] * 6
+    assert series["processed_rate"].dropna().round(6).eq(10).all()
+    assert metrics.lag_slope(series, 1, 6) == pytest.approx(0, abs=1e-9)
+
+
+def test_a_growing_lag_has_the_shortfall_as_its_slope():
+    samples = [(float(t), 6 * t) for t in range(8)]        # reads 6 of the 10 events/s
+    series = metrics.timeseries(_raw(), samples)
+    assert metrics.lag_slope(series, 1, 6) == pytest.approx(4, rel=1e-6)
+    assert np.isnan(metrics.lag_slope(pd.DataFrame({"t_s": [1.0], "lag": [0.0]}), 0, 6))
