@@ -53,7 +53,7 @@ def _subrun(tmp_path: Path, *args: str, wait: bool = False) -> subprocess.Popen:
     out.mkdir()
     env = {**os.environ, "FST_PROBE_OUT": str(out), **({"FST_PROBE_WAIT": "1"} if wait else {})}
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "testbed.pytest_plugin", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
          "--rootdir", str(tmp_path), "--topology", str(MINI), str(tmp_path / "test_probe.py"), *args],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -190,7 +190,7 @@ def test_preflight_names_a_port_closed_by_a_firewall_rule(ssh_hosts):
     assert any("7946/tcp" in p and "east-manager" in p and "west-worker" in p for p in report.problems)
     assert "FAIL" in report.port_table()
 
-    report = preflight.run(inv, print)   # the rule is gone
+    report = preflight.run(inv)   # the rule is gone
     assert report.ok, report.text()
     assert len(report.matrix) == 3 * 2 * len(preflight.ports("overlay"))
     assert {h["engine"] for h in report.hosts} and all(h["swarm"] == "inactive" for h in report.hosts)

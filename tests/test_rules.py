@@ -78,14 +78,21 @@ def test_plan_order_groups_background_and_notes():
     assert [words[1] for words in shown[:2]] == ["&", "&"]       # marked as background in the dry run
 
 
-def test_a_failing_background_step_fails_the_plan_after_the_rest_ran():
+def test_a_failing_background_step_fails_the_plan():
+    import threading
+    started = threading.Event()
+
+    def load(ctx):
+        started.wait(10)          # fails while the steps after it run
+        raise ZeroDivisionError("load failed")
+
     ran: list[str] = []
     p = Plan()
     bg = Plan()
-    bg.add("a", "load", lambda ctx: 1 / 0)
+    bg.add("a", "load", load)
     p.extend(bg, background=True)
-    p.add("m", "swarm", lambda ctx: ran.append("swarm"))
-    with pytest.raises(ZeroDivisionError):
+    p.add("m", "swarm", lambda ctx: (ran.append("swarm"), started.set()))
+    with pytest.raises(ZeroDivisionError, match="load failed"):
         execute(p)
     assert ran == ["swarm"]
 
@@ -133,3 +140,19 @@ def test_a_growing_lag_has_the_shortfall_as_its_slope():
     series = metrics.timeseries(_raw(), samples)
     assert metrics.lag_slope(series, 1, 6) == pytest.approx(4, rel=1e-6)
     assert np.isnan(metrics.lag_slope(pd.DataFrame({"t_s": [1.0], "lag": [0.0]}), 0, 6))
+
+
+def test_a_failing_step_does_not_wait_for_background_steps():
+    import threading
+    import time
+    release = threading.Event()
+    p = Plan()
+    bg = Plan()
+    bg.add("a", "slow load", lambda ctx: release.wait(30))
+    p.extend(bg, background=True)
+    p.add("m", "swarm", lambda ctx: 1 / 0)
+    t0 = time.monotonic()
+    with pytest.raises(ZeroDivisionError):
+        execute(p)
+    assert time.monotonic() - t0 < 5, "the failure was held up by the background step"
+    release.set()

@@ -13,6 +13,7 @@ while the Swarm forms).
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
@@ -83,27 +84,49 @@ def batches(plan: Plan) -> list[tuple[str, list[Step]]]:
     return out
 
 
+class _Background(threading.Thread):
+    """A background step on a daemon thread: a failing run is not held up by it, nor is the exit."""
+
+    def __init__(self, step: Step, ctx: dict):
+        super().__init__(daemon=True, name=f"plan-{step.host}")
+        self.step, self.ctx, self.error = step, ctx, None
+
+    def run(self) -> None:
+        try:
+            self.step.fn(self.ctx)
+        except BaseException as e:  # noqa: BLE001 - raised by execute
+            self.error = e
+
+
 def execute(plan: Plan, ctx: dict | None = None) -> dict:
-    """Run the steps in order (see ``batches``; background steps are awaited at the end); returns
-    ``ctx``, the dict the steps pass values through (e.g. the join token). The first failure is
-    raised once every started step has ended."""
+    """Run the steps in order (see ``batches``); background steps run beside the rest and are awaited
+    at the end; one that failed fails the plan at the next step. On a failure the plan stops at once,
+    without waiting for background steps (whoever undoes the run does not wait for them either).
+    Returns ``ctx``, the dict the steps pass values through (e.g. the join token)."""
     ctx = {} if ctx is None else ctx
-    order = batches(plan)
-    with ThreadPoolExecutor(max(1, sum(kind == "background" for kind, _ in order))) as bg:
-        pending = []
-        for kind, batch in order:
-            for s in batch:
-                log.info(f"[{s.host}] $ {s.command}" + (" &" if kind == "background" else ""), extra={"host": s.host})
-            if kind == "background":
-                pending.append(bg.submit(batch[0].fn, ctx))
-            elif kind == "alone":
-                batch[0].fn(ctx)
-            else:
-                with ThreadPoolExecutor(len(batch)) as pool:
-                    for f in [pool.submit(s.fn, ctx) for s in batch]:
-                        f.result()
-        for f in pending:
-            f.result()
+    background: list[_Background] = []
+
+    def check() -> None:
+        for b in background:
+            if b.error is not None:
+                raise b.error
+
+    for kind, batch in batches(plan):
+        check()
+        for s in batch:
+            log.info(f"[{s.host}] $ {s.command}" + (" &" if kind == "background" else ""), extra={"host": s.host})
+        if kind == "background":
+            background.append(_Background(batch[0], ctx))
+            background[-1].start()
+        elif kind == "alone":
+            batch[0].fn(ctx)
+        else:
+            with ThreadPoolExecutor(len(batch)) as pool:
+                for f in [pool.submit(s.fn, ctx) for s in batch]:
+                    f.result()
+    for b in background:
+        b.join()
+    check()
     return ctx
 
 

@@ -43,13 +43,15 @@ def cell_ok(row: dict) -> bool:
 
 class Session:
     def __init__(self, experiment: Experiment, results: str | Path, *, session_id: str | None = None,
-                 resume: str | None = None, options: dict | None = None):
-        """``options``: every option as given (recorded in the manifest; compared on ``resume``)."""
+                 resume: str | None = None, options: dict | None = None, command: list[str] | None = None):
+        """``options``: every option as given (recorded in the manifest; compared on ``resume``);
+        ``command``: the command line that ran this session (recorded)."""
         self.experiment = experiment
         self.resume = resume
         self.id = resume or session_id or new_run_id()
         self.results = ResultsDir(self.id, results)
         self.options = options or {}
+        self.command = command or []
         self._manifest_written = False
         self._done = 0
         self._total = 0
@@ -117,7 +119,7 @@ class Session:
     def begin(self, tb: Testbed) -> None:
         """Write the manifest before the first measurement."""
         if not self._manifest_written:
-            manifest.write(self.path, options=self.options, topology=tb.topology, testbed=tb)
+            manifest.write(self.path, options=self.options, topology=tb.topology, testbed=tb, command=self.command)
             self._manifest_written = True
 
     # -- measuring ---------------------------------------------------------------------------------
@@ -127,12 +129,12 @@ class Session:
     def record(self, tb: Testbed, spec: CellSpec) -> dict:
         """Run one cell and write everything it produced; on failure write the error and the logs of
         the services involved (``logs/<cell>-<time>.txt``), then raise."""
-        self.begin(tb)
         if not spec.search:
             self._announce(spec)
         started = now()
         artifacts: dict = {}
         try:
+            self.begin(tb)
             row = run_cell(tb, spec, artifacts)
         except Exception as e:
             logs = "\n\n".join(services.describe(tb, s, tail=80) for s in SERVICES)

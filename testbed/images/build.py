@@ -158,12 +158,12 @@ def build_rootfs(client: docker.DockerClient, rootfs: Rootfs) -> str:
 
 def _run_logged(cmd: list[str], logfile: Path, what: str) -> None:
     """Run a long command, keep its output in a log, show a line of progress every ~200 lines."""
-    with open(logfile, "w") as log:
+    with open(logfile, "w") as out:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert proc.stdout is not None
         tail: list[str] = []
         for i, line in enumerate(proc.stdout, 1):
-            log.write(line)
+            out.write(line)
             tail = (tail + [line.rstrip()])[-20:]
             if i % 200 == 0:
                 log.info(f"{what}: {line.strip()[:100]}")

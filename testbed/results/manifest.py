@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..images.recipes import FLINK_VERSION, KAFKA_CLIENTS_VERSION, KAFKA_CONNECTOR_VERSION
 from ..stack.kafka import BrokerSpec
+from ..core.run import file_lock
 from .store import now
 
 PACKAGES = ("flink-swarm-testbed", "docker", "pytest", "pytest-xdist", "pandas", "numpy", "scipy", "pyarrow",
@@ -42,8 +43,14 @@ def _versions() -> dict:
     return out
 
 
-def write(folder: Path, *, options: dict, topology, testbed=None) -> Path:
+def write(folder: Path, *, options: dict, topology, testbed=None, command: list[str] | None = None) -> Path:
     """Create or update ``manifest.json`` (a resumed run keeps the first start and adds a session)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with file_lock(folder / ".manifest.lock"):    # xdist workers with testbeds of their own share it
+        return _write(folder, options, topology, testbed, command)
+
+
+def _write(folder: Path, options: dict, topology, testbed, command) -> Path:
     path = folder / "manifest.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     engines = {}
@@ -57,7 +64,8 @@ def write(folder: Path, *, options: dict, topology, testbed=None) -> Path:
     doc = {
         **old,
         "started": old.get("started", now()),
-        "sessions": old.get("sessions", []) + [{"started": now(), "options": options}],
+        "sessions": old.get("sessions", []) + [{"started": now(), "options": options, "command": command or [],
+                                                "run_id": testbed.run_id if testbed else None}],
         "versions": {"flink": FLINK_VERSION, "kafka_connector": KAFKA_CONNECTOR_VERSION,
                      "kafka_clients": KAFKA_CLIENTS_VERSION, "broker": BrokerSpec.of(topology).name,
                      "python": platform.python_version(), "packages": _versions(),
@@ -85,7 +93,9 @@ def write(folder: Path, *, options: dict, topology, testbed=None) -> Path:
 
 def finish(folder: Path) -> None:
     path = folder / "manifest.json"
-    if path.exists():
+    if not path.exists():
+        return
+    with file_lock(folder / ".manifest.lock"):
         doc = json.loads(path.read_text())
         doc["ended"] = now()
         doc["sessions"][-1]["ended"] = doc["ended"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import time
 
@@ -25,6 +26,10 @@ from .provision.testbed import Testbed, clean
 from .model.topology import TopologyError, load
 
 log = logging.getLogger("testbed.cli")
+
+
+def _sigterm(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt("SIGTERM")
 
 
 def _provider(args, check_keys: bool = True) -> Provider:
@@ -122,6 +127,8 @@ def cmd_run(args) -> int:
     # everything is checked before anything starts (no engine is asked until then)
     if args.cloud == "real" and not args.inventory:
         raise SystemExit("--cloud real needs --inventory FILE (see examples/inventory.yaml)")
+    if args.inventory and "," in args.inventory:
+        raise SystemExit("python -m testbed run takes one --inventory (several are for pytest -n, one per worker)")
     inventory = load_inventory(args.inventory, check_keys=not args.dry_run) if args.cloud == "real" else None
     if args.dry_run:
         if inventory is None:
@@ -130,7 +137,8 @@ def cmd_run(args) -> int:
         return 0
     try:
         topology = inventory.topology if inventory else load(args.topology)
-        session = Session(Experiment.from_options(opts), args.results, resume=args.resume, options=opts)
+        session = Session(Experiment.from_options(opts), args.results, resume=args.resume, options=opts,
+                          command=["python", "-m", "testbed", *(sys.argv[1:])])
         cells = session.plan(topology)
     except OptionError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -139,26 +147,32 @@ def cmd_run(args) -> int:
     log.info(f"session {session.id}: {len(cells)} cell(s)"
              + (f" and {len(session.experiment.searches(cells))} search(es)" if session.experiment.sustainable else "")
              + f"; results in {session.path}")
+    # SIGTERM (a CI time-out, `kill`) tears down as Ctrl-C does
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _sigterm)
     if args.testbed_run:
         tb = Testbed.attach(provider, args.testbed_run)
     else:
         removed = clean(provider)
         if removed:
             log.info(f"removed {len(removed)} leftovers of killed runs")
-        tb = Testbed.up(provider, topology, owner=owner_token())
+        # a kept run outlives this process: owned like `up`'s, so that a later clean keeps it
+        tb = Testbed.up(provider, topology, owner="cli" if args.keep_testbed else owner_token())
     rows = []
     try:
-        session.calibrate(tb, args.wan_check)
-        rows = session.run(tb, cells)
+        try:
+            session.calibrate(tb, args.wan_check)
+            rows = session.run(tb, cells)
+        finally:
+            if args.testbed_run or args.keep_testbed:
+                tb.close()
+                if args.keep_testbed and not args.testbed_run:
+                    log.info(f"run {tb.run_id} left running (--keep-testbed); remove it with "
+                             f"`python -m testbed down --run {tb.run_id}`")
+            else:
+                tb.down()
     finally:
         session.finish()
-        if args.testbed_run or args.keep_testbed:
-            tb.close()
-            if args.keep_testbed and not args.testbed_run:
-                log.info(f"run {tb.run_id} left running (--keep-testbed); remove it with "
-                         f"`python -m testbed down --run {tb.run_id}`")
-        else:
-            tb.down()
     bad = [r["cell_key"] for r in rows if not cell_ok(r)]
     print(f"session {session.id}: {len(rows) - len(bad)} of {len(rows)} cell(s) add up"
           + (f"; look at: {', '.join(bad)}" if bad else "") + f"; results in {session.path}")

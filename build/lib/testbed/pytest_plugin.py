@@ -61,7 +61,7 @@ class _TerminalHandler(logging.Handler):
     def __init__(self, config: pytest.Config):
         super().__init__(logging.INFO)
         self.capman = config.pluginmanager.getplugin("capturemanager")
-        self.setFormatter(logging.Formatter("[testbed %(asctime)s] %(message)s", "%H:%M:%S"))
+        self.setFormatter(runmod.Formatter())
 
     def emit(self, record: logging.LogRecord) -> None:
         msg = self.format(record)
@@ -78,7 +78,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "engine: needs a running Docker engine (started by scripts/with-env)")
     logger = logging.getLogger("testbed")
     logger.setLevel(logging.INFO)
-    if not (config.getini("log_cli") or config.getoption("log_cli_level", None)):
+    live = config.pluginmanager.has_plugin("logging") and (config.getini("log_cli")
+                                                           or config.getoption("log_cli_level", None))
+    if not live:
         handler = _TerminalHandler(config)
         logger.addHandler(handler)
         config.add_cleanup(lambda: logger.removeHandler(handler))
@@ -163,7 +165,7 @@ def session_id(config: pytest.Config) -> str:
 def _session(config: pytest.Config) -> Session:
     opts = values(config.getoption)
     return Session(Experiment.from_options(opts), opts["results"], session_id=session_id(config),
-                   resume=opts["resume"], options=opts)
+                   resume=opts["resume"], options=opts, command=["pytest", *config.invocation_params.args])
 
 
 @pytest.fixture(autouse=True)
@@ -196,8 +198,8 @@ def _cells(config: pytest.Config):
             "time on one Flink cluster and measure each other (a second cell rescales Flink under the first). "
             "Run without -n: cells run one after another. To shorten a matrix with -n N, give each worker its "
             "own testbed on real clouds: --cloud=real --inventory a.yaml,b.yaml,... (one inventory per worker).")
-    session = _session(config)
     try:
+        session = _session(config)
         if config.getoption("--cloud") == "real":
             topology = _inventories(config)[_slot(config)].topology
         else:
@@ -270,7 +272,10 @@ def fst_testbed(request: pytest.FixtureRequest) -> Testbed:
                 tb = Testbed.attach(provider, external)
             else:
                 topology = None if inventory else load(config.getoption("--topology"))
-                tb = Testbed.up(provider, topology, run_id=st["run_id"], owner=owner)
+                # a kept run outlives this process: owned like `python -m testbed up`'s, so that a
+                # later clean does not take it for a killed run's leftovers
+                tb = Testbed.up(provider, topology, run_id=st["run_id"],
+                                owner="cli" if config.getoption("--keep-testbed") else owner)
             # measured while no test that loads the machine runs in another worker: the
             # "seed-network" ones and the "lifecycle" ones (provisioning topologies of their own)
             _session(config).calibrate(tb, config.getoption("--wan-check"), lock=lambda: _locks(
@@ -297,28 +302,34 @@ class _locks:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Tear down every testbed this run provisioned (each on its own, so one failure does not keep
+    another standing), then close the manifest and draw the figures."""
     config = session.config
     if _is_worker(config) or _shared_key not in config.stash:
         return
     log = logging.getLogger("testbed")
     shared = config.stash[_shared_key]
     try:
+        for state in sorted(shared.glob("run-*.json")):
+            try:
+                st = json.loads(state.read_text())
+                run_id = st["run_id"]
+                if st.get("external"):
+                    continue      # --testbed-run: not ours to remove
+                if config.getoption("--keep-testbed"):
+                    log.info(f"run {run_id} left running (--keep-testbed); remove it with "
+                             f"`python -m testbed down --run {run_id}`")
+                    continue
+                from .providers.base import for_cloud
+                provider = for_cloud(config.getoption("--cloud"), st.get("inventory"))
+                with runmod.step(log, f"run {run_id}: tear down"):
+                    teardown.destroy(provider, run_id)
+            except Exception as e:  # noqa: BLE001 - the next testbed is torn down all the same
+                log.error(f"tearing down {state.name} failed: {type(e).__name__}: {e}; "
+                          "`python -m testbed clean` removes what is left")
         try:
             _session(config).finish()
         except OptionError:
             pass
-        for state in sorted(shared.glob("run-*.json")):
-            st = json.loads(state.read_text())
-            run_id = st["run_id"]
-            if st.get("external"):
-                continue      # --testbed-run: not ours to remove
-            if config.getoption("--keep-testbed"):
-                log.info(f"run {run_id} left running (--keep-testbed); remove it with "
-                         f"`python -m testbed down --run {run_id}`")
-                continue
-            from .providers.base import for_cloud
-            provider = for_cloud(config.getoption("--cloud"), st.get("inventory"))
-            with runmod.step(log, f"run {run_id}: tear down"):
-                teardown.destroy(provider, run_id)
     finally:
         shutil.rmtree(shared, ignore_errors=True)

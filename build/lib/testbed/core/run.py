@@ -79,6 +79,18 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+class Formatter(logging.Formatter):
+    """``[testbed 12:00:01] message``; warnings and errors say so: ``[testbed 12:00:01] WARNING, message``."""
+
+    def __init__(self) -> None:
+        super().__init__("[testbed %(asctime)s] %(message)s", "%H:%M:%S")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        if record.levelno >= logging.WARNING:
+            record.message = f"{record.levelname}, {record.message}"
+        return super().formatMessage(record)
+
+
 def configure_logging(level: int = logging.INFO, stream=None) -> None:
     """Show the testbed's log on stderr as the CLI prints it: ``[testbed 12:00:01] message``.
     (pytest shows the same records with its live log; the plugin turns that on.)"""
@@ -86,7 +98,7 @@ def configure_logging(level: int = logging.INFO, stream=None) -> None:
     if any(getattr(h, "_fst", False) for h in logger.handlers):
         return
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(logging.Formatter("[testbed %(asctime)s] %(message)s", "%H:%M:%S"))
+    handler.setFormatter(Formatter())
     handler._fst = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(level)

@@ -212,7 +212,7 @@ class EmulatedProvider:
 
     def manager_labels(self, run_id: str) -> dict[str, str]:
         """The labels of the run's manager node container (topology text, image ids)."""
-        found = self.client.containers.list(all=True, filters={"label": [
+        found = self.client.containers.list(filters={"label": [     # running: a stopped run is not attachable
             f"{LABEL_RUN}={run_id}", f"{LABEL_KIND}=node", f"{runmod.LABEL_ROLE}=manager"]})
         return dict(found[0].labels) if found else {}
 
