@@ -1,4 +1,4 @@
-"""python -m testbed up|status|down|clean|run|preflight|calibrate|report|images — the testbed without pytest.
+"""python -m testbed up|status|down|clean|run|preflight|calibrate|report|bench|images — the testbed without pytest.
 
 Emulated clouds by default; real VMs with ``--cloud real --inventory FILE`` (``up --dry-run`` prints
 what a real run's up and down would execute, per host and in order, without executing it).
@@ -214,6 +214,21 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .workload import bench
+    res = bench.driver(rate=args.rate, duration=args.duration, producers=args.producers,
+                       partitions=args.partitions, keys=args.keys)
+    if args.json:
+        json.dump(res, sys.stdout, indent=2)
+        print()
+    else:
+        print(f"driver ({res['driver']}), {res['producers']} producer process(es), {res['partitions']} partitions:")
+        for k in ("offered_rate", "events_per_s", "cpu_cores", "events_per_cpu_s", "late_fraction", "max_lag_ms",
+                  "events_sent", "lost"):
+            print(f"  {k:18} {res[k]:,}" if isinstance(res[k], (int, float)) else f"  {k:18} {res[k]}")
+    return 0 if res["lost"] == 0 and not res["errors"] else 1
+
+
 def cmd_images(args) -> int:
     client = host_client()
     tags = img.build_all(client, img.ALL_RECIPES)
@@ -261,6 +276,15 @@ def main(argv: list[str] | None = None) -> int:
     rp = sub.add_parser("report", help="draw the figures and summary tables of a results folder")
     rp.add_argument("folder", help="results/<session id>")
     rp.set_defaults(fn=cmd_report)
+    be = sub.add_parser("bench", help="benchmarks: `bench driver` measures the load driver alone against the broker")
+    be.add_argument("what", choices=("driver",))
+    be.add_argument("--rate", type=float, default=20_000, help="offered events/s (default 20000)")
+    be.add_argument("--duration", type=float, default=10, help="seconds of load (default 10)")
+    be.add_argument("--producers", type=int, default=1, help="producer processes (default 1)")
+    be.add_argument("--partitions", type=int, default=4, help="partitions of the topic (default 4)")
+    be.add_argument("--keys", type=int, default=16, help="distinct keys (default 16)")
+    be.add_argument("--json", action="store_true", help="machine-readable output")
+    be.set_defaults(fn=cmd_bench)
     im = sub.add_parser("images", help="build the offline images (cached) and print them")
     im.set_defaults(fn=cmd_images)
     for sp in (up, st, dn, cl, ca):

@@ -123,7 +123,7 @@ def test_the_cli_writes_the_same_results_folder_as_pytest(fst_testbed, tmp_path)
 
     def folder(root: Path) -> tuple[Path, set[str]]:
         (session,) = [p for p in root.iterdir() if p.is_dir()]
-        cell = pd.read_csv(session / "cells.csv")["cell"][0]
+        cell = pd.read_csv(session / "cells.csv", dtype=str)["cell"][0]
         return session, {str(p.relative_to(session)).replace(cell, "<cell>") for p in session.rglob("*") if p.is_file()}
 
     (a, files_a), (b, files_b) = folder(by["pytest"]), folder(by["cli"])

@@ -18,3 +18,13 @@ def test_rows_append_and_columns_grow(tmp_path):
     assert csv["error"].isna().tolist() == [True, True, False, True]
     pq = pd.read_parquet(tmp_path / "run-1" / "cells.parquet")
     pd.testing.assert_frame_equal(pq, csv)
+
+
+def test_identifiers_stay_text_whatever_they_look_like(tmp_path):
+    from testbed.results.store import read_table
+    r = ResultsDir("run-2", tmp_path)
+    for cell in ("01384710", "12e45678", "abcdef01"):
+        r.append("cells", {"cell": cell, "run_id": "20261126-1200-0001", "lost": 0})
+    assert read_table(tmp_path / "run-2" / "cells.csv")["cell"].tolist() == ["01384710", "12e45678", "abcdef01"]
+    assert pd.read_parquet(tmp_path / "run-2" / "cells.parquet")["cell"].tolist() == ["01384710", "12e45678",
+                                                                                      "abcdef01"]

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .store import read_table
+
 PERCENTILES = (50, 95, 99)
 GROUP = ["taskmanagers", "placement", "rate"]
 
@@ -221,7 +223,7 @@ def report(folder: str | Path) -> list[Path]:
     cells_path = folder / "cells.csv"
     if not cells_path.exists():
         raise FileNotFoundError(f"{cells_path} does not exist: is {folder} a results folder of the experiments?")
-    cells = pd.read_csv(cells_path)
+    cells = read_table(cells_path)
     out = folder / "report"
     out.mkdir(exist_ok=True)
     written: list[Path] = []

@@ -19,6 +19,16 @@ import pandas as pd
 from ..core.run import file_lock
 
 RESULTS = Path("results")   # relative to where pytest or the CLI runs
+# identifiers are text, whatever they look like: a cell id such as 01384710 or 12e45678 would
+# otherwise be read back as a number (and lose its zeros, or become 1.2e46)
+TEXT_COLUMNS = ("cell", "cell_key", "run_id", "job_id", "started", "ended", "error", "logs")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A results table (CSV) as written: identifier columns stay text."""
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), [])
+    return pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS if c in header})
 
 
 def now() -> str:
@@ -45,7 +55,7 @@ class ResultsDir:
         # one writer at a time: pytest-xdist workers on testbeds of their own share the folder
         with file_lock(self.path / f".{table}.lock"):
             path = self._append_csv(table, row)
-            frame = pd.read_csv(path)
+            frame = read_table(path)
             tmp = path.with_suffix(".parquet.tmp")
             frame.to_parquet(tmp, index=False)
             os.replace(tmp, path.with_suffix(".parquet"))
@@ -58,7 +68,7 @@ class ResultsDir:
             with open(path, newline="") as f:
                 header = next(csv.reader(f), [])
             if set(row) - set(header):
-                frame = pd.concat([pd.read_csv(path), pd.DataFrame([row])], ignore_index=True)
+                frame = pd.concat([read_table(path), pd.DataFrame([row])], ignore_index=True)
                 tmp = path.with_suffix(".tmp")
                 frame.to_csv(tmp, index=False)
                 os.replace(tmp, path)

@@ -5,6 +5,7 @@ harness host, and depends on nothing but kafka-python and the standard library.
     python3 driver.py run --bootstrap broker:9092 --events events --results results \
         --rate 1000 --duration 60 --producers 2 --keys 16 --window 5 --slide 1 \
         --watermark-delay 1 --out /out/driver.json
+    python3 driver.py produce --bootstrap broker:9092 --events events --rate 20000 --duration 10
 
 ``run`` produces open-loop: event i of the run is due at t0 + i/rate, whatever happened before, so
 a slow system cannot slow the offered load down (no coordinated omission). Its event time is its
@@ -20,6 +21,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import resource
 import sys
 import time
 from collections import Counter
@@ -117,7 +119,9 @@ def _producer(idx: int, args, t0: float, out: mp.Queue) -> None:
         i += n_prod
     producer.flush(timeout=60)
     producer.close(timeout=10)
+    ru = resource.getrusage(resource.RUSAGE_SELF)
     out.put({"producer": idx, "sent": sent, "acked": sum(acked_per_s.values()), "behind": behind,
+             "cpu_s": round(ru.ru_utime + ru.ru_stime, 3), "ended": time.time(),
              "max_lag_ms": round(max_lag_ms, 1), "errors": errors,
              "acked_per_s": sorted(acked_per_s.items()),
              "expected": [[k, w, c] for (k, w), c in expected.items()]})
@@ -185,6 +189,27 @@ def _consumer(args, stop_at: mp.Value, target: mp.Value, out: mp.Queue) -> None:
     out.put({"results": rows})
 
 
+def produce(args) -> int:
+    """The producers alone (no results, no flush): what ``python -m testbed bench driver`` measures.
+    Prints one JSON line: events sent and acknowledged, how many were late, the producers' CPU time."""
+    _wait_for_broker(args.bootstrap, args.timeout).close()
+    ctx = mp.get_context("fork")
+    out: mp.Queue = ctx.Queue()
+    t0 = time.time() + 1.0
+    procs = [ctx.Process(target=_producer, args=(i, args, t0, out), daemon=True) for i in range(args.producers)]
+    for p in procs:
+        p.start()
+    reports = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    print(json.dumps({
+        "sent": sum(r["sent"] for r in reports), "acked": sum(r["acked"] for r in reports),
+        "behind": sum(r["behind"] for r in reports), "max_lag_ms": max(r["max_lag_ms"] for r in reports),
+        "cpu_s": round(sum(r["cpu_s"] for r in reports), 3), "elapsed_s": round(max(r["ended"] for r in reports) - t0, 3),
+        "errors": [e for r in reports for e in r["errors"]][:10], "producers": args.producers}))
+    return 0
+
+
 def run(args) -> int:
     _wait_for_broker(args.bootstrap, args.timeout).close()
     ctx = mp.get_context("fork")
@@ -248,6 +273,15 @@ def main(argv=None) -> int:
     r.add_argument("--drain", type=float, default=30.0, help="seconds to keep reading results after the flush")
     r.add_argument("--out", required=True)
     r.set_defaults(func=run)
+    b = sub.add_parser("produce", help="the producers alone, for the benchmark")
+    b.add_argument("--events", required=True)
+    b.add_argument("--rate", type=float, required=True, help="offered events per second")
+    b.add_argument("--duration", type=float, required=True, help="seconds of production")
+    b.add_argument("--producers", type=int, default=1)
+    b.add_argument("--keys", type=int, default=16)
+    b.add_argument("--window", type=float, default=10.0, help="window size, s (the per-event bookkeeping)")
+    b.add_argument("--slide", type=float, default=2.0, help="window slide, s")
+    b.set_defaults(func=produce)
     args = p.parse_args(argv)
     if getattr(args, "rate", 1) <= 0:
         p.error(f"--rate must be > 0, got {args.rate}")

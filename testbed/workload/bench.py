@@ -1,0 +1,93 @@
+"""Benchmarks of the load driver alone, apart from Flink: ``python -m testbed bench driver``.
+
+The driver is the measuring instrument: before a throughput figure can be the system's, the driver
+must be shown to outrun it. This runs the broker and the driver's producers (``driver.py produce``:
+the same send loop and per-event bookkeeping as in a cell, without Flink, results or flush) as
+plain containers on this machine's engine, on a network of their own, and reports:
+
+- ``events_per_s``: events sent per second of the run;
+- ``cpu_cores``: the producers' CPU time per second of the run (user + system, from the producer
+  processes themselves), and ``events_per_cpu_s``, events per CPU-second;
+- ``late_fraction``: the share of events sent more than 100 ms after their due time;
+- ``lost``: events the broker did not acknowledge.
+
+Speed targets live here and in the README's tables, never in timed test assertions. Everything the
+benchmark starts carries the testbed's labels and is removed at the end (``clean`` finds the leftovers
+of a killed one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import docker
+import docker.errors
+
+from .. import images as img
+from ..core import run as runmod
+from ..core.run import step
+from ..providers.engine import host_client
+from ..stack.kafka import BROKER, BrokerSpec
+
+log = logging.getLogger(__name__)
+
+
+def driver(rate: float = 20_000, duration: float = 10, producers: int = 1, partitions: int = 4, keys: int = 16,
+           client: docker.DockerClient | None = None) -> dict:
+    """Offer ``rate`` events/s for ``duration`` s from ``producers`` processes to a fresh broker."""
+    if rate <= 0 or duration <= 0 or producers < 1 or partitions < 1 or keys < 1:
+        raise ValueError("rate and duration must be > 0; producers, partitions and keys >= 1")
+    client = client or host_client()
+    with step(log, "images (built only if their inputs changed)"):
+        tags = img.build_all(client, img.APP_RECIPES)
+    run_id = f"bench-{runmod.new_run_id()}"
+    labels = runmod.labels(run_id, runmod.owner_token())
+    made: list = []
+    net = client.networks.create(f"fst-{run_id}", driver="bridge", labels=labels)
+    try:
+        spec = BrokerSpec()
+        broker = client.containers.create(tags["broker"], list(spec.args), name=f"fst-{run_id}-broker",
+                                          labels=labels, detach=True)
+        made.append(broker)
+        net.connect(broker, aliases=[BROKER])
+        broker.start()
+        bootstrap = spec.bootstrap
+        _once(client, tags["driver"], net.name, labels, made,
+              ["/opt/driver/driver.py", "--bootstrap", bootstrap, "admin", "--create", f"events:{partitions}"], 120)
+        with step(log, f"bench: {rate:,.0f} events/s for {duration:g}s from {producers} producer process(es)"):
+            out = _once(client, tags["driver"], net.name, labels, made,
+                        ["/opt/driver/driver.py", "--bootstrap", bootstrap, "produce", "--events", "events",
+                         "--rate", str(rate), "--duration", str(duration), "--producers", str(producers),
+                         "--keys", str(keys)], duration + 180)
+    finally:
+        for c in made:
+            try:
+                c.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        net.remove()
+    raw = json.loads(out.strip().splitlines()[-1])
+    elapsed = raw["elapsed_s"] or duration
+    return {
+        "driver": "kafka-python 3.0.12", "offered_rate": rate, "duration_s": duration, "producers": producers,
+        "partitions": partitions, "events_sent": raw["sent"], "events_acked": raw["acked"],
+        "events_per_s": round(raw["sent"] / elapsed, 1), "cpu_s": raw["cpu_s"],
+        "cpu_cores": round(raw["cpu_s"] / elapsed, 3),
+        "events_per_cpu_s": round(raw["sent"] / raw["cpu_s"], 1) if raw["cpu_s"] else None,
+        "late_fraction": raw["behind"] / raw["sent"] if raw["sent"] else None, "max_lag_ms": raw["max_lag_ms"],
+        "lost": raw["sent"] - raw["acked"], "errors": raw["errors"], "elapsed_s": elapsed,
+        "host_cpus": client.info().get("NCPU"),
+    }
+
+
+def _once(client: docker.DockerClient, image: str, network: str, labels: dict, made: list, args: list[str],
+          timeout: float) -> str:
+    """Run a driver container to completion; its output, or an error with it."""
+    c = client.containers.run(image, args, network=network, labels=labels, detach=True)
+    made.append(c)
+    code = c.wait(timeout=timeout)["StatusCode"]
+    out = c.logs().decode(errors="replace")
+    if code != 0:
+        raise RuntimeError(f"driver {' '.join(args[3:5])} exited {code}:\n{out[-3000:]}")
+    return out
