@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -77,8 +78,13 @@ def installed(tmp_path_factory) -> Path:
     dependencies come from the environment running the tests (a plain path entry: none of its .pth
     files, so not this checkout's editable install), so nothing is downloaded."""
     tmp = tmp_path_factory.mktemp("wheel")
+    # built from a copy: setuptools leaves build/ and *.egg-info/ beside the sources it builds
+    src = tmp / "src"
+    top = {".git", ".venv", "results", "build"}          # the checkout's own, not the package's results/
+    shutil.copytree(ROOT, src, ignore=lambda folder, names: [
+        n for n in names if (Path(folder) == ROOT and n in top) or n.endswith(".egg-info") or n == "__pycache__"])
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-                    "--disable-pip-version-check", "-w", str(tmp / "dist"), str(ROOT)], check=True, timeout=300)
+                    "--disable-pip-version-check", "-w", str(tmp / "dist"), str(src)], check=True, timeout=300)
     (wheel,) = (tmp / "dist").glob("flink_swarm_testbed-*.whl")
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
