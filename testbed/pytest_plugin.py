@@ -19,6 +19,7 @@ records the matrix (the CLI's ``python -m testbed run`` uses the same). Here:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -45,6 +46,7 @@ _shared_key = pytest.StashKey[Path]()
 _owner_key = pytest.StashKey[str]()
 _session_key = pytest.StashKey[str]()
 _cells_key = pytest.StashKey[tuple]()
+_inventories_key = pytest.StashKey[list]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -110,11 +112,15 @@ def _inventories(config: pytest.Config) -> list:
     starts; a missing key file is only a warning for --dry-run, which connects to nothing)."""
     if config.getoption("--cloud") != "real":
         raise pytest.UsageError("--dry-run shows what a real run would execute: use it with --cloud=real --inventory FILE")
+    if _inventories_key in config.stash:          # read and validated once per process
+        return config.stash[_inventories_key]
     paths = [p for p in (config.getoption("--inventory") or "").split(",") if p.strip()]
     if not paths:
         raise pytest.UsageError("--cloud=real needs --inventory FILE (see examples/inventory.yaml)")
     try:
-        return [load_inventory(p.strip(), check_keys=not config.getoption("--dry-run")) for p in paths]
+        config.stash[_inventories_key] = [load_inventory(p.strip(), check_keys=not config.getoption("--dry-run"))
+                                          for p in paths]
+        return config.stash[_inventories_key]
     except TopologyError as e:
         raise pytest.UsageError(str(e)) from None
 
@@ -190,9 +196,8 @@ def _cells(config: pytest.Config):
     """The matrix (and searches) from the options, checked before anything starts; cached per process."""
     if _cells_key in config.stash:
         return config.stash[_cells_key]
-    index, count = _workers(config)
-    if count > 1 and _slot(config) == 0 and not (config.getoption("--cloud") == "real"
-                                                 and len(_inventories(config)) >= count):
+    _, count = _workers(config)
+    if count > 1 and not (config.getoption("--cloud") == "real" and len(_inventories(config)) >= count):
         raise _OptionError(
             f"experiments do not run with pytest-xdist (-n {count}) on one testbed: cells would run at the same "
             "time on one Flink cluster and measure each other (a second cell rescales Flink under the first). "
@@ -288,17 +293,12 @@ def fst_testbed(request: pytest.FixtureRequest) -> Testbed:
         return tb
 
 
-class _locks:
-    def __init__(self, shared: Path, *names: str):
-        self.cms = [runmod.file_lock(shared / n) for n in names]
-
-    def __enter__(self):
-        for cm in self.cms:
-            cm.__enter__()
-
-    def __exit__(self, *exc):
-        for cm in reversed(self.cms):
-            cm.__exit__(*exc)
+@contextlib.contextmanager
+def _locks(shared: Path, *names: str):
+    with contextlib.ExitStack() as stack:
+        for n in names:
+            stack.enter_context(runmod.file_lock(shared / n))
+        yield
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

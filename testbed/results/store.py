@@ -35,13 +35,10 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def host_facts(client=None) -> dict:
-    facts = {"host": socket.gethostname(), "host_cpus": os.cpu_count(), "python": platform.python_version(),
-             "kernel": platform.release()}
-    if client is not None:
-        v = client.version()
-        facts["docker_engine"] = v.get("Version")
-    return facts
+def host_facts() -> dict:
+    """The harness host: name, cores, Python, kernel (the engine's version is the caller's to add)."""
+    return {"host": socket.gethostname(), "host_cpus": os.cpu_count(), "python": platform.python_version(),
+            "kernel": platform.release()}
 
 
 class ResultsDir:
