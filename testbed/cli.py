@@ -216,13 +216,14 @@ def cmd_report(args) -> int:
 
 def cmd_bench(args) -> int:
     from .workload import bench
-    res = bench.driver(rate=args.rate, duration=args.duration, producers=args.producers,
-                       partitions=args.partitions, keys=args.keys)
+    res = bench.driver(rate=args.rate, duration=args.duration, processes=args.processes,
+                       partitions=args.partitions, keys=args.keys, payload_bytes=args.payload_bytes)
     if args.json:
         json.dump(res, sys.stdout, indent=2)
         print()
     else:
-        print(f"driver ({res['driver']}), {res['producers']} producer process(es), {res['partitions']} partitions:")
+        print(f"driver ({res['driver']}), {res['processes']} process(es), {res['payload_bytes']}-byte events, "
+              f"{res['partitions']} partitions:")
         for k in ("offered_rate", "events_per_s", "cpu_cores", "events_per_cpu_s", "late_fraction", "max_lag_ms",
                   "events_sent", "lost"):
             print(f"  {k:18} {res[k]:,}" if isinstance(res[k], (int, float)) else f"  {k:18} {res[k]}")
@@ -278,9 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     rp.set_defaults(fn=cmd_report)
     be = sub.add_parser("bench", help="benchmarks: `bench driver` measures the load driver alone against the broker")
     be.add_argument("what", choices=("driver",))
-    be.add_argument("--rate", type=float, default=20_000, help="offered events/s (default 20000)")
+    be.add_argument("--rate", type=float, default=100_000, help="offered events/s (default 100000)")
     be.add_argument("--duration", type=float, default=10, help="seconds of load (default 10)")
-    be.add_argument("--producers", type=int, default=1, help="producer processes (default 1)")
+    be.add_argument("--processes", type=int, default=1, help="driver processes (default 1)")
+    be.add_argument("--payload-bytes", type=int, default=100, help="bytes per event (default 100)")
     be.add_argument("--partitions", type=int, default=4, help="partitions of the topic (default 4)")
     be.add_argument("--keys", type=int, default=16, help="distinct keys (default 16)")
     be.add_argument("--json", action="store_true", help="machine-readable output")

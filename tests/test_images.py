@@ -49,6 +49,8 @@ def test_warm_cache_builds_nothing():
     (img.FLINK, None, ["python3", "-m", "zipfile", "-l", "/opt/flink/runner/sql-runner.jar"], "SqlRunner.class"),
     (img.BROKER, None, ["--version"], "tansu"),
     (img.DRIVER, None, ["-c", "import kafka; print('kafka-python', kafka.__version__)"], "kafka-python 3.0.12"),
+    (img.DRIVER, None, ["-c", "import confluent_kafka as c; print('confluent-kafka', c.version()[0], "
+                              "'librdkafka', c.libversion()[0])"], "confluent-kafka 2.16.1 librdkafka 2."),
     (img.NODE, ["dockerd"], ["--version"], "Docker version 20.10"),
 ])
 def test_images_hold_what_the_stack_runs(recipe, entrypoint, cmd, expect):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from testbed.measure import metrics as measure
-from testbed.workload.driver import _windows
+from testbed.workload.schedule import windows_of as _windows
 from testbed.experiment.cell import CellSpec
 from testbed.workload.pipeline import SEED_WINDOW, WindowSpec, interval, sql
 

@@ -3,6 +3,7 @@ No engine: nothing here gets as far as provisioning."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,46 @@ def test_the_example_dry_run_works_without_the_key_and_warns(tmp_path):
     # a real run still refuses it, naming the file and field
     r = _cli("up", "--cloud", "real", "--inventory", str(inv))
     assert r.returncode == 2 and f"{inv}: ssh.key: key file" in r.stderr and "does not exist" in r.stderr
+
+
+def _exp(**over):
+    from testbed.experiment.options import EXPERIMENT, TESTBED, Experiment
+    o = {opt.dest: opt.kwargs.get("default") for opt in TESTBED + EXPERIMENT}
+    o.update(over)
+    return Experiment.from_options(o)
+
+
+def test_cpu_scale_auto_fits_the_topology_into_this_machine_and_is_off_on_real_clouds():
+    from testbed.experiment.options import auto_cpu_scale, host_cores
+    from testbed.model.topology import load
+    seed = load("seed")                     # five VMs of 2 CPUs
+    assert auto_cpu_scale(seed, "emulated", cores=2) == 0.2
+    assert auto_cpu_scale(seed, "emulated", cores=64) == 1.0     # never larger than the VMs
+    assert auto_cpu_scale(seed, "real", cores=2) == 0.0
+    cells, _ = _exp(taskmanagers="1", placements="single-cloud", repetitions=1).cells(seed)
+    assert cells[0].cpu_scale == auto_cpu_scale(seed, "emulated", host_cores())
+    cells, _ = _exp(taskmanagers="1", placements="single-cloud", repetitions=1, cpu_scale="0.1",
+                    cpu_limits="broker=1,driver=0", payload_bytes=100, keys=64,
+                    driver_nodes="azure-swarm-manager,azure-swarm-worker-2").cells(seed)
+    c = cells[0]
+    assert (c.cpu_scale, c.cpu_limits, c.payload_bytes, c.keys) == (0.1, (("broker", 1.0), ("driver", 0.0)), 100, 64)
+    assert c.driver_nodes == ("azure-swarm-manager", "azure-swarm-worker-2")
+    assert c.params()["cpu_limits"] == "broker=1,driver=0" and c.params()["payload_bytes"] == 100
+
+
+@pytest.mark.parametrize("over,named", [
+    ({"cpu_scale": "lots"}, "--cpu-scale"), ({"cpu_scale": "-1"}, "--cpu-scale"),
+    ({"cpu_limits": "broker"}, "'broker'"), ({"cpu_limits": "flink=1"}, "'flink=1'"),
+    ({"cpu_limits": "driver=-2"}, "'driver=-2'"), ({"keys": 0}, "--keys"), ({"payload_bytes": -1}, "--payload-bytes"),
+])
+def test_bad_load_and_cpu_options_are_named(over, named):
+    from testbed.experiment.options import OptionError
+    with pytest.raises(OptionError, match=re.escape(named)):
+        _exp(**over)
+
+
+def test_an_unknown_driver_node_is_named_with_the_nodes_there_are():
+    from testbed.experiment.options import OptionError
+    from testbed.model.topology import load
+    with pytest.raises(OptionError, match="--driver-nodes: no node 'azure-nowhere'.*azure-swarm-manager"):
+        _exp(driver_nodes="azure-nowhere").cells(load("seed"))

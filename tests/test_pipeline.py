@@ -32,8 +32,10 @@ COLUMNS = {
     "ended", "offered_rate", "achieved_rate", "processed_rate", "events_sent", "driver_fell_behind",
     "lost", "duplicated", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_max_ms",
     "latency_negative", "result_records", "events_acked", "latency_samples", "lag_slope", "registered_taskmanagers",
-    "flink_ui", "broker", "broker_node", "driver_node", "provider", "wan_backend", "wan_links", "wan_check",
-    "repetition", "search", "cell_key",
+    "flink_ui", "broker", "broker_node", "driver_nodes", "provider", "wan_backend", "wan_links", "wan_check",
+    "repetition", "search", "cell_key", "driver_tasks", "driver_processes", "driver_late_fraction", "payload_bytes",
+    "event_bytes", "keys", "cpu_scale", "cpu_limits", "cpu_taskmanager", "cpu_jobmanager", "cpu_broker", "cpu_driver",
+    "driver_cpu_cores", "taskmanager_cpu_cores", "broker_cpu_cores", "jobmanager_cpu_cores",
 }
 
 

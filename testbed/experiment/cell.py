@@ -10,25 +10,20 @@ when it fails; Flink stays up so that the next cell only rescales it.
 
 from __future__ import annotations
 
-import logging
-import io
 import json
+import logging
 import math
-import tarfile
 import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 
-import docker.types
-
 from ..measure import metrics as measure
 from ..results.store import now
-from ..core.run import step, wait_for
 from ..stack import flink, kafka, services
 from ..model.placement import choose
 from ..provision.testbed import Testbed
-from ..workload import pipeline
+from ..workload import driver, load, pipeline
 from ..workload.pipeline import WindowSpec
 
 log = logging.getLogger(__name__)
@@ -46,11 +41,14 @@ class CellSpec:
     window: WindowSpec = field(default_factory=WindowSpec)
     slots: int = 1
     keys: int = 16
-    producers: int = 0              # 0: one producer process per 10,000 events/s
+    payload_bytes: int = 0          # each event's size in bytes; 0: unpadded (about 50 bytes)
+    driver_processes: int = 0       # per driver task; 0: one per 100,000 events/s of its slice
     repetition: int = 1
     search: bool = False            # a trial of the sustainable-throughput search
     broker_node: str | None = None  # default: the topology's broker node (the Swarm manager)
-    driver_node: str | None = None  # default: the broker's node
+    driver_nodes: tuple[str, ...] = ()   # one driver task per entry; default: one on the broker's node
+    cpu_scale: float = 0.0          # > 0: every service limited to its node's CPUs times this
+    cpu_limits: tuple[tuple[str, float], ...] = ()   # (role, cores) replacing the scale's; 0: none
 
     def __post_init__(self):
         if not (isinstance(self.rate, (int, float)) and self.rate > 0 and math.isfinite(self.rate)):
@@ -60,8 +58,10 @@ class CellSpec:
         if not 0 <= self.warmup < self.duration:
             raise ValueError(f"warmup must be >= 0 and shorter than the duration ({self.duration}s), "
                              f"got {self.warmup!r}")
-        if self.slots < 1 or self.keys < 1 or self.producers < 0:
-            raise ValueError("slots and keys must be >= 1, producers >= 0")
+        if self.slots < 1 or self.keys < 1 or self.driver_processes < 0 or self.payload_bytes < 0:
+            raise ValueError("slots and keys must be >= 1; driver processes and payload bytes >= 0")
+        if not (isinstance(self.cpu_scale, (int, float)) and 0 <= self.cpu_scale and math.isfinite(self.cpu_scale)):
+            raise ValueError(f"cpu_scale must be >= 0 (0: no CPU limits), got {self.cpu_scale!r}")
         need = self.min_duration(self.warmup, self.window)
         if self.duration < need:
             w = self.window
@@ -78,10 +78,6 @@ class CellSpec:
         return warmup + window.slide_s + window.watermark_delay_s
 
     @property
-    def producer_processes(self) -> int:
-        return self.producers or max(1, math.ceil(self.rate / 10000))
-
-    @property
     def key(self) -> str:
         """Names the cell in a matrix (what --resume matches on)."""
         return (f"tm{self.taskmanagers}-{self.placement}-r{self.rate:g}-rep{self.repetition}"
@@ -90,8 +86,10 @@ class CellSpec:
     def params(self) -> dict:
         d = asdict(self)
         w = d.pop("window")
+        d.pop("driver_nodes")
+        d["cpu_limits"] = ",".join(f"{r}={c:g}" for r, c in self.cpu_limits)
         return {"cell_key": self.key, **d, "window_s": w["size_s"], "slide_s": w["slide_s"],
-                "watermark_delay_s": w["watermark_delay_s"], "producers": self.producer_processes}
+                "watermark_delay_s": w["watermark_delay_s"]}
 
 
 def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict:
@@ -99,19 +97,37 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     ``latency`` samples and per-second ``timeseries`` (pandas frames)."""
     placement = choose(tb.topology, spec.placement, spec.taskmanagers)   # fails before anything starts
     broker_node = spec.broker_node or tb.topology.broker_node
-    driver_node = spec.driver_node or broker_node
-    tb.node(broker_node), tb.node(driver_node)
+    driver_nodes = spec.driver_nodes or (broker_node,)
+    for n in (broker_node, *driver_nodes):
+        tb.node(n)
+    scale = spec.cpu_scale
+    if scale and len({tb.topology.node(n).cpus for n in placement.nodes}) > 1 \
+            and "taskmanager" not in dict(spec.cpu_limits):
+        raise ValueError(f"taskmanager nodes {', '.join(placement.nodes)} differ in CPUs: one service cannot limit "
+                         "each to its own node's share; give them equal cpus, or --cpu-limits taskmanager=CORES")
+    cpus = {"jobmanager": tb.topology.jobmanager.cpus * scale,
+            "taskmanager": tb.topology.node(placement.nodes[0]).cpus * scale,
+            "broker": tb.topology.node(broker_node).cpus * scale,
+            "driver": tb.topology.node(driver_nodes[0]).cpus * scale, **dict(spec.cpu_limits)}
+    load_spec = load.LoadSpec(rate=spec.rate, duration=spec.duration, window=spec.window, nodes=tuple(driver_nodes),
+                              keys=spec.keys, payload_bytes=spec.payload_bytes, processes=spec.driver_processes,
+                              cpus=cpus["driver"])
     cell = uuid.uuid4().hex[:8]
     row: dict = {"run_id": tb.run_id, "cell": cell, **spec.params(), "broker_node": broker_node,
-                 "driver_node": driver_node, "taskmanager_nodes": ",".join(placement.nodes),
+                 "driver_nodes": ",".join(driver_nodes), "driver_tasks": load_spec.tasks,
+                 "driver_processes": load_spec.processes_per_task,
+                 "event_bytes": len(driver.event_value(b"k0", 0, 1_700_000_000_000, spec.payload_bytes)),
+                 **{f"cpu_{role}": round(c, 3) for role, c in cpus.items()},
+                 "taskmanager_nodes": ",".join(placement.nodes),
                  "taskmanager_clouds": ",".join(placement.clouds(tb.topology)),
                  "provider": tb.provider.name, "wan_backend": tb.wan.backend if tb.wan else "none",
                  "wan_links": json.dumps([vars(d) for d in tb.wan.links.values()]) if tb.wan else "[]",
                  "wan_check": tb.wan_check,
                  "started": now()}
-    cluster = flink.deploy(tb, placement, spec.slots)
-    # what a killed run may have left on a testbed that is still up: its driver and its job
-    services.remove(tb, DRIVER)
+    cluster = flink.deploy(tb, placement, spec.slots, jobmanager_cpus=cpus["jobmanager"],
+                           taskmanager_cpus=cpus["taskmanager"])
+    # what a killed run may have left on a testbed that is still up: its drivers and its job
+    load.remove(tb)
     for job in cluster.rest("/jobs")["jobs"]:
         if job["status"] in ("RUNNING", "CREATED", "RESTARTING", "INITIALIZING"):
             pipeline.cancel(cluster, job["id"])
@@ -120,18 +136,19 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     row["registered_taskmanagers"] = len(cluster.taskmanagers())
     broker = kafka.BrokerSpec.of(tb.topology)
     row["broker"] = broker.name
-    bootstrap = kafka.deploy(tb, broker_node, broker)
+    bootstrap = kafka.deploy(tb, broker_node, broker, cpus=cpus["broker"])
     # Flink's Kafka clients run in the jobmanager and the taskmanagers, maybe in another cloud
     services.wait_resolvable(tb, kafka.BROKER, [flink.JOBMANAGER, flink.TASKMANAGER])
     events, results = f"events-{cell}", f"results-{cell}"
     parts = cluster.parallelism
-    kafka.admin(tb, bootstrap, driver_node, [f"{events}:{parts}", f"{results}:{parts}"], [])
+    kafka.admin(tb, bootstrap, driver_nodes[0], [f"{events}:{parts}", f"{results}:{parts}"], [])
     job_id = None
     try:
         job_id = pipeline.submit(cluster, pipeline.sql(events, results, bootstrap, spec.window, parts))
         row["job_id"] = job_id
-        raw, samples = _drive(tb, cluster, job_id, spec, bootstrap, events, results, driver_node)
+        raw, samples, used = _drive(tb, cluster, job_id, load_spec, bootstrap, events, results)
         row.update(measure.cell_metrics(raw, spec.warmup, samples))
+        row.update(used)
         series = measure.timeseries(raw, samples)
         row["lag_slope"] = measure.lag_slope(series, spec.warmup, spec.duration)
         if artifacts is not None:
@@ -141,8 +158,8 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     finally:
         # every step runs even if one before it fails; the first failure is raised
         _cleanup([lambda: job_id and pipeline.cancel(cluster, job_id),
-                  lambda: services.remove(tb, DRIVER),
-                  lambda: kafka.admin(tb, bootstrap, driver_node, [], [events, results])])
+                  lambda: load.remove(tb),
+                  lambda: kafka.admin(tb, bootstrap, driver_nodes[0], [], [events, results])])
     row["ended"] = now()
     return row
 
@@ -158,56 +175,61 @@ def _cleanup(steps) -> None:
         raise error
 
 
-def _drive(tb: Testbed, cluster, job_id: str, spec: CellSpec, bootstrap: str, events: str, results: str,
-           node: str) -> tuple[dict, list]:
-    """Run the driver as a Swarm service; sample Flink's source counter meanwhile; return the
-    driver's raw measurements and the samples."""
-    drain = spec.window.size_s + spec.window.watermark_delay_s + 30
-    args = ["/opt/driver/driver.py", "--bootstrap", bootstrap, "run", "--events", events, "--results", results,
-            "--rate", str(spec.rate), "--duration", str(spec.duration), "--producers",
-            str(spec.producer_processes), "--keys", str(spec.keys), "--window", str(spec.window.size_s),
-            "--slide", str(spec.window.slide_s), "--watermark-delay", str(spec.window.watermark_delay_s),
-            "--drain", str(drain), "--out", "/tmp/driver.json"]
-    svc = tb.manager.client.services.create(
-        tb.images["driver"], name=DRIVER, args=args, networks=[tb.network],
-        constraints=[f"node.hostname == {node}"], endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"),
-        restart_policy=docker.types.RestartPolicy(condition="none"), labels=tb.labels(),
-        container_labels=tb.labels())
+CPU_MEASURED = {"taskmanager": flink.TASKMANAGER, "jobmanager": flink.JOBMANAGER, "broker": kafka.BROKER}
+
+
+def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: str, events: str,
+           results: str) -> tuple[dict, list, dict]:
+    """Run the load; sample Flink's source counter meanwhile; return the driver's raw measurements,
+    the samples, and the CPU the services used during the load (cores, from their containers)."""
     samples: list[tuple[float, int]] = []
     stop = threading.Event()
+    cpu_at: dict[str, tuple[float, dict]] = {}
+
+    def cpu_now() -> tuple[float, dict]:
+        return time.time(), {role: services.cpu_seconds(tb, name) for role, name in CPU_MEASURED.items()}
+
+    counter = pipeline.SourceCounter(cluster, job_id)
 
     def sample() -> None:
         while not stop.is_set():
             try:
-                samples.append((time.time(), pipeline.source_records_in(cluster, job_id)))
+                samples.append(counter.sample())
             except Exception:  # noqa: BLE001 - a missed sample is not an error
                 pass
-            stop.wait(1.0)
+            stop.wait(0.8)     # with the sample's own wait: a fetch every 1.05 s (update interval 1 s)
+
+    timers: list[threading.Timer] = []
+
+    def started(t0: float) -> None:
+        cpu_at["start"] = cpu_now()
+        timers.append(threading.Timer(max(0.0, t0 + spec.duration - time.time()),
+                                      lambda: cpu_at.setdefault("end", cpu_now())))
+        timers[0].start()
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    expect = spec.duration + drain + 60
-    with step(log, f"drive {spec.rate:g} events/s for {spec.duration:g}s with "
-                        f"{spec.producer_processes} producer(s) on {node} (then up to {drain:.0f}s of results)"):
-        try:
-            task = wait_for(lambda: _finished_task(svc), expect, "the driver to finish", interval=1,
-                            detail=lambda: services.describe(tb, DRIVER))
-        finally:
-            stop.set()
-            sampler.join()
-    if task["Status"]["State"] != "complete":
-        raise RuntimeError("the driver failed:\n" + services.describe(tb, DRIVER, tail=60))
-    container = tb.node(node).client.containers.get(task["Status"]["ContainerStatus"]["ContainerID"])
-    stream, _ = container.get_archive("/tmp/driver.json")
-    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tf:
-        raw = json.load(tf.extractfile("driver.json"))
-    log.info(f"driver: {services.logs(tb, DRIVER, tail=1).strip()}")
-    return raw, samples
+    try:
+        raw = load.run(tb, spec, bootstrap, events, results, on_start=started)
+    finally:
+        stop.set()
+        sampler.join()
+        for t in timers:
+            t.cancel()
+            t.join()
+    return raw, samples, cpu_used(cpu_at, raw)
 
 
-def _finished_task(svc) -> dict | None:
-    """The driver's task once it has ended (complete, failed, ...), else None."""
-    for t in svc.tasks():
-        if t["Status"]["State"] in ("complete", "failed", "rejected", "shutdown"):
-            return t
-    return None
+def cpu_used(cpu_at: dict, raw: dict) -> dict:
+    """Cores used during the load: each service's (the largest of its tasks', the busiest
+    taskmanager) and the driver's own processes'."""
+    out: dict = {"driver_cpu_cores": round(sum(p["cpu_s"] for p in raw["producers"]) / raw["params"]["duration"], 3)}
+    if "start" in cpu_at and "end" in cpu_at:
+        (ta, a), (tb_, b) = cpu_at["start"], cpu_at["end"]
+        for role in CPU_MEASURED:
+            used = [(b[role][n] - a[role][n]) / (tb_ - ta) for n in b[role] if n in a[role]]
+            out[f"{role}_cpu_cores"] = round(max(used), 3) if used else float("nan")
+            if role == "taskmanager":
+                out["taskmanager_cpu_cores_all"] = json.dumps(
+                    {n: round((b[role][n] - a[role][n]) / (tb_ - ta), 3) for n in b[role] if n in a[role]})
+    return out

@@ -8,7 +8,8 @@ defaults and help, and give the same ``Experiment``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ..model.placement import choose
@@ -72,6 +73,18 @@ EXPERIMENT = (
     Opt(("--watermark-delay",), dict(type=float, default=_W.watermark_delay_s,
         help=f"bounded out-of-orderness in s (default {_W.watermark_delay_s:g}); --duration must be at least "
              "--warmup + --slide + this, so that a window closes in the measured part of the load")),
+    Opt(("--keys",), dict(type=int, default=16, help="distinct event keys (default 16)")),
+    Opt(("--payload-bytes",), dict(type=int, default=0, help="each event's size in bytes, padded (default 0: unpadded, "
+                                                             "about 50 bytes)")),
+    Opt(("--driver-nodes",), dict(default="", help="nodes of the driver tasks, comma-separated, one task per entry (a node "
+                                                   "may repeat); they share one schedule (default: one on the broker's node)")),
+    Opt(("--driver-processes",), dict(type=int, default=0, help="processes per driver task (default 0: one per "
+                                                                "100,000 events/s of its share)")),
+    Opt(("--cpu-scale",), dict(default="auto", help="limit every service (taskmanager, jobmanager, broker, driver) to its "
+        "node's CPUs times this; auto (default): with --cloud=emulated, this machine's cores / the topology's CPUs, "
+        "so that the topology fits and a taskmanager adds capacity; with --cloud=real, none; 0: none")),
+    Opt(("--cpu-limits",), dict(default="", metavar="ROLE=CORES,...", help="per-role CPU limits that replace "
+        "--cpu-scale's for taskmanager, jobmanager, broker or driver, in cores (0: none), e.g. broker=1,driver=0.5")),
     Opt(("--resume",), dict(default=None, metavar="SESSION",
                             help="continue results/<SESSION>/: skip the cells it already finished")),
     Opt(("--sustainable",), dict(action="store_true",
@@ -87,7 +100,43 @@ EXPERIMENT = (
 
 # what a cell's numbers depend on besides its key (taskmanagers, placement, rate, repetition):
 # a resumed run must give the same
-MEASUREMENT_OPTIONS = ("duration", "warmup", "window", "slide", "watermark_delay")
+MEASUREMENT_OPTIONS = ("duration", "warmup", "window", "slide", "watermark_delay", "keys", "payload_bytes",
+                       "driver_nodes", "cpu_scale", "cpu_limits")
+CPU_ROLES = ("taskmanager", "jobmanager", "broker", "driver")
+
+
+def parse_cpu_limits(text: str) -> tuple[tuple[str, float], ...]:
+    """'broker=1,driver=0.5' -> (('broker', 1.0), ('driver', 0.5)); OptionError naming the bad part."""
+    out = []
+    for part in _csv(text or "", "cpu-limits"):
+        role, eq, cores = part.partition("=")
+        role = role.strip()
+        try:
+            value = float(cores)
+            if not eq or role not in CPU_ROLES or not (value >= 0 and math.isfinite(value)):
+                raise ValueError
+        except ValueError:
+            raise OptionError(f"bad experiment option: --cpu-limits: {part!r} is not ROLE=CORES with ROLE one of "
+                              f"{', '.join(CPU_ROLES)} and CORES >= 0") from None
+        out.append((role, value))
+    return tuple(out)
+
+
+def host_cores() -> int:
+    """This machine's cores (those this process may use)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # not on Linux
+        return os.cpu_count() or 1
+
+
+def auto_cpu_scale(topology: Topology, cloud: str, cores: int | None = None) -> float:
+    """Emulated: shrink every node so that the topology's CPUs fit this machine's cores (never grow
+    them); real VMs are their own size (0: no limits)."""
+    if cloud != "emulated":
+        return 0.0
+    total = sum(n.cpus for n in topology.nodes)
+    return round(min(1.0, (cores or host_cores()) / total), 4) if total else 0.0
 
 
 def add_to(group, options: tuple[Opt, ...]) -> None:
@@ -131,6 +180,13 @@ class Experiment:
     window: WindowSpec = field(default_factory=WindowSpec)
     sustainable: bool = False
     search: Search = field(default_factory=Search)
+    keys: int = 16
+    payload_bytes: int = 0
+    driver_nodes: tuple[str, ...] = ()
+    driver_processes: int = 0
+    cpu_scale: float | None = None      # None: auto_cpu_scale for the topology and cloud
+    cpu_limits: tuple[tuple[str, float], ...] = ()   # per-role cores replacing the scale's
+    cloud: str = "emulated"
 
     @classmethod
     def from_options(cls, o: dict[str, Any]) -> "Experiment":
@@ -141,11 +197,38 @@ class Experiment:
             raise OptionError(f"bad experiment option: {e}") from None
         if o["repetitions"] < 1:
             raise OptionError("bad experiment option: --repetitions must be >= 1")
+        for name in ("keys", "payload_bytes", "driver_processes"):
+            if o.get(name, 0) < (1 if name == "keys" else 0):
+                raise OptionError(f"bad experiment option: --{name.replace('_', '-')} must be "
+                                  f"{'>= 1' if name == 'keys' else '>= 0'}, got {o[name]}")
+        scale = str(o.get("cpu_scale", "auto")).strip().lower()
+        try:
+            cpu_scale = None if scale == "auto" else float(scale)
+            if cpu_scale is not None and not (0 <= cpu_scale and math.isfinite(cpu_scale)):
+                raise ValueError
+        except ValueError:
+            raise OptionError(f"bad experiment option: --cpu-scale must be auto or a number >= 0, got {scale!r}") from None
         return cls(taskmanagers=tuple(_csv(o["taskmanagers"], "taskmanagers", int)),
                    placements=tuple(_csv(o["placements"], "placements")),
                    rates=tuple(_csv(o["rates"], "rates", float)), repetitions=o["repetitions"],
                    duration=o["duration"], warmup=o["warmup"], window=window, sustainable=bool(o["sustainable"]),
-                   search=Search(o["search_start"], o["search_max"], o["search_refine"], o["lag_slope"], o["max_p99"]))
+                   search=Search(o["search_start"], o["search_max"], o["search_refine"], o["lag_slope"], o["max_p99"]),
+                   keys=o.get("keys", 16), payload_bytes=o.get("payload_bytes", 0),
+                   driver_nodes=tuple(_csv(o.get("driver_nodes") or "", "driver-nodes")),
+                   driver_processes=o.get("driver_processes", 0), cpu_scale=cpu_scale,
+                   cpu_limits=parse_cpu_limits(o.get("cpu_limits") or ""),
+                   cloud=o.get("cloud") or "emulated")
+
+    def cell_options(self, topology: Topology) -> dict:
+        """What every cell of the matrix shares besides its key, on ``topology``."""
+        for n in self.driver_nodes:
+            if n not in {m.hostname for m in topology.nodes}:
+                raise OptionError(f"bad experiment option: --driver-nodes: no node {n!r} in topology "
+                                  f"{topology.name!r}; nodes: {', '.join(m.hostname for m in topology.nodes)}")
+        scale = self.cpu_scale if self.cpu_scale is not None else auto_cpu_scale(topology, self.cloud)
+        return dict(duration=self.duration, warmup=self.warmup, window=self.window, keys=self.keys,
+                    payload_bytes=self.payload_bytes, driver_nodes=self.driver_nodes,
+                    driver_processes=self.driver_processes, cpu_scale=scale, cpu_limits=self.cpu_limits)
 
     def cells(self, topology: Topology) -> tuple[list[CellSpec], list[str]]:
         """The matrix in run order (taskmanagers, placement, rate, repetition), so that consecutive cells
@@ -153,6 +236,7 @@ class Experiment:
         None left, or a bad value, raises OptionError."""
         problems: list[str] = []
         cells: list[CellSpec] = []
+        shared = self.cell_options(topology)
         try:
             for tm in self.taskmanagers:
                 for placement in self.placements:
@@ -166,7 +250,7 @@ class Experiment:
                             raise ValueError(f"rate must be > 0 events/s, got {rate:g}")
                         for rep in range(1, self.repetitions + 1):
                             cells.append(CellSpec(taskmanagers=tm, placement=placement, rate=rate, repetition=rep,
-                                                  duration=self.duration, warmup=self.warmup, window=self.window))
+                                                  **shared))
         except ValueError as e:
             raise OptionError(f"bad experiment option: {e}") from None
         if not cells:
@@ -181,6 +265,5 @@ class Experiment:
         for c in cells:
             if (c.taskmanagers, c.placement, c.repetition) not in seen:
                 seen.add((c.taskmanagers, c.placement, c.repetition))
-                out.append(CellSpec(taskmanagers=c.taskmanagers, placement=c.placement, rate=self.search.start,
-                                    repetition=c.repetition, duration=c.duration, warmup=c.warmup, window=c.window))
+                out.append(replace(c, rate=self.search.start))
         return out

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 PACKAGE = Path(__file__).resolve().parent.parent   # recipe files are named relative to testbed/
 LABEL_KEY = "io.flink-swarm-testbed.image-key"
 DEBIAN_SUITE = "bookworm"
+IMAGE_PYTHON = "3.11"          # bookworm's python3
+# wheels downloaded for the images' Python and this machine's architecture: apache-flink (only its
+# platform-independent bin/ and conf/ are used) and confluent-kafka (librdkafka inside)
+IMAGE_PYTHON_WHEELS = ("apache-flink", "confluent-kafka")
 
 
 def cache_dir() -> Path:
@@ -185,13 +189,19 @@ def pip_download(requirements: tuple[str, ...]) -> Path:
             with step(log, f"download {req} from PyPI"):
                 cmd = [_python(), "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
                        "-q", "-d", str(dest), req]
-                if name == "apache-flink":  # only its platform-independent bin/ and conf/ are used
-                    cmd += ["--only-binary=:all:", "--python-version", "3.11",
-                            "--platform", "manylinux2014_x86_64"]
+                if name in IMAGE_PYTHON_WHEELS:   # for the images' Python, not the harness's
+                    cmd += ["--only-binary=:all:", "--python-version", IMAGE_PYTHON,
+                            "--platform", f"manylinux_2_28_{_machine()}"]
                 r = subprocess.run(cmd, capture_output=True, text=True)
                 if r.returncode != 0:
                     raise RuntimeError(f"pip download {req} failed:\n{r.stderr[-2000:]}")
     return dest
+
+
+def _machine() -> str:
+    import platform
+    m = platform.machine().lower()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
 
 
 def _python() -> str:

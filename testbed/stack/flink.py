@@ -80,12 +80,17 @@ def properties(slots: int, extra: dict[str, str] | None = None) -> str:
     return "\n".join(f"{k}: {v}" for k, v in props.items())
 
 
-def deploy(tb: Testbed, placement: Placement, slots: int,
-           timeout: float = 180) -> FlinkCluster:
+MEMORY = 1536 * 2**20
+
+
+def deploy(tb: Testbed, placement: Placement, slots: int, jobmanager_cpus: float = 0.0,
+           taskmanager_cpus: float = 0.0, timeout: float = 180) -> FlinkCluster:
     """Start (or rescale) the jobmanager and taskmanager services; returns when the jobmanager
-    lists exactly ``len(placement.nodes)`` taskmanagers on the chosen nodes."""
+    lists exactly ``len(placement.nodes)`` taskmanagers on the chosen nodes. CPU limits in cores
+    (0: none); a running service with another limit is restarted."""
     mgr = tb.manager.client
     jm_node = tb.topology.jobmanager.hostname
+    jm_cpus, tm_cpus = jobmanager_cpus, taskmanager_cpus
     env = [f"FLINK_PROPERTIES={properties(slots)}"]
     cluster = FlinkCluster(tb, placement, slots)
     if not services.exists(tb, JOBMANAGER):
@@ -97,7 +102,11 @@ def deploy(tb: Testbed, placement: Placement, slots: int,
                     {"Protocol": "tcp", "TargetPort": REST_PORT, "PublishedPort": REST_PORT,
                      "PublishMode": "host"}]),
                 labels=tb.labels(), container_labels=tb.labels(),
-                resources=docker.types.Resources(mem_limit=1536 * 2**20))
+                resources=services.resources(jm_cpus, MEMORY))
+    elif services.cpu_limit(services.get(tb, JOBMANAGER)) != round(jm_cpus, 9):
+        with step(log, f"restart the Flink jobmanager with {jm_cpus:g} cores" if jm_cpus else
+                  "restart the Flink jobmanager without a CPU limit"):
+            services.get(tb, JOBMANAGER).update(resources=services.resources(jm_cpus, MEMORY))
     services.label_nodes(tb, TM_LABEL, placement.nodes)
     n = len(placement.nodes)
     with step(log, f"{n} taskmanager(s) on {', '.join(placement.nodes)}"):
@@ -107,12 +116,13 @@ def deploy(tb: Testbed, placement: Placement, slots: int,
             constraints=[f"node.labels.{TM_LABEL} == true", "node.labels.role == worker"],
             maxreplicas=1, mode=mode, endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"),
             labels=tb.labels(), container_labels=tb.labels(),
-            resources=docker.types.Resources(mem_limit=1536 * 2**20))
+            resources=services.resources(tm_cpus, MEMORY))
         existing = services.get(tb, TASKMANAGER)
         if existing is None:
             mgr.services.create(tb.images["flink"], **spec)
         elif (sorted(services.task_nodes(tb, TASKMANAGER)) != sorted(placement.nodes)
-              or existing.attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Env") != env):
+              or existing.attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Env") != env
+              or services.cpu_limit(existing) != round(tm_cpus, 9)):
             # Swarm does not move running tasks when node labels change, and a new slot count is a
             # new configuration: restart them all
             existing.update(image=tb.images["flink"], force_update=True, **spec)

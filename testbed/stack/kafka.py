@@ -52,17 +52,22 @@ class BrokerSpec:
                    name=topology.broker_image)
 
 
-def deploy(tb: Testbed, node: str, spec: BrokerSpec = BrokerSpec()) -> str:
-    """Start the broker on ``node`` (if not running) and wait until it answers; returns bootstrap."""
+def deploy(tb: Testbed, node: str, spec: BrokerSpec = BrokerSpec(), cpus: float = 0.0) -> str:
+    """Start the broker on ``node`` (if not running) and wait until it answers; returns bootstrap.
+    ``cpus`` > 0 limits it to that many cores (a running broker with another limit is restarted)."""
     tb.node(node)  # a clear error for an unknown node
-    if not services.exists(tb, BROKER):
+    existing = services.get(tb, BROKER)
+    if existing is not None and services.cpu_limit(existing) != round(cpus, 9):
+        with step(log, f"restart the broker with {cpus:g} cores" if cpus else "restart the broker without a CPU limit"):
+            existing.update(resources=services.resources(cpus))
+    if existing is None:
         with step(log, f"start the Kafka-protocol broker ({spec.name}) on {node}"):
             tb.manager.client.services.create(
                 spec.image or tb.images["broker"], name=BROKER, args=list(spec.args),
                 env=[f"{k}={v}" for k, v in spec.env.items()], networks=[tb.network],
                 constraints=[f"node.hostname == {node}"],
                 endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"),
-                labels=tb.labels(), container_labels=tb.labels())
+                labels=tb.labels(), container_labels=tb.labels(), resources=services.resources(cpus))
     admin(tb, spec.bootstrap, node, [], [], timeout=90)
     return spec.bootstrap
 

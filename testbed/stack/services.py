@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import docker.errors
+import docker.types
 
 from ..core.run import wait_for
 from ..provision.testbed import Testbed
@@ -23,6 +24,32 @@ def run_once(machine, image: str, args: list[str], *, labels: dict, timeout: flo
         return out
     finally:
         c.remove(force=True)
+
+
+def resources(cores: float = 0.0, mem_limit: int | None = None) -> docker.types.Resources:
+    """A service's limits: ``cores`` of CPU (0: none) and memory in bytes (None: none)."""
+    return docker.types.Resources(cpu_limit=int(round(cores * 1e9)) or None, mem_limit=mem_limit)
+
+
+def cpu_limit(svc) -> float:
+    """The CPU limit of a service, cores (0: none)."""
+    res = svc.attrs["Spec"]["TaskTemplate"].get("Resources") or {}
+    return (res.get("Limits") or {}).get("NanoCPUs", 0) / 1e9
+
+
+def cpu_seconds(tb: Testbed, name: str) -> dict[str, float]:
+    """CPU time (user + system, s) of each running task of a service so far, by node hostname."""
+    nodes = node_names(tb)
+    out: dict[str, float] = {}
+    for t in running_tasks(tb, name):
+        node = nodes.get(t["NodeID"], "?")
+        try:
+            st = tb.node(node).client.containers.get(t["Status"]["ContainerStatus"]["ContainerID"]) \
+                .stats(stream=False, one_shot=True)
+            out[node] = out.get(node, 0.0) + st["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+        except Exception:  # noqa: BLE001 - a task being replaced has no stats
+            continue
+    return out
 
 
 def get(tb: Testbed, name: str):

@@ -2,7 +2,7 @@
 
 The driver is the measuring instrument: before a throughput figure can be the system's, the driver
 must be shown to outrun it. This runs the broker and the driver's producers (``driver.py produce``:
-the same send loop and per-event bookkeeping as in a cell, without Flink, results or flush) as
+the same send loop as in a cell, without Flink, results or flush) as
 plain containers on this machine's engine, on a network of their own, and reports:
 
 - ``events_per_s``: events sent per second of the run;
@@ -33,11 +33,12 @@ from ..stack.kafka import BROKER, BrokerSpec
 log = logging.getLogger(__name__)
 
 
-def driver(rate: float = 20_000, duration: float = 10, producers: int = 1, partitions: int = 4, keys: int = 16,
-           client: docker.DockerClient | None = None) -> dict:
-    """Offer ``rate`` events/s for ``duration`` s from ``producers`` processes to a fresh broker."""
-    if rate <= 0 or duration <= 0 or producers < 1 or partitions < 1 or keys < 1:
-        raise ValueError("rate and duration must be > 0; producers, partitions and keys >= 1")
+def driver(rate: float = 100_000, duration: float = 10, processes: int = 1, partitions: int = 4, keys: int = 16,
+           payload_bytes: int = 100, client: docker.DockerClient | None = None) -> dict:
+    """Offer ``rate`` events/s of ``payload_bytes`` bytes for ``duration`` s from ``processes``
+    processes of one driver task to a fresh broker."""
+    if rate <= 0 or duration <= 0 or processes < 1 or partitions < 1 or keys < 1 or payload_bytes < 0:
+        raise ValueError("rate and duration must be > 0; processes, partitions and keys >= 1; payload bytes >= 0")
     client = client or host_client()
     with step(log, "images (built only if their inputs changed)"):
         tags = img.build_all(client, img.APP_RECIPES)
@@ -55,11 +56,12 @@ def driver(rate: float = 20_000, duration: float = 10, producers: int = 1, parti
         bootstrap = spec.bootstrap
         _once(client, tags["driver"], net.name, labels, made,
               ["/opt/driver/driver.py", "--bootstrap", bootstrap, "admin", "--create", f"events:{partitions}"], 120)
-        with step(log, f"bench: {rate:,.0f} events/s for {duration:g}s from {producers} producer process(es)"):
+        with step(log, f"bench: {rate:,.0f} events/s of {payload_bytes} bytes for {duration:g}s from "
+                       f"{processes} process(es)"):
             out = _once(client, tags["driver"], net.name, labels, made,
                         ["/opt/driver/driver.py", "--bootstrap", bootstrap, "produce", "--events", "events",
-                         "--rate", str(rate), "--duration", str(duration), "--producers", str(producers),
-                         "--keys", str(keys)], duration + 180)
+                         "--rate", str(rate), "--duration", str(duration), "--processes", str(processes),
+                         "--keys", str(keys), "--payload-bytes", str(payload_bytes)], duration + 180)
     finally:
         for c in made:
             try:
@@ -70,8 +72,8 @@ def driver(rate: float = 20_000, duration: float = 10, producers: int = 1, parti
     raw = json.loads(out.strip().splitlines()[-1])
     elapsed = raw["elapsed_s"] or duration
     return {
-        "driver": "kafka-python 3.0.12", "offered_rate": rate, "duration_s": duration, "producers": producers,
-        "partitions": partitions, "events_sent": raw["sent"], "events_acked": raw["acked"],
+        "driver": f"confluent-kafka {img.recipes.CONFLUENT_KAFKA_VERSION}", "offered_rate": rate,
+        "duration_s": duration, "processes": processes, "payload_bytes": payload_bytes, "partitions": partitions, "events_sent": raw["sent"], "events_acked": raw["acked"],
         "events_per_s": round(raw["sent"] / elapsed, 1), "cpu_s": raw["cpu_s"],
         "cpu_cores": round(raw["cpu_s"] / elapsed, 3),
         "events_per_cpu_s": round(raw["sent"] / raw["cpu_s"], 1) if raw["cpu_s"] else None,

@@ -1,33 +1,68 @@
-"""The load driver. Runs *inside* the cluster (driver image: Python 3 + kafka-python), never on the
-harness host, and depends on nothing but kafka-python and the standard library.
+"""The load driver. Runs *inside* the cluster (driver image: Python 3, confluent-kafka for the events,
+kafka-python for admin and results), never on the harness host, and depends on nothing else.
 
     python3 driver.py admin --bootstrap broker:9092 --create events:4 results:4
-    python3 driver.py run --bootstrap broker:9092 --events events --results results \
-        --rate 1000 --duration 60 --producers 2 --keys 16 --window 5 --slide 1 \
-        --watermark-delay 1 --out /out/driver.json
-    python3 driver.py produce --bootstrap broker:9092 --events events --rate 20000 --duration 10
+    python3 driver.py produce --bootstrap broker:9092 --events events --rate 100000 --duration 60 \
+        --slice 0/2 --processes 1 --keys 16 --payload-bytes 100 --control /tmp/fst --out /tmp/fst/driver.json
+    python3 driver.py collect --bootstrap broker:9092 --events events --results results \
+        --drain 30 --control /tmp/fst --out /tmp/fst/results.json
 
-``run`` produces open-loop: event i of the run is due at t0 + i/rate, whatever happened before, so
-a slow system cannot slow the offered load down (no coordinated omission). Its event time is its
-due time. Producer processes split the schedule; each reports how far it fell behind. After the
-last event, one flush event per partition (key ``__flush__``) pushes the watermark past the last
-windows. A consumer process reads the results topic from the start and stamps each result with its
-arrival time. Raw measurements go to ``--out`` as JSON; the harness computes the statistics.
+One open-loop schedule for the whole run: event j (0 <= j < rate * duration) is due at
+t0 + j / rate, whatever happened before, so a slow system cannot slow the offered load down (no
+coordinated omission). Its event time is its due time (``event_time_ms``; the harness recomputes
+every event's time with the same arithmetic, so the expected count of every (key, window) follows
+from the schedule and the driver keeps no per-event books). Its key is ``k{j % keys}``.
+
+``produce`` sends one slice of the schedule (``--slice i/n``: the events j = i (mod n)), split
+again over ``--processes``; several produce tasks on several nodes make one schedule. Each process
+wakes when events are due and sends all of them in one burst through librdkafka's queue; an event
+counts as late when the burst that carried it ended more than 100 ms after its due time (an upper
+bound on its real lateness). Broker acknowledgements are counted per second of the run as
+sent - still queued - failed, read once per burst. A task whose processes are connected writes
+``CONTROL/ready.json``; the harness, once every task is ready, writes the same ``{"t0": ...}`` to
+each task's ``CONTROL/start.json`` (without ``--control``: ``--t0``, or 1 s after ready).
+
+``collect`` reads the results topic from its start and stamps each result with its arrival time.
+When the harness writes ``CONTROL/flush.json`` (``{"flush_ts": ms, "target": windows}``, after every
+producer is done), it sends one flush event per partition (key ``__flush__``) whose event time
+closes every window of the run, then reads until every expected window has been seen (and one more
+second, for late repeats) or ``--drain`` seconds have passed. Raw measurements go to ``--out`` as
+JSON; the harness computes the statistics.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing as mp
 import os
 import resource
 import sys
 import time
-from collections import Counter
 
 FLUSH_KEY = "__flush__"
 BEHIND_MS = 100.0  # an event sent more than this after its due time counts as "behind"
+PAD_FIELD = b',"pad":"'
+
+
+def event_time_ms(t0: float, j: int, rate: float) -> int:
+    """Event j's event time (= due time), ms. The harness's vectorised copy must give the same."""
+    return int((t0 + j / rate) * 1000)
+
+
+def events_in_schedule(rate: float, duration: float) -> int:
+    return int(round(rate * duration))
+
+
+def event_value(key: bytes, j: int, ts: int, payload_bytes: int) -> bytes:
+    """The JSON value of event j: key, value, event time (ms), and padding up to ``payload_bytes``
+    bytes in all (0: no padding)."""
+    base = b'{"key":"%s","value":%d.0,"ts":%d' % (key, j % 100, ts)
+    if payload_bytes <= 0:
+        return base + b"}"
+    pad = payload_bytes - len(base) - len(PAD_FIELD) - 2
+    return base + PAD_FIELD + b"x" * max(0, pad) + b'"}'
 
 
 def _wait_for_broker(bootstrap: str, timeout: float):
@@ -66,89 +101,174 @@ def admin(args) -> int:
     return 0
 
 
-def _windows(ts_ms: int, size_ms: int, slide_ms: int):
-    """Start times of every sliding window [start, start+size) containing ts_ms."""
-    last = ts_ms - ts_ms % slide_ms
-    start = last
-    while start > ts_ms - size_ms:
-        yield start
-        start -= slide_ms
+def _control(args, name: str, timeout: float) -> dict:
+    """Wait for the harness's ``CONTROL/name`` (JSON); a file still being written is read again."""
+    path = os.path.join(args.control, name)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except (FileNotFoundError, json.JSONDecodeError):
+            time.sleep(0.05)
+    raise SystemExit(f"no {path} from the harness after {timeout:.0f}s")
 
 
-def _producer(idx: int, args, t0: float, out: mp.Queue) -> None:
-    from kafka import KafkaProducer
+def _producer_config(args, client_id: str) -> dict:
+    return {
+        "bootstrap.servers": args.bootstrap, "client.id": client_id, "acks": 1,
+        "linger.ms": 5, "batch.num.messages": 10000, "batch.size": 1_000_000,
+        "queue.buffering.max.messages": 2_000_000, "queue.buffering.max.kbytes": 2_097_151,
+        "partitioner": "murmur2_random",          # the Java client's: a key lands where Flink's would put it
+        "delivery.report.only.error": True,       # acknowledgements are counted from the queue's length
+        "enable.idempotence": False,
+    }
 
-    producer = KafkaProducer(bootstrap_servers=args.bootstrap, linger_ms=5, acks=1,
-                             batch_size=64 * 1024, max_in_flight_requests_per_connection=5,
-                             value_serializer=lambda v: json.dumps(v, separators=(",", ":")).encode(),
-                             key_serializer=str.encode, client_id=f"fst-driver-{idx}")
-    rate, n_prod = args.rate, args.producers
-    total = int(round(args.rate * args.duration))
-    size_ms, slide_ms = round(args.window * 1000), round(args.slide * 1000)
-    expected: Counter = Counter()
-    acked_per_s: Counter = Counter()
+
+def _send_slice(s: int, S: int, args, start, out) -> None:
+    """Send the events j = s (mod S) of the schedule, each when due; report to ``out``. Says it is
+    ready (connected, the topic's partitions known) on ``out``, then waits for ``start`` (t0)."""
+    from confluent_kafka import Producer
+
+    failed = [0]
     errors: list[str] = []
-    max_lag_ms, behind, sent = 0.0, 0, 0
 
-    def on_ok(_md):
-        # counted in the second the broker's acknowledgement arrived (the achieved input rate)
-        acked_per_s[int(time.time() - t0)] += 1
+    def on_delivery(err, _msg):       # called for failures only (delivery.report.only.error)
+        if err is not None:
+            failed[0] += 1
+            if len(errors) < 10:
+                errors.append(str(err))
 
-    def on_err(e):
-        if len(errors) < 10:
-            errors.append(repr(e))
+    p = Producer({**_producer_config(args, f"fst-driver-{s}"), "on_delivery": on_delivery})
+    p.list_topics(args.events, timeout=args.timeout)      # connected, the topic's leaders known
+    out.put({"ready": s})
+    t0 = start.get()
+    rate, keys, size = args.rate, args.keys, args.payload_bytes
+    names = [b"k%d" % k for k in range(keys)]
+    total = events_in_schedule(rate, args.duration)
+    mine = max(0, (total - s + S - 1) // S)
+    produce, poll, topic = p.produce, p.poll, args.events
+    acked_per_s: list[int] = []
+    acked_before = 0
+    behind = 0
+    max_lag = 0.0
+    full_waits = 0
+    k = 0
 
-    i = idx
-    while i < total:
-        due = t0 + i / rate
+    def tick(now: float) -> None:
+        """Close every whole second of the run that has passed: its acknowledgements."""
+        nonlocal acked_before
+        while now - t0 >= len(acked_per_s) + 1:
+            acked = k - len(p) - failed[0]
+            acked_per_s.append(acked - acked_before)
+            acked_before = acked
+
+    wait = t0 - time.time()
+    if wait > 0:
+        time.sleep(wait)
+    while k < mine:
         now = time.time()
-        if now < due:
-            time.sleep(due - now)
-            now = time.time()
-        lag = (now - due) * 1000
-        if lag > BEHIND_MS:
-            behind += 1
-        max_lag_ms = max(max_lag_ms, lag)
-        ts = int(due * 1000)
-        key = f"k{i % args.keys}"
-        producer.send(args.events, key=key, value={"key": key, "value": float(i % 100), "ts": ts}) \
-            .add_callback(on_ok).add_errback(on_err)
-        for w in _windows(ts, size_ms, slide_ms):
-            expected[(key, w)] += 1
-        sent += 1
-        i += n_prod
-    producer.flush(timeout=60)
-    producer.close(timeout=10)
+        due = min(mine, int(((now - t0) * rate - s) // S) + 1)   # my events due by now: k < due
+        if due <= k:
+            time.sleep(max(0.0005, t0 + (s + k * S) / rate - now))
+            continue
+        for kk in range(k, due):
+            j = s + kk * S
+            key = names[j % keys]
+            value = event_value(key, j, int((t0 + j / rate) * 1000), size)
+            while True:
+                try:
+                    produce(topic, value, key)
+                    break
+                except BufferError:        # librdkafka's queue is full: the client is the limit
+                    full_waits += 1
+                    poll(0.005)
+        end = time.time()
+        # every event of the burst was handed over by ``end``: late if due before end - 100 ms
+        late_below = ((end - BEHIND_MS / 1000 - t0) * rate - s) / S
+        behind += min(due, max(k, math.ceil(late_below))) - k
+        max_lag = max(max_lag, end - (t0 + (s + k * S) / rate))
+        k = due
+        poll(0)
+        tick(end)
+    deadline = time.time() + args.flush_timeout
+    while len(p) and time.time() < deadline:
+        poll(0.05)
+        tick(time.time())
+    unacked = len(p)
+    tick(time.time() + 1)
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    out.put({"producer": idx, "sent": sent, "acked": sum(acked_per_s.values()), "behind": behind,
-             "cpu_s": round(ru.ru_utime + ru.ru_stime, 3), "ended": time.time(),
-             "max_lag_ms": round(max_lag_ms, 1), "errors": errors,
-             "acked_per_s": sorted(acked_per_s.items()),
-             "expected": [[k, w, c] for (k, w), c in expected.items()]})
+    out.put({"slice": s, "slices": S, "sent": k, "acked": k - unacked - failed[0], "failed": failed[0],
+             "unacknowledged": unacked, "behind": behind, "max_lag_ms": round(max(0.0, max_lag) * 1000, 1),
+             "queue_full_waits": full_waits, "cpu_s": round(ru.ru_utime + ru.ru_stime, 3),
+             "ended": time.time(), "errors": errors, "acked_per_s": acked_per_s})
 
 
-def _flush(args, last_due: float) -> int:
+def produce(args) -> int:
+    """This task's slice of the schedule, over ``--processes`` processes. Writes (and prints) one
+    JSON report: t0 and every process's counts."""
+    i, _, n = args.slice.partition("/")
+    i, n = int(i), int(n)
+    if not 0 <= i < n:
+        raise SystemExit(f"--slice must be i/n with 0 <= i < n, got {args.slice}")
+    if args.control:
+        os.makedirs(args.control, exist_ok=True)
+    _wait_for_broker(args.bootstrap, args.timeout).close()
+    ctx = mp.get_context("fork")
+    out: mp.Queue = ctx.Queue()
+    start: mp.Queue = ctx.Queue()
+    P = args.processes
+    procs = [ctx.Process(target=_send_slice, args=(i + n * q, n * P, args, start, out), daemon=True)
+             for q in range(P)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        msg = out.get(timeout=args.timeout + 30)
+        if "ready" not in msg:
+            raise SystemExit(f"a producer process did not start: {msg}")
+    if args.control:    # the harness sets t0 once every task is ready
+        _write(os.path.join(args.control, "ready.json"), {"processes": P})
+        t0 = _control(args, "start.json", args.timeout)["t0"]
+    else:
+        t0 = args.t0 or time.time() + 1.0
+    for _ in procs:
+        start.put(t0)
+    reports = sorted((out.get() for _ in procs), key=lambda r: r["slice"])
+    for p in procs:
+        p.join()
+    report = {"t0": t0, "task": i, "tasks": n, "processes": reports}
+    if args.out:
+        _write(args.out, report)
+    print(json.dumps({"t0": t0, "sent": sum(r["sent"] for r in reports), "acked": sum(r["acked"] for r in reports),
+                      "behind": sum(r["behind"] for r in reports), "max_lag_ms": max(r["max_lag_ms"] for r in reports),
+                      "cpu_s": round(sum(r["cpu_s"] for r in reports), 3),
+                      "elapsed_s": round(max(r["ended"] for r in reports) - t0, 3),
+                      "errors": [e for r in reports for e in r["errors"]][:10], "processes": P}))
+    return 0
+
+
+def _flush(args, flush_ts: int) -> None:
     """One event per partition, far enough in event time to close every window of the run."""
     from kafka import KafkaProducer
 
     p = KafkaProducer(bootstrap_servers=args.bootstrap, key_serializer=str.encode,
                       value_serializer=lambda v: json.dumps(v).encode())
     parts = p.partitions_for(args.events) or {0}
-    ts = int((last_due + args.window + args.slide + args.watermark_delay + 1) * 1000)
     for part in parts:
-        p.send(args.events, key=FLUSH_KEY, value={"key": FLUSH_KEY, "value": 0.0, "ts": ts}, partition=part)
+        p.send(args.events, key=FLUSH_KEY, value={"key": FLUSH_KEY, "value": 0.0, "ts": flush_ts}, partition=part)
     p.flush(timeout=30)
     p.close(timeout=10)
-    return ts
 
 
-def _consumer(args, stop_at: mp.Value, target: mp.Value, out: mp.Queue) -> None:
-    """Read results until ``stop_at`` (epoch s, set after the flush), or until every expected window
-    (``target``, known once the producers are done) has been seen and a second more has passed."""
+def collect(args) -> int:
+    """Read results from the start of the topic; flush when the harness says the producers are
+    done; stop when every expected window was seen (and a second more passed) or after --drain s."""
     from datetime import datetime, timezone
 
     from kafka import KafkaConsumer, TopicPartition
 
+    os.makedirs(args.control, exist_ok=True)
+    _wait_for_broker(args.bootstrap, args.timeout).close()
     c = KafkaConsumer(bootstrap_servers=args.bootstrap, enable_auto_commit=False, group_id=None,
                       fetch_max_wait_ms=50, client_id="fst-results")
     deadline = time.time() + 60
@@ -162,18 +282,27 @@ def _consumer(args, stop_at: mp.Value, target: mp.Value, out: mp.Queue) -> None:
     c.seek_to_beginning(*tps)
     rows = []
     windows: set = set()
-    complete_at = 0.0
+    complete_at = stop_at = 0.0
+    target = 0
+    flush_ts = None
+    flush_file = os.path.join(args.control, "flush.json")
 
     def ms(text: str) -> int:  # window bounds come as UTC wall-clock ISO-8601 (table.local-time-zone = UTC)
         return round(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000)
 
     while True:
-        stop = stop_at.value
-        if stop and time.time() > stop:
+        now = time.time()
+        if flush_ts is None and os.path.exists(flush_file):
+            ctl = _control(args, "flush.json", 10)
+            flush_ts, target = ctl["flush_ts"], ctl["target"]
+            _flush(args, flush_ts)
+            # results can arrive until the watermark passes the last window, plus the system's latency
+            stop_at = time.time() + args.drain
+        if stop_at and now > stop_at:
             break
-        if target.value and len(windows) >= target.value:
-            complete_at = complete_at or time.time()
-            if time.time() > complete_at + 1.0:   # late repeats of a window would show up here
+        if target and len(windows) >= target:
+            complete_at = complete_at or now
+            if now > complete_at + 1.0:   # late repeats of a window would show up here
                 break
         batch = c.poll(timeout_ms=100)
         arrival = int(time.time() * 1000)
@@ -186,105 +315,55 @@ def _consumer(args, stop_at: mp.Value, target: mp.Value, out: mp.Queue) -> None:
                 rows.append(row)
                 windows.add((row[0], row[1]))
     c.close()
-    out.put({"results": rows})
-
-
-def produce(args) -> int:
-    """The producers alone (no results, no flush): what ``python -m testbed bench driver`` measures.
-    Prints one JSON line: events sent and acknowledged, how many were late, the producers' CPU time."""
-    _wait_for_broker(args.bootstrap, args.timeout).close()
-    ctx = mp.get_context("fork")
-    out: mp.Queue = ctx.Queue()
-    t0 = time.time() + 1.0
-    procs = [ctx.Process(target=_producer, args=(i, args, t0, out), daemon=True) for i in range(args.producers)]
-    for p in procs:
-        p.start()
-    reports = [out.get() for _ in procs]
-    for p in procs:
-        p.join()
-    print(json.dumps({
-        "sent": sum(r["sent"] for r in reports), "acked": sum(r["acked"] for r in reports),
-        "behind": sum(r["behind"] for r in reports), "max_lag_ms": max(r["max_lag_ms"] for r in reports),
-        "cpu_s": round(sum(r["cpu_s"] for r in reports), 3), "elapsed_s": round(max(r["ended"] for r in reports) - t0, 3),
-        "errors": [e for r in reports for e in r["errors"]][:10], "producers": args.producers}))
+    _write(args.out, {"flush_ts_ms": flush_ts, "ended_ms": int(time.time() * 1000), "results": rows})
+    print(json.dumps({"results": len(rows), "windows": len(windows), "target": target}))
     return 0
 
 
-def run(args) -> int:
-    _wait_for_broker(args.bootstrap, args.timeout).close()
-    ctx = mp.get_context("fork")
-    out: mp.Queue = ctx.Queue()
-    stop_at = ctx.Value("d", 0.0)
-    target = ctx.Value("q", 0)
-    consumer = ctx.Process(target=_consumer, args=(args, stop_at, target, out), daemon=True)
-    consumer.start()
-    t0 = time.time() + 1.0
-    procs = [ctx.Process(target=_producer, args=(i, args, t0, out), daemon=True) for i in range(args.producers)]
-    for p in procs:
-        p.start()
-    reports = [out.get() for _ in procs]           # producers end after their last event
-    for p in procs:
-        p.join()
-    total = int(round(args.rate * args.duration))
-    last_due = t0 + (total - 1) / args.rate
-    target.value = len({(k, w) for r in reports for k, w, _n in r["expected"]})
-    flush_ts = _flush(args, last_due)
-    # results can arrive until the watermark passes the last window, plus the system's latency
-    stop_at.value = time.time() + args.drain
-    got = out.get()
-    consumer.join()
-    result = {
-        "t0_ms": int(t0 * 1000), "last_due_ms": int(last_due * 1000), "flush_ts_ms": flush_ts,
-        "ended_ms": int(time.time() * 1000),
-        "params": {k: v for k, v in vars(args).items() if k not in ("func",)},
-        "producers": [{k: v for k, v in r.items() if k != "expected"} for r in reports],
-        "expected": [row for r in reports for row in r["expected"]],
-        "results": got["results"],
-    }
-    tmp = args.out + ".part"
+def _write(path: str, data: dict) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".part"
     with open(tmp, "w") as f:
-        json.dump(result, f)
-    os.replace(tmp, args.out)
-    sent = sum(r["sent"] for r in reports)
-    print(json.dumps({"sent": sent, "acked": sum(r["acked"] for r in reports),
-                      "behind": sum(r["behind"] for r in reports), "results": len(got["results"])}))
-    return 0
+        json.dump(data, f)
+    os.replace(tmp, path)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="driver")
     p.add_argument("--bootstrap", required=True)
-    p.add_argument("--timeout", type=float, default=60, help="seconds to wait for the broker")
+    p.add_argument("--timeout", type=float, default=60, help="seconds to wait for the broker / the harness")
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("admin")
     a.add_argument("--create", nargs="*", metavar="TOPIC:PARTITIONS")
     a.add_argument("--delete", nargs="*", metavar="TOPIC")
     a.set_defaults(func=admin)
-    r = sub.add_parser("run")
-    r.add_argument("--events", required=True)
-    r.add_argument("--results", required=True)
-    r.add_argument("--rate", type=float, required=True, help="offered events per second")
-    r.add_argument("--duration", type=float, required=True, help="seconds of production")
-    r.add_argument("--producers", type=int, default=1)
-    r.add_argument("--keys", type=int, default=16)
-    r.add_argument("--window", type=float, required=True, help="window size, s")
-    r.add_argument("--slide", type=float, required=True, help="window slide, s")
-    r.add_argument("--watermark-delay", type=float, default=1.0)
-    r.add_argument("--drain", type=float, default=30.0, help="seconds to keep reading results after the flush")
-    r.add_argument("--out", required=True)
-    r.set_defaults(func=run)
-    b = sub.add_parser("produce", help="the producers alone, for the benchmark")
+    b = sub.add_parser("produce", help="send one slice of the open-loop schedule")
     b.add_argument("--events", required=True)
-    b.add_argument("--rate", type=float, required=True, help="offered events per second")
+    b.add_argument("--rate", type=float, required=True, help="offered events per second (the whole schedule)")
     b.add_argument("--duration", type=float, required=True, help="seconds of production")
-    b.add_argument("--producers", type=int, default=1)
+    b.add_argument("--slice", default="0/1", help="i/n: this task sends the events j = i (mod n)")
+    b.add_argument("--processes", type=int, default=1, help="processes that split this task's slice")
     b.add_argument("--keys", type=int, default=16)
-    b.add_argument("--window", type=float, default=10.0, help="window size, s (the per-event bookkeeping)")
-    b.add_argument("--slide", type=float, default=2.0, help="window slide, s")
+    b.add_argument("--payload-bytes", type=int, default=0, help="each event's size in bytes (0: unpadded)")
+    b.add_argument("--t0", type=float, default=0.0, help="the schedule's start, epoch s, without --control "
+                   "(default: 1 s after the processes are ready)")
+    b.add_argument("--control", default="", help="folder where this task writes ready.json once its processes "
+                   "are connected, and the harness then writes start.json (t0)")
+    b.add_argument("--flush-timeout", type=float, default=60, help="seconds to wait for acknowledgements")
+    b.add_argument("--out", default="")
     b.set_defaults(func=produce)
+    c = sub.add_parser("collect", help="read the results; flush when the harness says so")
+    c.add_argument("--events", required=True)
+    c.add_argument("--results", required=True)
+    c.add_argument("--drain", type=float, default=30.0, help="seconds to keep reading results after the flush")
+    c.add_argument("--control", required=True, help="folder where the harness writes flush.json")
+    c.add_argument("--out", required=True)
+    c.set_defaults(func=collect)
     args = p.parse_args(argv)
     if getattr(args, "rate", 1) <= 0:
         p.error(f"--rate must be > 0, got {args.rate}")
+    if getattr(args, "processes", 1) < 1 or getattr(args, "keys", 1) < 1:
+        p.error("--processes and --keys must be >= 1")
     return args.func(args)
 
 

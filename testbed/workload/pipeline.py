@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from dataclasses import dataclass
 
 from ..core.run import GiveUp, step, wait_for
@@ -173,15 +174,40 @@ def cancel(cluster: FlinkCluster, job_id: str, timeout: float = 60) -> None:
                  timeout, f"job {job_id} cancelled")
 
 
-def source_records_in(cluster: FlinkCluster, job_id: str) -> int | None:
-    """Records the Kafka source has read so far (sum over its subtasks), from the REST API."""
-    job = cluster.rest(f"/jobs/{job_id}")
-    src = next((v for v in job["vertices"] if "source" in v["name"].lower()), job["vertices"][0])
-    base = f"/jobs/{job_id}/vertices/{src['id']}/subtasks/metrics"
-    ids = [m["id"] for m in cluster.rest(base)]
-    wanted = [i for i in ids if i.endswith(".numRecordsIn") and "source" in i.lower()] or \
-        [i for i in ids if i == "numRecordsOut"]
-    if not wanted:
-        return None
-    vals = cluster.rest(f"{base}?get={wanted[0]}&agg=sum")
-    return int(float(vals[0]["sum"])) if vals else None
+class SourceCounter:
+    """Records the job's Kafka source has read so far (sum over its subtasks), from the REST API,
+    with the time they were counted.
+
+    Flink's REST API answers metric queries from a store that the jobmanager refreshes
+    *asynchronously*: a query at most every ``metrics.fetcher.update-interval`` starts a fetch from
+    the taskmanagers and is answered from the previous one. Read once per second, every value was
+    a second old, and the consumer lag (acknowledged - read) showed one second of events at every
+    rate. ``sample`` therefore asks twice: the first query starts a fetch, the second, ``settle``
+    seconds later, reads its result, timed at the first."""
+
+    def __init__(self, cluster: FlinkCluster, job_id: str):
+        self.cluster, self.job_id = cluster, job_id
+        self._query: str | None = None
+
+    def _find(self) -> str | None:
+        job = self.cluster.rest(f"/jobs/{self.job_id}")
+        src = next((v for v in job["vertices"] if "source" in v["name"].lower()), job["vertices"][0])
+        base = f"/jobs/{self.job_id}/vertices/{src['id']}/subtasks/metrics"
+        ids = [m["id"] for m in self.cluster.rest(base)]
+        wanted = [i for i in ids if i.endswith(".numRecordsIn") and "source" in i.lower()] or \
+            [i for i in ids if i == "numRecordsOut"]
+        return f"{base}?get={wanted[0]}&agg=sum" if wanted else None
+
+    def read(self) -> int | None:
+        self._query = self._query or self._find()
+        if not self._query:
+            return None
+        vals = self.cluster.rest(self._query)
+        return int(float(vals[0]["sum"])) if vals else None
+
+    def sample(self, settle: float = 0.25) -> tuple[float, int | None]:
+        self.read()
+        t = time.time()
+        time.sleep(settle)
+        return t, self.read()
+

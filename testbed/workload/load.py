@@ -1,0 +1,236 @@
+"""The load of one cell on the Swarm: driver tasks that share one open-loop schedule, and the
+results collector.
+
+    spec = LoadSpec(rate=50_000, duration=60, keys=16, payload_bytes=100, window=WindowSpec(10, 2),
+                    nodes=("azure-swarm-manager", "azure-swarm-worker-1"))
+    raw = run(tb, spec, bootstrap, "events-1", "results-1")
+
+One service per driver task (``driver-0`` ... on ``spec.nodes``, a node may be named twice), each
+sending the events j = i (mod n) of the schedule, and one ``driver-results`` service on the first
+driver node that reads the results. The harness starts them, waits until all run, then writes
+the same ``t0`` into each task (``/tmp/fst/start.json``) once each says it is connected
+(``ready.json``): every task keeps one clock's schedule, none starts it late.
+When every task is done, it works out from the schedule what each (key, window) should count,
+and tells the collector to flush and how many windows to wait for. ``merge`` joins the tasks'
+reports into one raw record (tested apart from any engine).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import tarfile
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import docker.errors
+import docker.types
+
+from ..core.run import GiveUp, step, wait_for
+from ..provision.testbed import Testbed
+from ..stack import services
+from . import schedule
+from .pipeline import WindowSpec
+
+log = logging.getLogger(__name__)
+
+PREFIX = "driver"
+COLLECTOR = "driver-results"
+CONTROL = "/tmp/fst"
+RATE_PER_PROCESS = 100_000     # events/s one driver process sends on time (python -m testbed bench driver)
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    rate: float
+    duration: float
+    window: WindowSpec
+    nodes: tuple[str, ...]          # one driver task per entry
+    keys: int = 16
+    payload_bytes: int = 0
+    processes: int = 0              # per task; 0: one per RATE_PER_PROCESS events/s of its slice
+    cpus: float = 0.0               # CPU limit of each driver task, cores (0: none)
+
+    @property
+    def tasks(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def processes_per_task(self) -> int:
+        return self.processes or max(1, math.ceil(self.rate / self.tasks / RATE_PER_PROCESS))
+
+    @property
+    def drain_s(self) -> float:
+        return self.window.size_s + self.window.watermark_delay_s + 30
+
+
+def task_name(i: int) -> str:
+    return f"{PREFIX}-{i}"
+
+
+def names(tb: Testbed) -> list[str]:
+    """The driver services on the Swarm (this cell's, or a killed run's)."""
+    return [s.name for s in tb.manager.client.services.list(filters={"label": list_label(tb)})
+            if s.name == COLLECTOR or s.name.startswith(PREFIX + "-")]
+
+
+def list_label(tb: Testbed) -> list[str]:
+    return [f"{k}={v}" for k, v in tb.labels(component="driver").items()]
+
+
+def remove(tb: Testbed) -> None:
+    for name in names(tb):
+        services.remove(tb, name)
+
+
+def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
+        on_start: Callable[[float], None] | None = None) -> dict:
+    """Drive the cell's load; returns the merged raw measurements (``merge``). ``on_start`` is
+    called with t0 once the schedule is fixed."""
+    remove(tb)
+    base = ["/opt/driver/driver.py", "--bootstrap", bootstrap, "--timeout", "120"]
+    collector = _create(tb, COLLECTOR, spec.nodes[0], base + [
+        "collect", "--events", events, "--results", results, "--drain", str(spec.drain_s),
+        "--control", CONTROL, "--out", f"{CONTROL}/results.json"], 0.0)
+    tasks = [_create(tb, task_name(i), node, base + [
+        "produce", "--events", events, "--rate", repr(float(spec.rate)), "--duration", repr(float(spec.duration)),
+        "--slice", f"{i}/{spec.tasks}", "--processes", str(spec.processes_per_task), "--keys", str(spec.keys),
+        "--payload-bytes", str(spec.payload_bytes), "--control", CONTROL, "--out", f"{CONTROL}/driver.json"],
+        spec.cpus) for i, node in enumerate(spec.nodes)]
+    every = [collector, *tasks]
+    with step(log, f"start {spec.tasks} driver task(s) on {', '.join(spec.nodes)} and the results collector"):
+        running: dict = wait_for(lambda: _all_running(tb, every), 120, "the driver tasks to run", interval=0.5,
+                           detail=lambda: "\n".join(services.describe(tb, s.name) for s in every))
+        wait_for(lambda: _all_running(tb, every) and all(_exists(tb, running[s.name], "ready.json") for s in tasks), 120,
+                 "the driver tasks to connect to the broker", interval=0.25,
+                 detail=lambda: "\n".join(services.describe(tb, s.name) for s in tasks))
+    t0 = round(time.time() + 0.5, 3)
+    for svc in tasks:
+        _put(tb, running[svc.name], "start.json", {"t0": t0})
+    if on_start:
+        on_start(t0)
+    w = spec.window
+    with step(log, f"drive {spec.rate:,.0f} events/s for {spec.duration:g}s from {spec.tasks} task(s) x "
+                   f"{spec.processes_per_task} process(es)" + (f", {spec.cpus:g} cores each" if spec.cpus else "")):
+        done = wait_for(lambda: _all_finished(tasks), spec.duration + 180, "the driver tasks to finish", interval=1,
+                        detail=lambda: "\n".join(services.describe(tb, s.name) for s in tasks))
+        for name, task in done.items():
+            if task["Status"]["State"] != "complete":
+                raise RuntimeError(f"driver task {name} failed:\n" + services.describe(tb, name, tail=60))
+        reports = [_get(tb, running[s.name], "driver.json") for s in tasks]
+    expected = schedule.expected_counts(t0, spec.rate, spec.duration, spec.keys, w.size_ms, w.slide_ms)
+    flush_ts = schedule.flush_time_ms(t0, spec.rate, spec.duration, w.size_s, w.slide_s, w.watermark_delay_s)
+    _put(tb, running[COLLECTOR], "flush.json", {"flush_ts": flush_ts, "target": len(expected)})
+    with step(log, f"collect results until all {len(expected):,} windows are in (at most {spec.drain_s:.0f}s)"):
+        task = wait_for(lambda: _all_finished([collector]), spec.drain_s + 120, "the results collector to finish",
+                        interval=1, detail=lambda: services.describe(tb, COLLECTOR))[COLLECTOR]
+        if task["Status"]["State"] != "complete":
+            raise RuntimeError("the results collector failed:\n" + services.describe(tb, COLLECTOR, tail=60))
+        collected = _get(tb, running[COLLECTOR], "results.json")
+    log.info(f"driver: {services.logs(tb, COLLECTOR, tail=1).strip()}")
+    return merge(spec, reports, collected, expected)
+
+
+def merge(spec: LoadSpec, reports: list[dict], collected: dict, expected: list[list]) -> dict:
+    """One raw record from the tasks' reports: every process's counts (acknowledgements per second
+    as [second, count] pairs), the schedule's expected counts and the collected results. Every task
+    must have kept the same schedule (t0) and together they must cover it exactly once."""
+    if not reports:
+        raise ValueError("no driver reports")
+    t0s = {r["t0"] for r in reports}
+    if len(t0s) != 1:
+        raise ValueError(f"the driver tasks kept different schedules (t0 {sorted(t0s)})")
+    slices = sorted((p["slice"], p["slices"]) for r in reports for p in r["processes"])
+    n = slices[0][1]
+    if [s for s, _ in slices] != list(range(n)) or any(m != n for _, m in slices):
+        raise ValueError(f"the driver processes' slices {slices} do not cover the schedule once")
+    t0 = t0s.pop()
+    total = schedule.events_in_schedule(spec.rate, spec.duration)
+    procs = []
+    for r in reports:
+        for p in r["processes"]:
+            procs.append({**{k: v for k, v in p.items() if k != "acked_per_s"}, "task": r["task"],
+                          "acked_per_s": [[s, c] for s, c in enumerate(p["acked_per_s"]) if c]})
+    w = spec.window
+    sent = sum(p["sent"] for p in procs)
+    if sent != total:
+        raise ValueError(f"the driver tasks sent {sent:,} events, the schedule has {total:,}")
+    return {
+        "t0": t0, "t0_ms": int(t0 * 1000), "last_due_ms": int(schedule.last_due_s(t0, spec.rate, spec.duration) * 1000),
+        "flush_ts_ms": collected.get("flush_ts_ms"), "ended_ms": collected.get("ended_ms"),
+        "params": {"rate": spec.rate, "duration": spec.duration, "keys": spec.keys, "window": w.size_s,
+                   "slide": w.slide_s, "watermark_delay": w.watermark_delay_s, "payload_bytes": spec.payload_bytes,
+                   "tasks": spec.tasks, "processes": spec.processes_per_task},
+        "producers": procs, "expected": expected, "results": collected["results"],
+    }
+
+
+def _create(tb: Testbed, name: str, node: str, args: list[str], cpus: float):
+    return tb.manager.client.services.create(
+        tb.images["driver"], name=name, args=args, networks=[tb.network],
+        constraints=[f"node.hostname == {node}"], endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"),
+        restart_policy=docker.types.RestartPolicy(condition="none"), labels=tb.labels(component="driver"),
+        container_labels=tb.labels(component="driver"),
+        resources=docker.types.Resources(cpu_limit=int(cpus * 1e9)) if cpus else None)
+
+
+def _all_running(tb: Testbed, svcs: list) -> dict | None:
+    """service name -> (node hostname, container id) once every service's task runs; a task that
+    ended already is an error (the driver exits only when done or failed)."""
+    nodes = services.node_names(tb)
+    out = {}
+    for s in svcs:
+        tasks = s.tasks()
+        for t in tasks:
+            if t["Status"]["State"] in ("failed", "rejected", "complete", "shutdown"):
+                raise GiveUp(f"driver task {s.name} ended before the load began:\n"
+                                   + services.describe(tb, s.name, tail=60))
+        run = [t for t in tasks if t["Status"]["State"] == "running"]
+        if not run:
+            return None
+        out[s.name] = (nodes.get(run[0]["NodeID"], "?"), run[0]["Status"]["ContainerStatus"]["ContainerID"])
+    return out
+
+
+def _all_finished(svcs: list) -> dict | None:
+    out = {}
+    for s in svcs:
+        ended = [t for t in s.tasks() if t["Status"]["State"] in ("complete", "failed", "rejected", "shutdown")]
+        if not ended:
+            return None
+        out[s.name] = ended[0]
+    return out
+
+
+def _put(tb: Testbed, where: tuple[str, str], name: str, data: dict) -> None:
+    """Write CONTROL/name into a running driver container (a tar through the node's engine)."""
+    node, cid = where
+    body = json.dumps(data).encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime = len(body), int(time.time())
+        tf.addfile(info, io.BytesIO(body))
+    c = tb.node(node).client.containers.get(cid)
+    c.exec_run(["mkdir", "-p", CONTROL])
+    if not c.put_archive(CONTROL, buf.getvalue()):
+        raise RuntimeError(f"could not write {CONTROL}/{name} into the driver on {node}")
+
+
+def _exists(tb: Testbed, where: tuple[str, str], name: str) -> bool:
+    node, cid = where
+    try:
+        tb.node(node).client.containers.get(cid).get_archive(f"{CONTROL}/{name}")
+        return True
+    except docker.errors.NotFound:
+        return False
+
+
+def _get(tb: Testbed, where: tuple[str, str], name: str) -> dict:
+    node, cid = where
+    stream, _ = tb.node(node).client.containers.get(cid).get_archive(f"{CONTROL}/{name}")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tf:
+        return json.load(tf.extractfile(name))
