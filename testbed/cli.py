@@ -217,7 +217,8 @@ def cmd_report(args) -> int:
 def cmd_bench(args) -> int:
     from .workload import bench
     res = bench.driver(rate=args.rate, duration=args.duration, processes=args.processes,
-                       partitions=args.partitions, keys=args.keys, payload_bytes=args.payload_bytes)
+                       partitions=args.partitions, keys=args.keys, payload_bytes=args.payload_bytes,
+                       broker_cpus=args.broker_cpus)
     if args.json:
         json.dump(res, sys.stdout, indent=2)
         print()
@@ -225,7 +226,7 @@ def cmd_bench(args) -> int:
         print(f"driver ({res['driver']}), {res['processes']} process(es), {res['payload_bytes']}-byte events, "
               f"{res['partitions']} partitions:")
         for k in ("offered_rate", "events_per_s", "cpu_cores", "events_per_cpu_s", "late_fraction", "max_lag_ms",
-                  "events_sent", "lost"):
+                  "events_sent", "lost", "broker_cpu_cores"):
             print(f"  {k:18} {res[k]:,}" if isinstance(res[k], (int, float)) else f"  {k:18} {res[k]}")
     return 0 if res["lost"] == 0 and not res["errors"] else 1
 
@@ -283,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     be.add_argument("--duration", type=float, default=10, help="seconds of load (default 10)")
     be.add_argument("--processes", type=int, default=1, help="driver processes (default 1)")
     be.add_argument("--payload-bytes", type=int, default=100, help="bytes per event (default 100)")
+    be.add_argument("--broker-cpus", type=float, default=0.0, help="limit the broker to this many cores (default 0: none)")
     be.add_argument("--partitions", type=int, default=4, help="partitions of the topic (default 4)")
     be.add_argument("--keys", type=int, default=16, help="distinct keys (default 16)")
     be.add_argument("--json", action="store_true", help="machine-readable output")

@@ -35,4 +35,5 @@ def test_bench_driver_reports_rate_cpu_lateness_and_loss_and_leaves_nothing():
     assert res["offered_rate"] == 2000 and res["events_per_s"] > 0 and res["elapsed_s"] >= 3
     assert 0 < res["cpu_cores"] and res["events_per_cpu_s"] == pytest.approx(6000 / res["cpu_s"], rel=0.01)
     assert 0 <= res["late_fraction"] <= 1 and res["max_lag_ms"] >= 0
+    assert res["broker_cpu_cores"] > 0 and res["payload_bytes"] == 100 and res["driver"].startswith("confluent-kafka")
     assert ours() == before, "the benchmark's broker, driver and network are gone"

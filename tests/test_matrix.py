@@ -24,7 +24,9 @@ def _matrix(fst_testbed, results: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "pytest", str(ROOT / "experiments" / "test_pipeline.py"), "-k", "test_cell",
             "--testbed-run", fst_testbed.run_id, "--results", str(results), "--taskmanagers", "1,2",
             "--placements", "single-cloud,nodes:google-cloud-worker-1+azure-swarm-worker-1", "--rates", "300", "--repetitions", "1",
-            "--duration", "10", "--warmup", "2", "--window", "2", "--slide", "1", "-rs", *extra]
+            "--duration", "10", "--warmup", "2", "--window", "2", "--slide", "1", "-rs",
+            # no CPU limits: resuming is the subject here, and a restart of Flink under limits costs a minute
+            "--cpu-scale", "0", *extra]
 
 
 def _rows(results: Path) -> pd.DataFrame:
@@ -108,7 +110,7 @@ def test_the_cli_writes_the_same_results_folder_as_pytest(fst_testbed, tmp_path)
     same columns, the same manifest; and both leave the attached testbed standing."""
     options = ["--testbed-run", fst_testbed.run_id, "--taskmanagers", "1", "--placements", "single-cloud:azure",
                "--rates", "200", "--repetitions", "1", "--duration", "8", "--warmup", "2", "--window", "2",
-               "--slide", "1", "--wan-check", "off"]
+               "--slide", "1", "--wan-check", "off", "--cpu-scale", "0"]
     by = {"pytest": tmp_path / "pytest", "cli": tmp_path / "cli"}
     runs = {
         "pytest": subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "experiments" / "test_pipeline.py"),

@@ -15,7 +15,7 @@ import pytest
 
 from testbed.experiment.cell import CellSpec, run_cell
 from testbed.results.store import ResultsDir
-from testbed.stack import flink, kafka
+from testbed.stack import flink, kafka, services
 from testbed.model.placement import choose
 from testbed.workload import pipeline
 from testbed.workload.pipeline import SEED_WINDOW, WindowSpec
@@ -63,11 +63,14 @@ def test_cell_with_taskmanagers_on_two_clouds(fst_testbed, tmp_path):
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
+    # two driver tasks in two clouds share the schedule; 100-byte events; every service CPU-limited
+    drivers = ("azure-swarm-manager", "google-cloud-worker-1")
     spec = CellSpec(taskmanagers=2, placement="multi-cloud", rate=300, duration=20, warmup=4,
-                    window=WindowSpec(4, 1, 1))
+                    window=WindowSpec(4, 1, 1), driver_nodes=drivers, payload_bytes=100, cpu_scale=0.25)
     try:
+        artifacts: dict = {}
         with records() as said:
-            row = run_cell(fst_testbed, spec)
+            row = run_cell(fst_testbed, spec, artifacts)
     finally:
         stop.set()
         watcher.join()
@@ -82,6 +85,19 @@ def test_cell_with_taskmanagers_on_two_clouds(fst_testbed, tmp_path):
     assert 0 < row["latency_p50_ms"] < math.inf and row["latency_samples"] > 0
     assert row["achieved_rate"] == pytest.approx(300, rel=0.1)
     assert row["processed_rate"] == pytest.approx(300, rel=0.25)
+    # the lag is what the source has not read yet: at 300 ev/s, with results ~1.3 s after each window
+    # end, well under half a second of events (the REST API's one-second-old values made it ~300)
+    series = artifacts["timeseries"]
+    after = series[(series["t_s"] >= spec.warmup) & (series["t_s"] < spec.duration - 1)]["lag"].dropna()
+    assert len(after) >= 10 and after.abs().median() < 150, after.tolist()
+    assert row["driver_tasks"] == 2 and row["driver_nodes"] == ",".join(drivers) and row["event_bytes"] == 100
+    assert row["driver_late_fraction"] == 0 and not row["driver_fell_behind"], row
+    # the limits reached the services (2 CPUs x 0.25), and each used some of its share
+    assert row["cpu_taskmanager"] == row["cpu_broker"] == row["cpu_driver"] == 0.5
+    assert services.cpu_limit(services.get(fst_testbed, flink.TASKMANAGER)) == 0.5
+    assert services.cpu_limit(services.get(fst_testbed, kafka.BROKER)) == 0.5
+    for role in ("taskmanager", "broker", "jobmanager", "driver"):
+        assert 0 < row[f"{role}_cpu_cores"] <= 0.5 * 1.2, (role, row[f"{role}_cpu_cores"])
     # what the cell leaves behind: Flink (for the next cell), no job, no driver
     assert [j["status"] for j in flink.FlinkCluster(fst_testbed, None, 1).rest("/jobs")["jobs"]
             if j["status"] == "RUNNING"] == []

@@ -113,9 +113,19 @@ def test_search_finds_the_system_limit():
 def test_search_never_mistakes_the_driver_for_the_system():
     res = find(_scripted(capacity=50_000, driver_max=3000), CellSpec(taskmanagers=2), start=1000,
                max_rate=100_000, criteria=Criteria())
-    # at 4000 ev/s the driver falls behind: the search stops and says the limit is the driver's
-    assert res["limited_by"] == "driver" and res["sustainable_rate"] == 2000
-    assert json.loads(res["rates_tried"])[-1]["why"] == "the driver fell behind its schedule"
+    # at 4000 ev/s the driver falls behind: the search narrows below it (3000 kept up, 3500 the
+    # driver could not offer) and says the limit is the driver's
+    assert res["limited_by"] == "driver" and res["sustainable_rate"] == 3000 and res["first_unsustainable_rate"] is None
+    tried = json.loads(res["rates_tried"])
+    assert [t["rate"] for t in tried] == [1000, 2000, 4000, 3000, 3500]
+    assert tried[-1]["why"] == "the driver fell behind its schedule"
+
+
+def test_below_a_rate_the_driver_cannot_offer_the_search_still_finds_the_system_limit():
+    res = find(_scripted(capacity=6000, driver_max=7500), CellSpec(taskmanagers=2), start=1000,
+               max_rate=100_000, refine=3, criteria=Criteria())
+    assert res["limited_by"] == "system" and res["sustainable_rate"] == 6000 and res["first_unsustainable_rate"] == 6500
+    assert [t["rate"] for t in json.loads(res["rates_tried"])] == [1000, 2000, 4000, 8000, 6000, 7000, 6500]
 
 
 def test_a_failed_trial_stops_the_search_and_is_not_a_limit():

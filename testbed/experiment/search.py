@@ -6,9 +6,10 @@ Theodolite's lag-trend analysis), the p99 window latency stays below ``max_p99_m
 is lost. Rates double from ``start`` until a trial fails, then ``refine`` bisection steps narrow the
 gap between the last good and the first bad rate.
 
-The driver must never be mistaken for the system: if it fell behind its schedule in a trial that
-did not keep up, the search stops there and says the limit is the driver's (the recorded rate is
-then a lower bound for the system). A trial that failed (its error is in ``cells.csv`` with the
+The driver must never be mistaken for the system: a trial in which it fell behind its schedule
+says nothing about the system. The search then narrows the gap below that rate instead; if no
+lower rate shows the system's limit, the result says the limit is the driver's (the recorded rate
+is then a lower bound for the system). A trial that failed (its error is in ``cells.csv`` with the
 services' logs) stops the search too, with ``limited_by = "error"``: a crash is not a limit.
 """
 
@@ -60,7 +61,7 @@ def find(run_trial: Callable[[CellSpec], dict], base: CellSpec, *, start: float,
                       "lag_slope": row.get("lag_slope"), "p99_ms": row["latency_p99_ms"], "cell": row.get("cell")})
         return ok, row
 
-    good, bad, limited_by = 0.0, None, "max_rate"
+    good, bad, ceiling, limited_by = 0.0, None, None, "max_rate"
     rate = start
     while rate <= max_rate:
         ok, row = trial(rate)
@@ -71,23 +72,30 @@ def find(run_trial: Callable[[CellSpec], dict], base: CellSpec, *, start: float,
         if row.get("error"):
             limited_by = "error"
         elif row["driver_fell_behind"]:
-            limited_by = "driver"
+            ceiling, limited_by = rate, "driver"
         else:
             bad, limited_by = rate, "system"
         break
-    if bad is not None:
+    # narrow the gap between the last good rate and the first that failed (the system's limit) or
+    # could not be offered (the driver's); a rate the driver cannot offer says nothing of the system
+    hi = bad if bad is not None else ceiling
+    if hi is not None:
         for _ in range(refine):
-            mid = round((good + bad) / 2)
-            if mid in (good, bad):
+            mid = round((good + hi) / 2)
+            if mid in (good, hi):
                 break
             ok, row = trial(mid)
             if ok:
                 good = mid
-            elif row.get("error") or row["driver_fell_behind"]:
-                limited_by = "error" if row.get("error") else "driver"
+            elif row.get("error"):
+                limited_by = "error"
                 break
+            elif row["driver_fell_behind"]:
+                hi = ceiling = mid
+                limited_by = "driver"
             else:
-                bad = mid
+                hi = bad = mid
+                limited_by = "system"
     return {"taskmanagers": base.taskmanagers, "placement": base.placement, "repetition": base.repetition,
             "sustainable_rate": good, "first_unsustainable_rate": bad, "limited_by": limited_by,
             "rates_tried": json.dumps(tried)}

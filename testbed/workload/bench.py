@@ -9,7 +9,10 @@ plain containers on this machine's engine, on a network of their own, and report
 - ``cpu_cores``: the producers' CPU time per second of the run (user + system, from the producer
   processes themselves), and ``events_per_cpu_s``, events per CPU-second;
 - ``late_fraction``: the share of events sent more than 100 ms after their due time;
-- ``lost``: events the broker did not acknowledge.
+- ``lost``: events the broker did not acknowledge;
+- ``broker_cpu_cores``: the broker's CPU time per second of the run (from its container). Offered
+  more than it can take (``--broker-cpus`` to limit it like a cell does), the acknowledged rate
+  is the broker's own ceiling.
 
 Speed targets live here and in the README's tables, never in timed test assertions. Everything the
 benchmark starts carries the testbed's labels and is removed at the end (``clean`` finds the leftovers
@@ -34,9 +37,9 @@ log = logging.getLogger(__name__)
 
 
 def driver(rate: float = 100_000, duration: float = 10, processes: int = 1, partitions: int = 4, keys: int = 16,
-           payload_bytes: int = 100, client: docker.DockerClient | None = None) -> dict:
+           payload_bytes: int = 100, broker_cpus: float = 0.0, client: docker.DockerClient | None = None) -> dict:
     """Offer ``rate`` events/s of ``payload_bytes`` bytes for ``duration`` s from ``processes``
-    processes of one driver task to a fresh broker."""
+    processes of one driver task to a fresh broker (limited to ``broker_cpus`` cores, 0: none)."""
     if rate <= 0 or duration <= 0 or processes < 1 or partitions < 1 or keys < 1 or payload_bytes < 0:
         raise ValueError("rate and duration must be > 0; processes, partitions and keys >= 1; payload bytes >= 0")
     client = client or host_client()
@@ -49,7 +52,7 @@ def driver(rate: float = 100_000, duration: float = 10, processes: int = 1, part
     try:
         spec = BrokerSpec()
         broker = client.containers.create(tags["broker"], list(spec.args), name=f"fst-{run_id}-broker",
-                                          labels=labels, detach=True)
+                                          labels=labels, detach=True, nano_cpus=int(broker_cpus * 1e9) or None)
         made.append(broker)
         net.connect(broker, aliases=[BROKER])
         broker.start()
@@ -58,10 +61,12 @@ def driver(rate: float = 100_000, duration: float = 10, processes: int = 1, part
               ["/opt/driver/driver.py", "--bootstrap", bootstrap, "admin", "--create", f"events:{partitions}"], 120)
         with step(log, f"bench: {rate:,.0f} events/s of {payload_bytes} bytes for {duration:g}s from "
                        f"{processes} process(es)"):
+            broker_cpu_before = _cpu_s(broker)
             out = _once(client, tags["driver"], net.name, labels, made,
                         ["/opt/driver/driver.py", "--bootstrap", bootstrap, "produce", "--events", "events",
                          "--rate", str(rate), "--duration", str(duration), "--processes", str(processes),
                          "--keys", str(keys), "--payload-bytes", str(payload_bytes)], duration + 180)
+            broker_cpu_s = _cpu_s(broker) - broker_cpu_before
     finally:
         for c in made:
             try:
@@ -74,13 +79,19 @@ def driver(rate: float = 100_000, duration: float = 10, processes: int = 1, part
     return {
         "driver": f"confluent-kafka {img.recipes.CONFLUENT_KAFKA_VERSION}", "offered_rate": rate,
         "duration_s": duration, "processes": processes, "payload_bytes": payload_bytes, "partitions": partitions, "events_sent": raw["sent"], "events_acked": raw["acked"],
-        "events_per_s": round(raw["sent"] / elapsed, 1), "cpu_s": raw["cpu_s"],
+        "events_per_s": round(raw["sent"] / elapsed, 1), "acked_per_s": round(raw["acked"] / elapsed, 1), "cpu_s": raw["cpu_s"],
         "cpu_cores": round(raw["cpu_s"] / elapsed, 3),
         "events_per_cpu_s": round(raw["sent"] / raw["cpu_s"], 1) if raw["cpu_s"] else None,
         "late_fraction": raw["behind"] / raw["sent"] if raw["sent"] else None, "max_lag_ms": raw["max_lag_ms"],
         "lost": raw["sent"] - raw["acked"], "errors": raw["errors"], "elapsed_s": elapsed,
+        "broker_cpus_limit": broker_cpus or None, "broker_cpu_cores": round(broker_cpu_s / elapsed, 3),
         "host_cpus": client.info().get("NCPU"),
     }
+
+
+def _cpu_s(container) -> float:
+    """CPU time (s) a container has used so far."""
+    return container.stats(stream=False, one_shot=True)["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
 
 
 def _once(client: docker.DockerClient, image: str, network: str, labels: dict, made: list, args: list[str],
