@@ -15,7 +15,9 @@ from the schedule and the driver keeps no per-event books). Its key is ``k{j % k
 
 ``produce`` sends one slice of the schedule (``--slice i/n``: the events j = i (mod n)), split
 again over ``--processes``; several produce tasks on several nodes make one schedule. Each process
-wakes when events are due and sends all of them in one burst through librdkafka's queue; an event
+wakes when events are due and sends all of them in one burst through librdkafka's queue, event j
+to partition j mod partitions (whatever the keys, every source subtask reads an equal share; the
+job's own key-by spreads the keys); an event
 counts as late when the burst that carried it ended more than 100 ms after its due time (an upper
 bound on its real lateness). Broker acknowledgements are counted per second of the run as
 sent - still queued - failed, read once per burst. A task whose processes are connected writes
@@ -119,7 +121,6 @@ def _producer_config(args, client_id: str) -> dict:
         "bootstrap.servers": args.bootstrap, "client.id": client_id, "acks": 1,
         "linger.ms": 5, "batch.num.messages": 10000, "batch.size": 1_000_000,
         "queue.buffering.max.messages": 2_000_000, "queue.buffering.max.kbytes": 2_097_151,
-        "partitioner": "murmur2_random",          # the Java client's: a key lands where Flink's would put it
         "delivery.report.only.error": True,       # acknowledgements are counted from the queue's length
         "enable.idempotence": False,
     }
@@ -140,7 +141,8 @@ def _send_slice(s: int, S: int, args, start, out) -> None:
                 errors.append(str(err))
 
     p = Producer({**_producer_config(args, f"fst-driver-{s}"), "on_delivery": on_delivery})
-    p.list_topics(args.events, timeout=args.timeout)      # connected, the topic's leaders known
+    meta = p.list_topics(args.events, timeout=args.timeout)      # connected, the topic's leaders known
+    parts = len(meta.topics[args.events].partitions) or 1
     out.put({"ready": s})
     t0 = start.get()
     rate, keys, size = args.rate, args.keys, args.payload_bytes
@@ -178,7 +180,7 @@ def _send_slice(s: int, S: int, args, start, out) -> None:
             value = event_value(key, j, int((t0 + j / rate) * 1000), size)
             while True:
                 try:
-                    produce(topic, value, key)
+                    produce(topic, value, key, j % parts)
                     break
                 except BufferError:        # librdkafka's queue is full: the client is the limit
                     full_waits += 1
