@@ -104,7 +104,7 @@ def _scripted(capacity: float, driver_max: float):
 
 def test_search_finds_the_system_limit():
     res = find(_scripted(capacity=6000, driver_max=50_000), CellSpec(taskmanagers=2), start=1000,
-               max_rate=100_000, refine=3, criteria=Criteria(), warm_up=False)
+               max_rate=100_000, refine=3, criteria=Criteria())
     assert res["limited_by"] == "system"
     assert 4000 <= res["sustainable_rate"] <= 6000 + 0.05 * 8000 and res["first_unsustainable_rate"] <= 8000
     assert [t["rate"] for t in json.loads(res["rates_tried"])][:4] == [1000, 2000, 4000, 8000]
@@ -112,7 +112,7 @@ def test_search_finds_the_system_limit():
 
 def test_search_never_mistakes_the_driver_for_the_system():
     res = find(_scripted(capacity=50_000, driver_max=3000), CellSpec(taskmanagers=2), start=1000,
-               max_rate=100_000, criteria=Criteria(), warm_up=False)
+               max_rate=100_000, criteria=Criteria())
     # at 4000 ev/s the driver falls behind: the search narrows below it (3000 kept up, 3500 the
     # driver could not offer) and says the limit is the driver's
     assert res["limited_by"] == "driver" and res["sustainable_rate"] == 3000 and res["first_unsustainable_rate"] is None
@@ -123,7 +123,7 @@ def test_search_never_mistakes_the_driver_for_the_system():
 
 def test_below_a_rate_the_driver_cannot_offer_the_search_still_finds_the_system_limit():
     res = find(_scripted(capacity=6000, driver_max=7500), CellSpec(taskmanagers=2), start=1000,
-               max_rate=100_000, refine=3, criteria=Criteria(), warm_up=False)
+               max_rate=100_000, refine=3, criteria=Criteria())
     assert res["limited_by"] == "system" and res["sustainable_rate"] == 6000 and res["first_unsustainable_rate"] == 6500
     assert [t["rate"] for t in json.loads(res["rates_tried"])] == [1000, 2000, 4000, 8000, 6000, 7000, 6500]
 
@@ -136,25 +136,6 @@ def test_a_failed_trial_stops_the_search_and_is_not_a_limit():
             return {"offered_rate": spec.rate, "lag_slope": float("nan"), "latency_p99_ms": float("nan"),
                     "lost": 0, "driver_fell_behind": False, "cell": None, "error": "RuntimeError: the driver failed"}
         return good(spec)
-    res = find(crashes_at_4000, CellSpec(taskmanagers=2), start=1000, max_rate=100_000, criteria=Criteria(), warm_up=False)
+    res = find(crashes_at_4000, CellSpec(taskmanagers=2), start=1000, max_rate=100_000, criteria=Criteria())
     assert res["limited_by"] == "error" and res["sustainable_rate"] == 2000 and res["first_unsustainable_rate"] is None
     assert json.loads(res["rates_tried"])[-1]["why"] == "the trial failed: RuntimeError: the driver failed"
-
-
-def test_the_first_trial_warms_flink_up_and_is_not_judged():
-    cold = {"left": 1}
-
-    def run(spec: CellSpec) -> dict:
-        """Capacity 6000, but the first cell after a start misses even 1000 (a cold JVM)."""
-        if cold["left"]:
-            cold["left"] -= 1
-            return {"offered_rate": spec.rate, "lag_slope": 900.0, "latency_p99_ms": 15_000.0, "lost": 0,
-                    "driver_fell_behind": False, "cell": "cold"}
-        return _scripted(capacity=6000, driver_max=50_000)(spec)
-
-    res = find(run, CellSpec(taskmanagers=2), start=1000, max_rate=100_000, refine=3, criteria=Criteria())
-    tried = json.loads(res["rates_tried"])
-    assert tried[0] == {"rate": 1000, "kept_up": None, "why": "warm-up, not judged", "cell": "cold",
-                        "driver_fell_behind": False, "lag_slope": 900.0, "p99_ms": 15_000.0}
-    assert res["limited_by"] == "system" and res["sustainable_rate"] == 6000
-    assert CellSpec(taskmanagers=2, search=True, warm_up=True).key.endswith("-search-warmup")

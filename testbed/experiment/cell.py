@@ -45,7 +45,6 @@ class CellSpec:
     driver_processes: int = 0       # per driver task; 0: one per 100,000 events/s of its slice
     repetition: int = 1
     search: bool = False            # a trial of the sustainable-throughput search
-    warm_up: bool = False           # the search's unjudged first trial, on a freshly started Flink
     broker_node: str | None = None  # default: the topology's broker node (the Swarm manager)
     driver_nodes: tuple[str, ...] = ()   # one driver task per entry; default: one on the broker's node
     cpu_scale: float = 0.0          # > 0: every service limited to its node's CPUs times this
@@ -82,7 +81,7 @@ class CellSpec:
     def key(self) -> str:
         """Names the cell in a matrix (what --resume matches on)."""
         return (f"tm{self.taskmanagers}-{self.placement}-r{self.rate:g}-rep{self.repetition}"
-                + ("-search" if self.search else "") + ("-warmup" if self.warm_up else ""))
+                + ("-search" if self.search else ""))
 
     def params(self) -> dict:
         d = asdict(self)

@@ -44,21 +44,10 @@ class Criteria:
 
 
 def find(run_trial: Callable[[CellSpec], dict], base: CellSpec, *, start: float, max_rate: float,
-         refine: int = 2, criteria: Criteria = Criteria(), warm_up: bool = True) -> dict:
+         refine: int = 2, criteria: Criteria = Criteria()) -> dict:
     """Search the sustainable rate for ``base``'s taskmanagers and placement; ``run_trial`` runs
-    one cell and returns its row. Returns the result row (with every rate tried).
-
-    ``warm_up``: first one trial at ``start`` that is not judged. The search's first trial usually
-    follows a restart of the taskmanagers (another count or placement), and a fresh JVM under a
-    tight CPU limit spends its first minute compiling: measured here, two taskmanagers of 0.2
-    cores fell 15 s behind at 16,000 ev/s straight after their start, and kept up at 32,000 ev/s
-    once warm. Without it the whole search is bisected below a rate that only a cold JVM missed."""
+    one cell and returns its row. Returns the result row (with every rate tried)."""
     tried: list[dict] = []
-    if warm_up:
-        row = run_trial(replace(base, rate=start, warm_up=True))
-        tried.append({"rate": start, "kept_up": None, "why": "warm-up, not judged", "cell": row.get("cell"),
-                      "driver_fell_behind": bool(row.get("driver_fell_behind")), "lag_slope": row.get("lag_slope"),
-                      "p99_ms": row.get("latency_p99_ms")})
 
     def trial(rate: float) -> tuple[bool, dict]:
         row = run_trial(replace(base, rate=rate))
