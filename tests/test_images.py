@@ -49,7 +49,7 @@ def test_warm_cache_builds_nothing():
     (img.FLINK, None, ["python3", "-m", "zipfile", "-l", "/opt/flink/runner/sql-runner.jar"], "SqlRunner.class"),
     (img.BROKER, None, ["--version"], "tansu"),
     (img.DRIVER, None, ["-c", "import kafka; print('kafka-python', kafka.__version__)"], "kafka-python 3.0.12"),
-    (img.DRIVER, None, ["-c", "import confluent_kafka as c; print('confluent-kafka', c.version()[0], "
+    (img.DRIVER, None, ["-c", "import confluent_kafka as c; print('confluent-kafka', c.__version__, "
                               "'librdkafka', c.libversion()[0])"], "confluent-kafka 2.16.1 librdkafka 2."),
     (img.NODE, ["dockerd"], ["--version"], "Docker version 20.10"),
 ])
