@@ -227,9 +227,8 @@ def cpu_used(cpu_at: dict, raw: dict) -> dict:
     if "start" in cpu_at and "end" in cpu_at:
         (ta, a), (tb_, b) = cpu_at["start"], cpu_at["end"]
         for role in CPU_MEASURED:
-            used = [(b[role][n] - a[role][n]) / (tb_ - ta) for n in b[role] if n in a[role]]
-            out[f"{role}_cpu_cores"] = round(max(used), 3) if used else float("nan")
+            per_node = {n: round((b[role][n] - a[role][n]) / (tb_ - ta), 3) for n in b[role] if n in a[role]}
+            out[f"{role}_cpu_cores"] = max(per_node.values()) if per_node else float("nan")
             if role == "taskmanager":
-                out["taskmanager_cpu_cores_all"] = json.dumps(
-                    {n: round((b[role][n] - a[role][n]) / (tb_ - ta), 3) for n in b[role] if n in a[role]})
+                out["taskmanager_cpu_cores_all"] = json.dumps(per_node)
     return out

@@ -196,8 +196,11 @@ class Testbed:
     def stale_images(self) -> list[str]:
         """The application images this run carries that differ from what this checkout's recipes
         build (a recipe not built here counts as different)."""
-        client = host_client()
         out = []
+        try:
+            client = host_client()
+        except Exception:  # noqa: BLE001 - no engine here: nothing to compare with
+            return out
         for r in img.APP_RECIPES:
             try:
                 current = client.images.get(r.tag).id

@@ -37,6 +37,11 @@ def cpu_limit(svc) -> float:
     return (res.get("Limits") or {}).get("NanoCPUs", 0) / 1e9
 
 
+def container_cpu_seconds(container) -> float:
+    """CPU time (user + system, s) a container has used so far."""
+    return container.stats(stream=False, one_shot=True)["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+
+
 def cpu_seconds(tb: Testbed, name: str) -> dict[str, float]:
     """CPU time (user + system, s) of each running task of a service so far, by node hostname."""
     nodes = node_names(tb)
@@ -44,9 +49,8 @@ def cpu_seconds(tb: Testbed, name: str) -> dict[str, float]:
     for t in running_tasks(tb, name):
         node = nodes.get(t["NodeID"], "?")
         try:
-            st = tb.node(node).client.containers.get(t["Status"]["ContainerStatus"]["ContainerID"]) \
-                .stats(stream=False, one_shot=True)
-            out[node] = out.get(node, 0.0) + st["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+            container = tb.node(node).client.containers.get(t["Status"]["ContainerStatus"]["ContainerID"])
+            out[node] = out.get(node, 0.0) + container_cpu_seconds(container)
         except Exception:  # noqa: BLE001 - a task being replaced has no stats
             continue
     return out

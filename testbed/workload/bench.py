@@ -32,6 +32,7 @@ from ..core import run as runmod
 from ..core.run import step
 from ..providers.engine import host_client
 from ..stack.kafka import BROKER, BrokerSpec
+from ..stack.services import container_cpu_seconds
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,12 @@ def driver(rate: float = 100_000, duration: float = 10, processes: int = 1, part
               ["/opt/driver/driver.py", "--bootstrap", bootstrap, "admin", "--create", f"events:{partitions}"], 120)
         with step(log, f"bench: {rate:,.0f} events/s of {payload_bytes} bytes for {duration:g}s from "
                        f"{processes} process(es)"):
-            broker_cpu_before = _cpu_s(broker)
+            broker_cpu_before = container_cpu_seconds(broker)
             out = _once(client, tags["driver"], net.name, labels, made,
                         ["/opt/driver/driver.py", "--bootstrap", bootstrap, "produce", "--events", "events",
                          "--rate", str(rate), "--duration", str(duration), "--processes", str(processes),
                          "--keys", str(keys), "--payload-bytes", str(payload_bytes)], duration + 180)
-            broker_cpu_s = _cpu_s(broker) - broker_cpu_before
+            broker_cpu_s = container_cpu_seconds(broker) - broker_cpu_before
     finally:
         for c in made:
             try:
@@ -87,11 +88,6 @@ def driver(rate: float = 100_000, duration: float = 10, processes: int = 1, part
         "broker_cpus_limit": broker_cpus or None, "broker_cpu_cores": round(broker_cpu_s / elapsed, 3),
         "host_cpus": client.info().get("NCPU"),
     }
-
-
-def _cpu_s(container) -> float:
-    """CPU time (s) a container has used so far."""
-    return container.stats(stream=False, one_shot=True)["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
 
 
 def _once(client: docker.DockerClient, image: str, network: str, labels: dict, made: list, args: list[str],
