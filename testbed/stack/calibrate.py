@@ -12,7 +12,7 @@ Each measurement is compared with its target: the link's RTT (inter-cloud) or "b
 (intra-cloud), its bandwidth (only on links without loss: with loss, TCP's rate depends on its
 congestion control, which the row names), its loss. Tolerance: ±10 % or ±1 ms, whichever is larger, for RTT
 (with jitter, or three sampling errors of the median if that is larger);
-±10 % for throughput; for loss, ±10 % or three binomial standard deviations of the packets sent,
+±10 % for throughput (a rate below the band is measured once more: a busy host only slows TCP); for loss, ±10 % or three binomial standard deviations of the packets sent,
 whichever is larger.
 """
 
@@ -207,17 +207,26 @@ def throughput(tb: Testbed, seconds: int = 6) -> list[dict]:
             continue
         for a, b in (ln.clouds, ln.clouds[::-1]):
             src, dst = reps[a], reps[b]
-            with step(log, f"calibrate: TCP {src.hostname} -> {dst.hostname} ({seconds}s)"):
-                res = _iperf(tb, src, dst, ["-O", "2"], seconds)
-            mbit = res["end"]["sum_received"]["bits_per_second"] / 1e6
             tol = 0.1 * ln.bandwidth_mbit
-            cc = res["end"].get("sender_tcp_congestion", "?")
             # with loss on the link, TCP's rate depends on its congestion control: reported, not checked
             checked = not ln.loss_pct
+            tries = []
+            # A host busy for a moment (another tenant, a neighbour's image load) makes TCP slower,
+            # never faster: a rate below the band is measured once more and the better one kept,
+            # both in the note. A link that really is slower misses twice.
+            while len(tries) < 2 and (not tries or (checked and tries[-1][0] < ln.bandwidth_mbit - tol)):
+                with step(log, f"calibrate: TCP {src.hostname} -> {dst.hostname} ({seconds}s)"
+                               + (", again: the first was below the band" if tries else "")):
+                    res = _iperf(tb, src, dst, ["-O", "2"], seconds)
+                tries.append((res["end"]["sum_received"]["bits_per_second"] / 1e6,
+                              res["end"].get("sender_tcp_congestion", "?")))
+            mbit, cc = max(tries)
+            note = f"TCP congestion control {cc}" + ("" if checked else "; not checked: loss set")
+            if len(tries) > 1:
+                note += "; measured twice: " + ", ".join(f"{t:.1f}" for t, _ in tries) + " Mbit/s, the better kept"
             rows.append({"kind": "tcp_throughput", "src": src.hostname, "dst": dst.hostname, "src_cloud": a,
                          "dst_cloud": b, "unit": "Mbit/s", "target": ln.bandwidth_mbit, "tolerance": tol,
-                         "measured": mbit, "samples": seconds,
-                         "note": f"TCP congestion control {cc}" + ("" if checked else "; not checked: loss set"),
+                         "measured": mbit, "samples": seconds * len(tries), "note": note,
                          "ok": abs(mbit - ln.bandwidth_mbit) <= tol or not checked})
     return rows
 
