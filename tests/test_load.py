@@ -15,25 +15,26 @@ from testbed.workload.load import LoadSpec, merge
 from testbed.workload.pipeline import WindowSpec
 
 
-def _brute_force(t0, rate, duration, keys, size_ms, slide_ms) -> Counter:
+def _brute_force(t0, sch, keys, size_ms, slide_ms) -> Counter:
     """Per event, as the old driver counted: its key and every window containing its event time."""
     out: Counter = Counter()
-    for j in range(driver.events_in_schedule(rate, duration)):
-        for start in schedule.windows_of(driver.event_time_ms(t0, j, rate), size_ms, slide_ms):
+    for j in range(sch.total):
+        for start in schedule.windows_of(sch.time_ms(t0, j), size_ms, slide_ms):
             out[(f"k{j % keys}", start)] += 1
     return out
 
 
-@pytest.mark.parametrize("t0,rate,duration,keys,size_ms,slide_ms", [
-    (1_764_165_600.123, 1000.0, 7.5, 16, 2000, 500),
-    (1_764_165_601.987, 333.0, 9.0, 5, 3000, 1000),      # a rate with inexact event times
-    (1_764_165_602.0005, 2500.0, 3.0, 1, 500, 500),     # tumbling, one key
-    (1_764_165_603.4, 7.0, 20.0, 40, 10000, 2000),      # fewer events than keys per window
+@pytest.mark.parametrize("t0,sch,keys,size_ms,slide_ms", [
+    (1_764_165_600.123, driver.Schedule(1000.0, 7.5), 16, 2000, 500),
+    (1_764_165_601.987, driver.Schedule(333.0, 9.0), 5, 3000, 1000),      # a rate with inexact event times
+    (1_764_165_602.0005, driver.Schedule(2500.0, 3.0), 1, 500, 500),     # tumbling, one key
+    (1_764_165_603.4, driver.Schedule(7.0, 20.0), 40, 10000, 2000),      # fewer events than keys per window
+    (1_764_165_604.21, driver.Schedule(900.0, 8.0, 90.0, 3.3), 7, 2000, 1000),   # a warm-up phase at 10 %
 ])
-def test_expected_counts_equal_what_a_per_event_count_gives(t0, rate, duration, keys, size_ms, slide_ms):
-    got = {(k, w): n for k, w, n in schedule.expected_counts(t0, rate, duration, keys, size_ms, slide_ms)}
-    assert got == dict(_brute_force(t0, rate, duration, keys, size_ms, slide_ms))
-    assert sum(got.values()) == driver.events_in_schedule(rate, duration) * (size_ms // slide_ms)
+def test_expected_counts_equal_what_a_per_event_count_gives(t0, sch, keys, size_ms, slide_ms):
+    got = {(k, w): n for k, w, n in schedule.expected_counts(t0, sch, keys, size_ms, slide_ms)}
+    assert got == dict(_brute_force(t0, sch, keys, size_ms, slide_ms))
+    assert sum(got.values()) == sch.total * (size_ms // slide_ms)
 
 
 def test_event_times_vectorised_equal_the_drivers_arithmetic():
@@ -41,10 +42,28 @@ def test_event_times_vectorised_equal_the_drivers_arithmetic():
     import numpy as np
     for _ in range(50):
         t0, rate = 1.7e9 + rnd.random() * 1e8, rnd.choice([1000.0, 3333.0, 12345.6, 250000.0, 7.0])
-        j = np.array([rnd.randrange(0, 10**8) for _ in range(200)], dtype=np.int64)
-        assert schedule.event_times_ms(t0, j, rate).tolist() == [driver.event_time_ms(t0, int(x), rate) for x in j]
+        warm = rnd.choice([(0.0, 0.0), (rate / 10, 20.0), (rate * 0.37, 7.5)])
+        sch = driver.Schedule(rate, 1000.0, *warm)
+        j = np.array([rnd.randrange(0, sch.total) for _ in range(200)], dtype=np.int64)
+        assert schedule.event_times_ms(t0, j, sch).tolist() == [sch.time_ms(t0, int(x)) for x in j]
+        if not sch.first:    # one rate: the schedule's times are the single-rate formula's
+            assert [sch.time_ms(t0, int(x)) for x in j] == [driver.event_time_ms(t0, int(x), rate) for x in j]
 
 
+@pytest.mark.parametrize("warm", [(0.0, 0.0), (100.0, 4.0), (250.0, 2.5)])
+def test_a_warm_up_phase_sends_at_its_rate_then_the_cells(warm):
+    sch = driver.Schedule(1000.0, 10.0, *warm)
+    assert sch.total == driver.events_in_schedule(warm[0] or 1000.0, warm[1]) + driver.events_in_schedule(
+        1000.0, 10.0 - warm[1])
+    due = [sch.due_s(j) for j in range(sch.total)]
+    assert due == sorted(due) and due[0] == 0.0 and due[-1] < 10.0
+    # due_by(t) counts exactly the events due by t (what the driver sends by then)
+    for t in [-0.1, 0.0, 0.0015, 1.0005, 2.49995, 2.5, 3.9995, 4.0004, 7.7705, 9.9995, 12.0]:   # off the ms grid
+        assert sch.due_by(t) == sum(1 for d in due if d <= t), t
+    if warm[1]:
+        in_warmup = sum(1 for d in due if d < warm[1])
+        assert in_warmup == pytest.approx(warm[0] * warm[1], abs=1) and sch.rate_at(warm[1] / 2) == warm[0]
+    assert sch.rate_at(9.0) == 1000.0
 @pytest.mark.parametrize("size", [0, 60, 100, 1024])
 def test_events_have_the_asked_size_and_stay_json(size):
     for key, j in ((b"k0", 0), (b"k15", 99), (b"k12345", 7)):
@@ -74,7 +93,7 @@ def test_merge_of_three_tasks_covers_the_schedule_once_and_accounts_it():
     t0, rate, duration = 1_764_165_600.5, 600.0, 6.0
     w = WindowSpec(2, 1, 0.5)
     spec = LoadSpec(rate=rate, duration=duration, window=w, nodes=("a", "b", "a"), keys=4, processes=2)
-    expected = schedule.expected_counts(t0, rate, duration, 4, w.size_ms, w.slide_ms)
+    expected = schedule.expected_counts(t0, spec.schedule, 4, w.size_ms, w.slide_ms)
     # the results a correct job gives: every (key, window) with its count
     results = [[k, ws, ws + w.size_ms, n, None, ws + w.size_ms + 300] for k, ws, n in expected]
     reports = [_report(i, 3, 2, t0, rate, duration) for i in range(3)]

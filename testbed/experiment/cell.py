@@ -38,6 +38,7 @@ class CellSpec:
     rate: float = 1000.0
     duration: float = 60.0
     warmup: float = 10.0
+    warmup_fraction: float = 1.0    # the offered rate during the warm-up, as a fraction of ``rate``
     window: WindowSpec = field(default_factory=WindowSpec)
     slots: int = 1
     keys: int = 16
@@ -58,6 +59,9 @@ class CellSpec:
         if not 0 <= self.warmup < self.duration:
             raise ValueError(f"warmup must be >= 0 and shorter than the duration ({self.duration}s), "
                              f"got {self.warmup!r}")
+        if not (isinstance(self.warmup_fraction, (int, float)) and 0 < self.warmup_fraction <= 1):
+            raise ValueError(f"warmup_fraction must be in (0, 1] (the warm-up's rate as a fraction of the cell's), "
+                             f"got {self.warmup_fraction!r}")
         if self.slots < 1 or self.keys < 1 or self.driver_processes < 0 or self.payload_bytes < 0:
             raise ValueError("slots and keys must be >= 1; driver processes and payload bytes >= 0")
         if not (isinstance(self.cpu_scale, (int, float)) and 0 <= self.cpu_scale and math.isfinite(self.cpu_scale)):
@@ -111,7 +115,9 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
             "driver": tb.topology.node(driver_nodes[0]).cpus * scale, **dict(spec.cpu_limits)}
     load_spec = load.LoadSpec(rate=spec.rate, duration=spec.duration, window=spec.window, nodes=tuple(driver_nodes),
                               keys=spec.keys, payload_bytes=spec.payload_bytes, processes=spec.driver_processes,
-                              cpus=cpus["driver"])
+                              cpus=cpus["driver"],
+                              **(dict(warmup_rate=spec.rate * spec.warmup_fraction, warmup_s=spec.warmup)
+                                 if spec.warmup_fraction != 1 else {}))
     cell = uuid.uuid4().hex[:8]
     row: dict = {"run_id": tb.run_id, "cell": cell, **spec.params(), "broker_node": broker_node,
                  "driver_nodes": ",".join(driver_nodes), "driver_tasks": load_spec.tasks,

@@ -64,6 +64,9 @@ EXPERIMENT = (
     Opt(("--repetitions",), dict(type=int, default=3, help="repetitions of every cell (default 3)")),
     Opt(("--duration",), dict(type=float, default=60.0, help="seconds of load per cell (default 60)")),
     Opt(("--warmup",), dict(type=float, default=15.0, help="seconds excluded from the statistics (default 15)")),
+    Opt(("--warmup-fraction",), dict(type=float, default=1.0,
+        help="offered rate during the warm-up, as a fraction of the cell's rate (default 1: the full rate throughout); "
+             "below 1, a job that starts cold (JIT, code generation) warms up at a lower rate before it is measured")),
     Opt(("--window",), dict(type=float, default=_W.size_s,
         help=f"sliding window size in s, whole ms (default {_W.size_s:g}; the seed's own window is --window "
              f"{SEED_WINDOW.size_s:g} --slide {SEED_WINDOW.slide_s:g}, with a --duration of many windows)")),
@@ -100,7 +103,7 @@ EXPERIMENT = (
 
 # what a cell's numbers depend on besides its key (taskmanagers, placement, rate, repetition):
 # a resumed run must give the same
-MEASUREMENT_OPTIONS = ("duration", "warmup", "window", "slide", "watermark_delay", "keys", "payload_bytes",
+MEASUREMENT_OPTIONS = ("duration", "warmup", "warmup_fraction", "window", "slide", "watermark_delay", "keys", "payload_bytes",
                        "driver_nodes", "cpu_scale", "cpu_limits")
 CPU_ROLES = ("taskmanager", "jobmanager", "broker", "driver")
 
@@ -177,6 +180,7 @@ class Experiment:
     repetitions: int = 3
     duration: float = 60.0
     warmup: float = 15.0
+    warmup_fraction: float = 1.0
     window: WindowSpec = field(default_factory=WindowSpec)
     sustainable: bool = False
     search: Search = field(default_factory=Search)
@@ -195,6 +199,8 @@ class Experiment:
             window = WindowSpec(o["window"], o["slide"], o["watermark_delay"])
         except ValueError as e:
             raise OptionError(f"bad experiment option: {e}") from None
+        if not 0 < o.get("warmup_fraction", 1.0) <= 1:
+            raise OptionError(f"bad experiment option: --warmup-fraction must be in (0, 1], got {o['warmup_fraction']}")
         if o["repetitions"] < 1:
             raise OptionError("bad experiment option: --repetitions must be >= 1")
         for name in ("keys", "payload_bytes", "driver_processes"):
@@ -211,7 +217,8 @@ class Experiment:
         return cls(taskmanagers=tuple(_csv(o["taskmanagers"], "taskmanagers", int)),
                    placements=tuple(_csv(o["placements"], "placements")),
                    rates=tuple(_csv(o["rates"], "rates", float)), repetitions=o["repetitions"],
-                   duration=o["duration"], warmup=o["warmup"], window=window, sustainable=bool(o["sustainable"]),
+                   duration=o["duration"], warmup=o["warmup"], warmup_fraction=o.get("warmup_fraction", 1.0),
+                   window=window, sustainable=bool(o["sustainable"]),
                    search=Search(o["search_start"], o["search_max"], o["search_refine"], o["lag_slope"], o["max_p99"]),
                    keys=o.get("keys", 16), payload_bytes=o.get("payload_bytes", 0),
                    driver_nodes=tuple(_csv(o.get("driver_nodes") or "", "driver-nodes")),
@@ -226,7 +233,8 @@ class Experiment:
                 raise OptionError(f"bad experiment option: --driver-nodes: no node {n!r} in topology "
                                   f"{topology.name!r}; nodes: {', '.join(m.hostname for m in topology.nodes)}")
         scale = self.cpu_scale if self.cpu_scale is not None else auto_cpu_scale(topology, self.cloud)
-        return dict(duration=self.duration, warmup=self.warmup, window=self.window, keys=self.keys,
+        return dict(duration=self.duration, warmup=self.warmup, warmup_fraction=self.warmup_fraction,
+                    window=self.window, keys=self.keys,
                     payload_bytes=self.payload_bytes, driver_nodes=self.driver_nodes,
                     driver_processes=self.driver_processes, cpu_scale=scale, cpu_limits=self.cpu_limits)
 

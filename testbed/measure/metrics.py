@@ -153,7 +153,8 @@ def timeseries(raw: dict, flink_samples: list[tuple[float, int]]) -> pd.DataFram
     else:
         read = np.full(n + 1, np.nan)
     processed = np.diff(np.concatenate([[np.interp(0, *zip(*pts)) if len(pts) >= 2 else np.nan], read]))
-    return pd.DataFrame({"t_s": secs, "offered_rate": float(prm["rate"]), "achieved_rate": acked,
+    offered = np.where(secs < prm.get("warmup_s", 0.0), prm.get("warmup_rate", prm["rate"]), float(prm["rate"]))
+    return pd.DataFrame({"t_s": secs, "offered_rate": offered, "achieved_rate": acked,
                          "processed_rate": processed, "lag": np.cumsum(acked) - read})
 
 

@@ -11,7 +11,9 @@ One open-loop schedule for the whole run: event j (0 <= j < rate * duration) is 
 t0 + j / rate, whatever happened before, so a slow system cannot slow the offered load down (no
 coordinated omission). Its event time is its due time (``event_time_ms``; the harness recomputes
 every event's time with the same arithmetic, so the expected count of every (key, window) follows
-from the schedule and the driver keeps no per-event books). Its key is ``k{j % keys}``.
+from the schedule and the driver keeps no per-event books). Its key is ``k{j % keys}``. A schedule
+may open with a warm-up phase at a lower rate (``--warmup-rate``, ``--warmup-s``; ``Schedule``):
+event j is then due at t0 + j / warmup_rate in that phase and at the rate after it.
 
 ``produce`` sends one slice of the schedule (``--slice i/n``: the events j = i (mod n)), split
 again over ``--processes``; several produce tasks on several nodes make one schedule. Each process
@@ -49,12 +51,48 @@ PAD_FIELD = b',"pad":"'
 
 
 def event_time_ms(t0: float, j: int, rate: float) -> int:
-    """Event j's event time (= due time), ms. The harness's vectorised copy must give the same."""
+    """Event j's event time (= due time), ms, in a schedule at one rate."""
     return int((t0 + j / rate) * 1000)
 
 
 def events_in_schedule(rate: float, duration: float) -> int:
     return int(round(rate * duration))
+
+
+class Schedule:
+    """The open-loop schedule: ``duration`` seconds, of which the first ``warmup_s`` may run at
+    ``warmup_rate`` (a job that starts cold is warmed at a lower rate, then measured at ``rate``).
+    Events are numbered across both phases; event j is due ``due_s(j)`` seconds after t0. With no
+    warm-up phase, event j is due at j / rate exactly as before (the same float operations)."""
+
+    def __init__(self, rate: float, duration: float, warmup_rate: float = 0.0, warmup_s: float = 0.0):
+        self.rate, self.duration = float(rate), float(duration)
+        if warmup_rate and warmup_s > 0 and warmup_rate != rate:
+            self.warmup_rate, self.warmup_s = float(warmup_rate), float(warmup_s)
+            self.first = events_in_schedule(warmup_rate, warmup_s)     # events of the warm-up phase
+        else:
+            self.warmup_rate, self.warmup_s, self.first = self.rate, 0.0, 0
+        self.total = self.first + events_in_schedule(rate, duration - self.warmup_s)
+
+    def due_s(self, j: int) -> float:
+        if j < self.first:
+            return j / self.warmup_rate
+        return self.warmup_s + (j - self.first) / self.rate
+
+    def time_ms(self, t0: float, j: int) -> int:
+        """Event j's event time (= due time), ms. The harness's vectorised copy must give the same."""
+        return int((t0 + self.due_s(j)) * 1000)
+
+    def due_by(self, t: float) -> int:
+        """How many events are due ``t`` seconds after t0 (due_s(j) <= t)."""
+        if t < 0:
+            return 0
+        if t < self.warmup_s:
+            return min(self.first, math.floor(t * self.warmup_rate) + 1)
+        return min(self.total, self.first + math.floor((t - self.warmup_s) * self.rate) + 1)
+
+    def rate_at(self, t: float) -> float:
+        return self.warmup_rate if t < self.warmup_s else self.rate
 
 
 def event_value(key: bytes, j: int, ts: int, payload_bytes: int) -> bytes:
@@ -145,10 +183,15 @@ def _send_slice(s: int, S: int, args, start, out) -> None:
     parts = len(meta.topics[args.events].partitions) or 1
     out.put({"ready": s})
     t0 = start.get()
-    rate, keys, size = args.rate, args.keys, args.payload_bytes
+    sch = Schedule(args.rate, args.duration, args.warmup_rate, args.warmup_s)
+    keys, size = args.keys, args.payload_bytes
+    rate, first, warm_rate, warm_s = sch.rate, sch.first, sch.warmup_rate, sch.warmup_s
     names = [b"k%d" % k for k in range(keys)]
-    total = events_in_schedule(rate, args.duration)
-    mine = max(0, (total - s + S - 1) // S)
+    mine = max(0, (sch.total - s + S - 1) // S)
+
+    def mine_due(t: float) -> int:
+        """How many of my events (j = s + kk S) are due t seconds after t0."""
+        return min(mine, max(0, (sch.due_by(t) - s + S - 1) // S))
     produce, poll, topic = p.produce, p.poll, args.events
     acked_per_s: list[int] = []
     acked_before = 0
@@ -170,14 +213,16 @@ def _send_slice(s: int, S: int, args, start, out) -> None:
         time.sleep(wait)
     while k < mine:
         now = time.time()
-        due = min(mine, int(((now - t0) * rate - s) // S) + 1)   # my events due by now: k < due
+        due = mine_due(now - t0)   # my events due by now: k < due
         if due <= k:
-            time.sleep(max(0.0005, t0 + (s + k * S) / rate - now))
+            time.sleep(max(0.0005, t0 + sch.due_s(s + k * S) - now))
             continue
         for kk in range(k, due):
             j = s + kk * S
             key = names[j % keys]
-            value = event_value(key, j, int((t0 + j / rate) * 1000), size)
+            # Schedule.time_ms, inline (the hot loop)
+            ts = int((t0 + (j / warm_rate if j < first else warm_s + (j - first) / rate)) * 1000)
+            value = event_value(key, j, ts, size)
             while True:
                 try:
                     produce(topic, value, key, j % parts)
@@ -187,9 +232,8 @@ def _send_slice(s: int, S: int, args, start, out) -> None:
                     poll(0.005)
         end = time.time()
         # every event of the burst was handed over by ``end``: late if due before end - 100 ms
-        late_below = ((end - BEHIND_MS / 1000 - t0) * rate - s) / S
-        behind += min(due, max(k, math.ceil(late_below))) - k
-        max_lag = max(max_lag, end - (t0 + (s + k * S) / rate))
+        behind += min(due, max(k, mine_due(end - BEHIND_MS / 1000 - t0))) - k
+        max_lag = max(max_lag, end - (t0 + sch.due_s(s + k * S)))
         k = due
         poll(0)
         tick(end)
@@ -343,6 +387,9 @@ def main(argv=None) -> int:
     b.add_argument("--events", required=True)
     b.add_argument("--rate", type=float, required=True, help="offered events per second (the whole schedule)")
     b.add_argument("--duration", type=float, required=True, help="seconds of production")
+    b.add_argument("--warmup-rate", type=float, default=0.0,
+                   help="events per second during the first --warmup-s seconds (default: --rate)")
+    b.add_argument("--warmup-s", type=float, default=0.0, help="seconds at --warmup-rate, part of --duration")
     b.add_argument("--slice", default="0/1", help="i/n: this task sends the events j = i (mod n)")
     b.add_argument("--processes", type=int, default=1, help="processes that split this task's slice")
     b.add_argument("--keys", type=int, default=16)

@@ -33,6 +33,7 @@ from ..core.run import GiveUp, step, wait_for
 from ..provision.testbed import Testbed
 from ..stack import services
 from . import schedule
+from .driver import Schedule
 from .pipeline import WindowSpec
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,12 @@ class LoadSpec:
     payload_bytes: int = 0
     processes: int = 0              # per task; 0: one per RATE_PER_PROCESS events/s of its slice
     cpus: float = 0.0               # CPU limit of each driver task, cores (0: none)
+    warmup_rate: float = 0.0        # events/s during the first warmup_s seconds (0: rate)
+    warmup_s: float = 0.0
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule(self.rate, self.duration, self.warmup_rate, self.warmup_s)
 
     @property
     def tasks(self) -> int:
@@ -98,7 +105,8 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
     tasks = [_create(tb, task_name(i), node, base + [
         "produce", "--events", events, "--rate", repr(float(spec.rate)), "--duration", repr(float(spec.duration)),
         "--slice", f"{i}/{spec.tasks}", "--processes", str(spec.processes_per_task), "--keys", str(spec.keys),
-        "--payload-bytes", str(spec.payload_bytes), "--control", CONTROL, "--out", f"{CONTROL}/driver.json"],
+        "--payload-bytes", str(spec.payload_bytes), "--control", CONTROL, "--out", f"{CONTROL}/driver.json",
+        "--warmup-rate", repr(float(spec.warmup_rate)), "--warmup-s", repr(float(spec.warmup_s))],
         spec.cpus) for i, node in enumerate(spec.nodes)]
     every = [collector, *tasks]
     with step(log, f"start {spec.tasks} driver task(s) on {', '.join(spec.nodes)} and the results collector"):
@@ -113,7 +121,9 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
     if on_start:
         on_start(t0)
     w = spec.window
-    with step(log, f"drive {spec.rate:,.0f} events/s for {spec.duration:g}s from {spec.tasks} task(s) x "
+    sch = spec.schedule
+    warm = f" after {sch.warmup_s:g}s at {sch.warmup_rate:,.0f}" if sch.first else ""
+    with step(log, f"drive {spec.rate:,.0f} events/s{warm} for {spec.duration:g}s from {spec.tasks} task(s) x "
                    f"{spec.processes_per_task} process(es)" + (f", {spec.cpus:g} cores each" if spec.cpus else "")):
         done = wait_for(lambda: _all_finished(tasks), spec.duration + 180, "the driver tasks to finish", interval=1,
                         detail=lambda: "\n".join(services.describe(tb, s.name) for s in tasks))
@@ -121,8 +131,8 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
             if task["Status"]["State"] != "complete":
                 raise RuntimeError(f"driver task {name} failed:\n" + services.describe(tb, name, tail=60))
         reports = [_get(tb, running[s.name], "driver.json") for s in tasks]
-    expected = schedule.expected_counts(t0, spec.rate, spec.duration, spec.keys, w.size_ms, w.slide_ms)
-    flush_ts = schedule.flush_time_ms(t0, spec.rate, spec.duration, w.size_s, w.slide_s, w.watermark_delay_s)
+    expected = schedule.expected_counts(t0, sch, spec.keys, w.size_ms, w.slide_ms)
+    flush_ts = schedule.flush_time_ms(t0, sch, w.size_s, w.slide_s, w.watermark_delay_s)
     _put(tb, running[COLLECTOR], "flush.json", {"flush_ts": flush_ts, "target": len(expected)})
     with step(log, f"collect results until all {len(expected):,} windows are in (at most {spec.drain_s:.0f}s)"):
         task = wait_for(lambda: _all_finished([collector]), spec.drain_s + 120, "the results collector to finish",
@@ -148,7 +158,8 @@ def merge(spec: LoadSpec, reports: list[dict], collected: dict, expected: list[l
     if [s for s, _ in slices] != list(range(n)) or any(m != n for _, m in slices):
         raise ValueError(f"the driver processes' slices {slices} do not cover the schedule once")
     t0 = t0s.pop()
-    total = schedule.events_in_schedule(spec.rate, spec.duration)
+    sch = spec.schedule
+    total = sch.total
     procs = []
     for r in reports:
         for p in r["processes"]:
@@ -159,11 +170,12 @@ def merge(spec: LoadSpec, reports: list[dict], collected: dict, expected: list[l
     if sent != total:
         raise ValueError(f"the driver tasks sent {sent:,} events, the schedule has {total:,}")
     return {
-        "t0": t0, "t0_ms": int(t0 * 1000), "last_due_ms": int(schedule.last_due_s(t0, spec.rate, spec.duration) * 1000),
+        "t0": t0, "t0_ms": int(t0 * 1000), "last_due_ms": int(schedule.last_due_s(t0, sch) * 1000),
         "flush_ts_ms": collected.get("flush_ts_ms"), "ended_ms": collected.get("ended_ms"),
         "params": {"rate": spec.rate, "duration": spec.duration, "keys": spec.keys, "window": w.size_s,
                    "slide": w.slide_s, "watermark_delay": w.watermark_delay_s, "payload_bytes": spec.payload_bytes,
-                   "tasks": spec.tasks, "processes": spec.processes_per_task},
+                   "tasks": spec.tasks, "processes": spec.processes_per_task,
+                   "warmup_rate": sch.warmup_rate, "warmup_s": sch.warmup_s},
         "producers": procs, "expected": expected, "results": collected["results"],
     }
 

@@ -1,6 +1,7 @@
 """What the open-loop schedule implies, computed instead of counted: the driver keeps no per-event
-books. Event j of a run is due at t0 + j / rate, its event time is that instant in whole ms
-(``driver.event_time_ms``, the same float arithmetic here, vectorised), its key is ``k{j % keys}``;
+books. Event j of a run is due at t0 + ``Schedule.due_s(j)`` (j / rate, after a warm-up phase at
+its own rate if there is one), its event time is that instant in whole ms (``Schedule.time_ms``, the
+same float arithmetic here, vectorised), its key is ``k{j % keys}``;
 each event belongs to the size/slide sliding windows that contain its event time.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .driver import event_time_ms, events_in_schedule
+from .driver import Schedule
 
 CHUNK = 2_000_000
 
@@ -21,24 +22,26 @@ def windows_of(ts_ms: int, size_ms: int, slide_ms: int):
         start -= slide_ms
 
 
-def event_times_ms(t0: float, j: np.ndarray, rate: float) -> np.ndarray:
-    """``driver.event_time_ms`` for an array of event numbers (IEEE float64, the same operations)."""
-    return ((t0 + j / rate) * 1000).astype(np.int64)
+def event_times_ms(t0: float, j: np.ndarray, sch: Schedule) -> np.ndarray:
+    """``Schedule.time_ms`` for an array of event numbers (IEEE float64, the same operations)."""
+    j = np.asarray(j, dtype=np.int64)
+    due = np.where(j < sch.first, j / sch.warmup_rate, sch.warmup_s + (j - sch.first) / sch.rate)
+    return ((t0 + due) * 1000).astype(np.int64)
 
 
-def expected_counts(t0: float, rate: float, duration: float, keys: int, size_ms: int, slide_ms: int) -> list[list]:
+def expected_counts(t0: float, sch: Schedule, keys: int, size_ms: int, slide_ms: int) -> list[list]:
     """[key, window start (ms), events] for every (key, window) the schedule puts events in."""
-    total = events_in_schedule(rate, duration)
+    total = sch.total
     if total == 0:
         return []
     if size_ms % slide_ms:
         raise ValueError(f"window size {size_ms} ms is not a multiple of the slide {slide_ms} ms")
-    first = event_time_ms(t0, 0, rate) // slide_ms
-    last = event_time_ms(t0, total - 1, rate) // slide_ms
+    first = sch.time_ms(t0, 0) // slide_ms
+    last = sch.time_ms(t0, total - 1) // slide_ms
     buckets = np.zeros((keys, last - first + 1), dtype=np.int64)   # events per key per slide
     for lo in range(0, total, CHUNK):
         j = np.arange(lo, min(total, lo + CHUNK), dtype=np.int64)
-        b = event_times_ms(t0, j, rate) // slide_ms - first
+        b = event_times_ms(t0, j, sch) // slide_ms - first
         buckets += np.bincount((j % keys) * buckets.shape[1] + b,
                                minlength=buckets.size).reshape(buckets.shape)
     per = size_ms // slide_ms
@@ -52,11 +55,10 @@ def expected_counts(t0: float, rate: float, duration: float, keys: int, size_ms:
     return [[f"k{k}", int(start0 + w * slide_ms), int(windows[k, w])] for k, w in zip(ks.tolist(), ws.tolist())]
 
 
-def last_due_s(t0: float, rate: float, duration: float) -> float:
-    return t0 + (events_in_schedule(rate, duration) - 1) / rate
+def last_due_s(t0: float, sch: Schedule) -> float:
+    return t0 + sch.due_s(sch.total - 1)
 
 
-def flush_time_ms(t0: float, rate: float, duration: float, size_s: float, slide_s: float,
-                  watermark_delay_s: float) -> int:
+def flush_time_ms(t0: float, sch: Schedule, size_s: float, slide_s: float, watermark_delay_s: float) -> int:
     """The flush events' event time: far enough past the last event to close every window."""
-    return int((last_due_s(t0, rate, duration) + size_s + slide_s + watermark_delay_s + 1) * 1000)
+    return int((last_due_s(t0, sch) + size_s + slide_s + watermark_delay_s + 1) * 1000)
