@@ -55,7 +55,11 @@ def _subrun(tmp_path: Path, *args: str, wait: bool = False) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
          "--rootdir", str(tmp_path), "--topology", str(MINI), str(tmp_path / "test_probe.py"), *args],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # Ctrl-C as a terminal delivers it: a job started in the background by a non-interactive
+        # shell (a CI script's `cmd &`) inherits SIGINT ignored, and Python then never raises
+        # KeyboardInterrupt; the sub-run must see the signal the way a user's run does
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_xdist_provisions_once_and_a_failing_test_still_tears_down(tmp_path):
