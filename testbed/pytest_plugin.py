@@ -76,8 +76,8 @@ class _TerminalHandler(logging.Handler):
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "exclusive(name): run one at a time with other tests of that name, "
-                                       "across xdist workers")
+    config.addinivalue_line("markers", "exclusive(name, ...): run one at a time with other tests of that "
+                                       "name (of each name given), across xdist workers")
     config.addinivalue_line("markers", "engine: needs a running Docker engine (started by scripts/with-env)")
     logger = logging.getLogger("testbed")
     logger.setLevel(logging.INFO)
@@ -184,8 +184,18 @@ def _fst_exclusive(request: pytest.FixtureRequest):
         yield
         return
     shared, _ = _shared(request.config)
-    with runmod.file_lock(shared / f"exclusive-{mark.args[0]}.lock"):
+    # several names: taken in the order given (the testbed's own network check takes
+    # "seed-network" before "lifecycle"; keep that order to never wait in a cycle)
+    with _locks(shared, *(f"exclusive-{n}.lock" for n in mark.args)):
         yield
+
+
+@pytest.fixture
+def fst_exclusive(request: pytest.FixtureRequest):
+    """``with fst_exclusive("lifecycle"): ...`` runs a block while no test marked with that name runs
+    in another worker (for a part of a test only, e.g. a sub-run that measures the network)."""
+    shared, _ = _shared(request.config)
+    return lambda name: runmod.file_lock(shared / f"exclusive-{name}.lock")
 
 
 class _OptionError(pytest.Collector.CollectError):

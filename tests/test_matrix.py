@@ -35,7 +35,7 @@ def _rows(results: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False) if path.exists() else pd.DataFrame()
 
 
-def test_killed_matrix_resumes_without_redoing_cells(fst_testbed, tmp_path):
+def test_killed_matrix_resumes_without_redoing_cells(fst_testbed, fst_exclusive, tmp_path):
     # (the network is checked by the resumption: the check is per pytest run, and this one is killed)
     first = subprocess.Popen(_matrix(fst_testbed, tmp_path, "--wan-check", "off"), cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
@@ -58,17 +58,20 @@ def test_killed_matrix_resumes_without_redoing_cells(fst_testbed, tmp_path):
     assert other.returncode != 0 and "--duration 11.0 (the run used 10.0)" in other.stdout + other.stderr, \
         (other.stdout + other.stderr)[-3000:]
 
-    second = subprocess.run(_matrix(fst_testbed, tmp_path, "--resume", session.name), cwd=ROOT,
-                            capture_output=True, text=True, timeout=900)
-    assert second.returncode == 0, second.stdout[-4000:]
-    # then, in the same results folder, a sustainable-throughput search of one cell of the matrix
-    # (one trial: start = maximum, no refinement)
-    spread = "nodes:google-cloud-worker-1+azure-swarm-worker-1"
-    third = subprocess.run(_matrix(fst_testbed, tmp_path, "--resume", session.name, "--sustainable", "-k",
-                                   "test_sustainable_throughput", "--taskmanagers", "2", "--placements", spread,
-                                   "--search-start", "300", "--search-max", "300", "--search-refine", "0"),
-                           cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert third.returncode == 0, third.stdout[-4000:]
+    # the resumption and the search measure the network first (each is a pytest run of its own):
+    # not while a lifecycle test in the other worker provisions a topology and loads images
+    with fst_exclusive("lifecycle"):
+        second = subprocess.run(_matrix(fst_testbed, tmp_path, "--resume", session.name), cwd=ROOT,
+                                capture_output=True, text=True, timeout=900)
+        assert second.returncode == 0, second.stdout[-4000:]
+        # then, in the same results folder, a sustainable-throughput search of one cell of the matrix
+        # (one trial: start = maximum, no refinement)
+        spread = "nodes:google-cloud-worker-1+azure-swarm-worker-1"
+        third = subprocess.run(_matrix(fst_testbed, tmp_path, "--resume", session.name, "--sustainable", "-k",
+                                       "test_sustainable_throughput", "--taskmanagers", "2", "--placements", spread,
+                                       "--search-start", "300", "--search-max", "300", "--search-refine", "0"),
+                               cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert third.returncode == 0, third.stdout[-4000:]
     after = _rows(tmp_path)
     keys = ["tm1-single-cloud-r300-rep1", f"tm1-{spread}-r300-rep1", "tm2-single-cloud-r300-rep1",
             f"tm2-{spread}-r300-rep1"]

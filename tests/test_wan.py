@@ -18,7 +18,8 @@ from testbed.providers.wan import BACKENDS
 from testbed.stack import calibrate
 from testbed.workload.pipeline import WindowSpec
 
-pytestmark = [pytest.mark.engine, pytest.mark.exclusive("seed-network")]
+# measured against tolerances: not while a lifecycle test provisions a topology and loads images
+pytestmark = [pytest.mark.engine, pytest.mark.exclusive("seed-network", "lifecycle")]
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -23,6 +23,7 @@ import logging
 import math
 import tarfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 PREFIX = "driver"
 COLLECTOR = "driver-results"
 CONTROL = "/tmp/fst"
+START_MARGIN_S = 2.0           # from fixing t0 to t0: the start files' delivery
 RATE_PER_PROCESS = 100_000     # events/s one driver process sends on time (python -m testbed bench driver)
 
 
@@ -115,9 +117,15 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
         wait_for(lambda: _all_running(tb, every) and all(_exists(tb, running[s.name], "ready.json") for s in tasks), 120,
                  "the driver tasks to connect to the broker", interval=0.25,
                  detail=lambda: "\n".join(services.describe(tb, s.name) for s in tasks))
-    t0 = round(time.time() + 0.5, 3)
-    for svc in tasks:
-        _put(tb, running[svc.name], "start.json", {"t0": t0})
+    # t0 must still lie ahead when the last task reads it: the start files go to every task at once
+    # (each a copy through its node's engine, slow on a busy host), and a task that learns t0 late
+    # would send its first events late. Checked, not assumed: a late delivery is an error.
+    t0 = round(time.time() + START_MARGIN_S, 3)
+    with ThreadPoolExecutor(len(tasks)) as pool:
+        list(pool.map(lambda svc: _put(tb, running[svc.name], "start.json", {"t0": t0}, mkdir=False), tasks))
+    if time.time() > t0 - 0.1:
+        log.warning(f"the driver tasks learnt t0 only {t0 - time.time():.2f}s before it (margin {START_MARGIN_S}s): "
+                    "their first events may be sent late (driver_late_fraction says how many)")
     if on_start:
         on_start(t0)
     w = spec.window
@@ -217,7 +225,7 @@ def _all_finished(svcs: list) -> dict | None:
     return out
 
 
-def _put(tb: Testbed, where: tuple[str, str], name: str, data: dict) -> None:
+def _put(tb: Testbed, where: tuple[str, str], name: str, data: dict, mkdir: bool = True) -> None:
     """Write CONTROL/name into a running driver container (a tar through the node's engine)."""
     node, cid = where
     body = json.dumps(data).encode()
@@ -227,7 +235,8 @@ def _put(tb: Testbed, where: tuple[str, str], name: str, data: dict) -> None:
         info.size, info.mtime = len(body), int(time.time())
         tf.addfile(info, io.BytesIO(body))
     c = tb.node(node).client.containers.get(cid)
-    c.exec_run(["mkdir", "-p", CONTROL])
+    if mkdir:       # (the folder exists once the task wrote ready.json there)
+        c.exec_run(["mkdir", "-p", CONTROL])
     if not c.put_archive(CONTROL, buf.getvalue()):
         raise RuntimeError(f"could not write {CONTROL}/{name} into the driver on {node}")
 
