@@ -139,3 +139,22 @@ def test_a_failed_trial_stops_the_search_and_is_not_a_limit():
     res = find(crashes_at_4000, CellSpec(taskmanagers=2), start=1000, max_rate=100_000, criteria=Criteria())
     assert res["limited_by"] == "error" and res["sustainable_rate"] == 2000 and res["first_unsustainable_rate"] is None
     assert json.loads(res["rates_tried"])[-1]["why"] == "the trial failed: RuntimeError: the driver failed"
+
+
+def test_a_folder_of_search_trials_only_is_drawn(tmp_path):
+    """A run of only sustainable-throughput searches: no matrix cell, so no latency CDF, but the
+    trials' time series and the search figure (this failed with a zero-column figure)."""
+    rng = np.random.default_rng(2)
+    cells = _cells(rng).assign(search=True)
+    cells.to_csv(tmp_path / "cells.csv", index=False)
+    (tmp_path / "latency").mkdir()
+    (tmp_path / "timeseries").mkdir()
+    for c in cells["cell"]:
+        pd.DataFrame({"window_end_s": np.arange(10.0), "latency_ms": rng.normal(1250, 40, 10),
+                      "in_stats": True}).to_parquet(tmp_path / "latency" / f"{c}.parquet")
+        pd.DataFrame({"t_s": np.arange(10.0), "offered_rate": 1000.0, "achieved_rate": 1000.0,
+                      "processed_rate": 990.0, "lag": 50.0}).to_parquet(tmp_path / "timeseries" / f"{c}.parquet")
+    pd.DataFrame([{"taskmanagers": 1, "placement": "single-cloud", "repetition": 1, "sustainable_rate": 4000,
+                   "limited_by": "system"}]).to_csv(tmp_path / "sustainable.csv", index=False)
+    names = {p.name for p in report.report(tmp_path)}
+    assert "sustainable_throughput.png" in names and "latency_cdf.png" not in names

@@ -234,8 +234,9 @@ def report(folder: str | Path) -> list[Path]:
     if len(summ):
         written += plot_latency(summ, out)
     lat = _per_cell(folder / "latency")
-    if len(lat):
-        written += plot_cdf(cells[_matrix_cells(cells)], lat[lat["in_stats"]], out)
+    matrix = cells[_matrix_cells(cells)]
+    if len(lat) and len(matrix):        # (a folder may hold only a search's trials)
+        written += plot_cdf(matrix, lat[lat["in_stats"]], out)
     ts = _per_cell(folder / "timeseries")
     if len(ts):
         written += plot_timeseries(cells, ts, lat, out)
