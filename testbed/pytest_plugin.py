@@ -183,10 +183,9 @@ def _fst_exclusive(request: pytest.FixtureRequest):
     if mark is None:
         yield
         return
-    shared, _ = _shared(request.config)
     # several names: taken in the order given (the testbed's own network check takes
     # "seed-network" before "lifecycle"; keep that order to never wait in a cycle)
-    with _locks(shared, *(f"exclusive-{n}.lock" for n in mark.args)):
+    with _exclusive(request.config, *mark.args):
         yield
 
 
@@ -194,8 +193,17 @@ def _fst_exclusive(request: pytest.FixtureRequest):
 def fst_exclusive(request: pytest.FixtureRequest):
     """``with fst_exclusive("lifecycle"): ...`` runs a block while no test marked with that name runs
     in another worker (for a part of a test only, e.g. a sub-run that measures the network)."""
-    shared, _ = _shared(request.config)
-    return lambda name: runmod.file_lock(shared / f"exclusive-{name}.lock")
+    return lambda name: _exclusive(request.config, name)
+
+
+@contextlib.contextmanager
+def _exclusive(config: pytest.Config, *names: str):
+    """The inter-process locks of ``exclusive(name)`` for these names, taken in order."""
+    shared, _ = _shared(config)
+    with contextlib.ExitStack() as stack:
+        for n in names:
+            stack.enter_context(runmod.file_lock(shared / f"exclusive-{n}.lock"))
+        yield
 
 
 class _OptionError(pytest.Collector.CollectError):
@@ -293,22 +301,14 @@ def fst_testbed(request: pytest.FixtureRequest) -> Testbed:
                                 owner="cli" if config.getoption("--keep-testbed") else owner)
             # measured while no test that loads the machine runs in another worker: the
             # "seed-network" ones and the "lifecycle" ones (provisioning topologies of their own)
-            _session(config).calibrate(tb, config.getoption("--wan-check"), lock=lambda: _locks(
-                shared, "exclusive-seed-network.lock", "exclusive-lifecycle.lock"))
+            _session(config).calibrate(tb, config.getoption("--wan-check"), lock=lambda: _exclusive(
+                config, "seed-network", "lifecycle"))
         except BaseException as e:
             state.write_text(json.dumps({**st, "error": f"{type(e).__name__}: {e}"}))
             raise
         state.write_text(json.dumps({**st, "timings": tb.timings, "calibration": tb.calibration,
                                      "wan_check": tb.wan_check, "preflight": tb.preflight}))
         return tb
-
-
-@contextlib.contextmanager
-def _locks(shared: Path, *names: str):
-    with contextlib.ExitStack() as stack:
-        for n in names:
-            stack.enter_context(runmod.file_lock(shared / n))
-        yield
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

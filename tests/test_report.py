@@ -48,17 +48,22 @@ def _cells(rng) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _write_folder(folder, cells: pd.DataFrame, rng) -> None:
+    """A results folder for ``cells``: cells.csv and every cell's latency samples and time series."""
+    cells.to_csv(folder / "cells.csv", index=False)
+    (folder / "latency").mkdir()
+    (folder / "timeseries").mkdir()
+    for c in cells["cell"]:
+        pd.DataFrame({"window_end_s": np.arange(10.0), "latency_ms": rng.normal(1250, 40, 10),
+                      "in_stats": True}).to_parquet(folder / "latency" / f"{c}.parquet")
+        pd.DataFrame({"t_s": np.arange(10.0), "offered_rate": 1000.0, "achieved_rate": 1000.0,
+                      "processed_rate": 990.0, "lag": 50.0}).to_parquet(folder / "timeseries" / f"{c}.parquet")
+
+
 def test_summary_and_figures_from_known_data(tmp_path):
     rng = np.random.default_rng(1)
     cells = _cells(rng)
-    cells.to_csv(tmp_path / "cells.csv", index=False)
-    (tmp_path / "latency").mkdir()
-    (tmp_path / "timeseries").mkdir()
-    for c in cells["cell"]:
-        pd.DataFrame({"window_end_s": np.arange(10.0), "latency_ms": rng.normal(1250, 40, 10),
-                      "in_stats": True}).to_parquet(tmp_path / "latency" / f"{c}.parquet")
-        pd.DataFrame({"t_s": np.arange(10.0), "offered_rate": 1000.0, "achieved_rate": 1000.0,
-                      "processed_rate": 990.0, "lag": 50.0}).to_parquet(tmp_path / "timeseries" / f"{c}.parquet")
+    _write_folder(tmp_path, cells, rng)
     pd.DataFrame([{"taskmanagers": 1, "placement": "single-cloud", "repetition": 1, "sustainable_rate": 4000,
                    "limited_by": "system"},
                   {"taskmanagers": 2, "placement": "single-cloud", "repetition": 1, "sustainable_rate": 5000,
@@ -146,14 +151,7 @@ def test_a_folder_of_search_trials_only_is_drawn(tmp_path):
     trials' time series and the search figure (this failed with a zero-column figure)."""
     rng = np.random.default_rng(2)
     cells = _cells(rng).assign(search=True)
-    cells.to_csv(tmp_path / "cells.csv", index=False)
-    (tmp_path / "latency").mkdir()
-    (tmp_path / "timeseries").mkdir()
-    for c in cells["cell"]:
-        pd.DataFrame({"window_end_s": np.arange(10.0), "latency_ms": rng.normal(1250, 40, 10),
-                      "in_stats": True}).to_parquet(tmp_path / "latency" / f"{c}.parquet")
-        pd.DataFrame({"t_s": np.arange(10.0), "offered_rate": 1000.0, "achieved_rate": 1000.0,
-                      "processed_rate": 990.0, "lag": 50.0}).to_parquet(tmp_path / "timeseries" / f"{c}.parquet")
+    _write_folder(tmp_path, cells, rng)
     pd.DataFrame([{"taskmanagers": 1, "placement": "single-cloud", "repetition": 1, "sustainable_rate": 4000,
                    "limited_by": "system"}]).to_csv(tmp_path / "sustainable.csv", index=False)
     names = {p.name for p in report.report(tmp_path)}

@@ -115,9 +115,8 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
             "driver": tb.topology.node(driver_nodes[0]).cpus * scale, **dict(spec.cpu_limits)}
     load_spec = load.LoadSpec(rate=spec.rate, duration=spec.duration, window=spec.window, nodes=tuple(driver_nodes),
                               keys=spec.keys, payload_bytes=spec.payload_bytes, processes=spec.driver_processes,
-                              cpus=cpus["driver"],
-                              **(dict(warmup_rate=spec.rate * spec.warmup_fraction, warmup_s=spec.warmup)
-                                 if spec.warmup_fraction != 1 else {}))
+                              cpus=cpus["driver"], warmup_rate=spec.rate * spec.warmup_fraction,
+                              warmup_s=spec.warmup)   # (a fraction of 1: one rate, the Schedule says so)
     cell = uuid.uuid4().hex[:8]
     row: dict = {"run_id": tb.run_id, "cell": cell, **spec.params(), "broker_node": broker_node,
                  "driver_nodes": ",".join(driver_nodes), "driver_tasks": load_spec.tasks,

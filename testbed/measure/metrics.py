@@ -25,6 +25,8 @@ from collections import Counter, defaultdict
 import numpy as np
 import pandas as pd
 
+from ..workload.driver import Schedule
+
 PERCENTILES = (50, 95, 99)
 # the driver kept its schedule when at most this share of events went out more than 100 ms late
 DRIVER_LATE_LIMIT = 0.001
@@ -153,8 +155,8 @@ def timeseries(raw: dict, flink_samples: list[tuple[float, int]]) -> pd.DataFram
     else:
         read = np.full(n + 1, np.nan)
     processed = np.diff(np.concatenate([[np.interp(0, *zip(*pts)) if len(pts) >= 2 else np.nan], read]))
-    offered = np.where(secs < prm.get("warmup_s", 0.0), prm.get("warmup_rate", prm["rate"]), float(prm["rate"]))
-    return pd.DataFrame({"t_s": secs, "offered_rate": offered, "achieved_rate": acked,
+    sch = Schedule(prm["rate"], prm["duration"], prm.get("warmup_rate", 0.0), prm.get("warmup_s", 0.0))
+    return pd.DataFrame({"t_s": secs, "offered_rate": [sch.rate_at(t) for t in secs], "achieved_rate": acked,
                          "processed_rate": processed, "lag": np.cumsum(acked) - read})
 
 
