@@ -8,7 +8,10 @@ import pytest
 from testbed.measure import metrics as measure
 from testbed.workload.schedule import windows_of as _windows
 from testbed.experiment.cell import CellSpec
-from testbed.workload.pipeline import SEED_WINDOW, WindowSpec, interval, sql
+from testbed.workload.jobs import Job
+from testbed.workload.pipeline import SEED_WINDOW, WindowSpec, interval
+
+sql = Job.parse("hop-window").sql
 
 
 def test_every_timestamp_is_in_size_over_slide_windows():

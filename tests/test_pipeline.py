@@ -18,6 +18,7 @@ from testbed.results.store import ResultsDir
 from testbed.stack import flink, kafka, services
 from testbed.model.placement import choose
 from testbed.workload import pipeline
+from testbed.workload.jobs import Job
 from testbed.workload.pipeline import SEED_WINDOW, WindowSpec
 from tests.conftest import messages, records
 
@@ -108,6 +109,7 @@ def test_cell_with_taskmanagers_on_two_clouds(fst_testbed, tmp_path):
     assert COLUMNS <= set(frame.columns), COLUMNS - set(frame.columns)
 
 
+HOP = Job.parse("hop-window")
 WINDOWS = [WindowSpec(0.5, 0.1, 0.05), WindowSpec(10, 2, 1), WindowSpec(100, 20, 1), SEED_WINDOW,
            WindowSpec(3600, 600, 120)]
 
@@ -122,8 +124,7 @@ def test_every_window_size_reaches_running(fst_testbed):
     ran = {}
     try:
         for w in WINDOWS:
-            job = pipeline.submit(cluster, pipeline.sql("events-windows", "results-windows", bootstrap, w, 1,
-                                                        name=f"window-{w.size_ms}ms"))
+            job = pipeline.submit(cluster, HOP.sql("events-windows", "results-windows", bootstrap, w, 1))
             try:
                 ran[w.describe()] = cluster.rest(f"/jobs/{job}")["state"]
             finally:

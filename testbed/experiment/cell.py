@@ -1,7 +1,8 @@
-"""One experiment cell: Flink with N taskmanagers under a placement, the seed's job, the driver.
+"""One experiment cell: Flink with N taskmanagers under a placement, a job (the seed's by default),
+the driver.
 
     spec = CellSpec(taskmanagers=2, placement="multi-cloud", rate=1000, duration=60, warmup=10,
-                    window=WindowSpec(5, 1))
+                    window=WindowSpec(5, 1), job=Job.parse("sql:tumble.sql"))
     row = run_cell(tb, spec)        # a flat dict: parameters, metrics, provenance
 
 Everything the cell starts besides Flink itself (topics, job, driver) is removed when it ends, also
@@ -23,7 +24,8 @@ from ..results.store import now
 from ..stack import flink, kafka, services
 from ..model.placement import choose
 from ..provision.testbed import Testbed
-from ..workload import driver, load, pipeline
+from ..workload import driver, jobs, load, pipeline
+from ..workload.jobs import Job
 from ..workload.pipeline import WindowSpec
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class CellSpec:
     driver_nodes: tuple[str, ...] = ()   # one driver task per entry; default: one on the broker's node
     cpu_scale: float = 0.0          # > 0: every service limited to its node's CPUs times this
     cpu_limits: tuple[tuple[str, float], ...] = ()   # (role, cores) replacing the scale's; 0: none
+    job: Job = field(default_factory=lambda: Job.parse("hop-window"))
 
     def __post_init__(self):
         if not (isinstance(self.rate, (int, float)) and self.rate > 0 and math.isfinite(self.rate)):
@@ -66,9 +69,9 @@ class CellSpec:
             raise ValueError("slots and keys must be >= 1; driver processes and payload bytes >= 0")
         if not (isinstance(self.cpu_scale, (int, float)) and 0 <= self.cpu_scale and math.isfinite(self.cpu_scale)):
             raise ValueError(f"cpu_scale must be >= 0 (0: no CPU limits), got {self.cpu_scale!r}")
-        need = self.min_duration(self.warmup, self.window)
+        need = self.min_duration(self.warmup, self.job.window(self.window))
         if self.duration < need:
-            w = self.window
+            w = self.job.window(self.window)
             raise ValueError(
                 f"duration {self.duration:g}s is too short for {w.describe()} after a warm-up of {self.warmup:g}s: "
                 f"no window is sure to close inside the measured part of the load (a window's end must fall after "
@@ -85,12 +88,22 @@ class CellSpec:
     def key(self) -> str:
         """Names the cell in a matrix (what --resume matches on)."""
         return (f"tm{self.taskmanagers}-{self.placement}-r{self.rate:g}-rep{self.repetition}"
+                + ("" if self.job.spec == "hop-window" else f"-{self.job.label}")
                 + ("-search" if self.search else ""))
+
+    @property
+    def output(self) -> str:
+        """What the job writes, as the driver's collector needs to know (load.LoadSpec.output)."""
+        if self.job.kind != "builtin":
+            return "any"
+        return "events" if self.job.counts_events else "windows"
 
     def params(self) -> dict:
         d = asdict(self)
         w = d.pop("window")
         d.pop("driver_nodes")
+        d.pop("job")
+        d.update(self.job.record())
         d["cpu_limits"] = ",".join(f"{r}={c:g}" for r, c in self.cpu_limits)
         return {"cell_key": self.key, **d, "window_s": w["size_s"], "slide_s": w["slide_s"],
                 "watermark_delay_s": w["watermark_delay_s"]}
@@ -113,10 +126,11 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
             "taskmanager": tb.topology.node(placement.nodes[0]).cpus * scale,
             "broker": tb.topology.node(broker_node).cpus * scale,
             "driver": tb.topology.node(driver_nodes[0]).cpus * scale, **dict(spec.cpu_limits)}
-    load_spec = load.LoadSpec(rate=spec.rate, duration=spec.duration, window=spec.window, nodes=tuple(driver_nodes),
+    window = spec.job.window(spec.window)
+    load_spec = load.LoadSpec(rate=spec.rate, duration=spec.duration, window=window, nodes=tuple(driver_nodes),
                               keys=spec.keys, payload_bytes=spec.payload_bytes, processes=spec.driver_processes,
                               cpus=cpus["driver"], warmup_rate=spec.rate * spec.warmup_fraction,
-                              warmup_s=spec.warmup)   # (a fraction of 1: one rate, the Schedule says so)
+                              warmup_s=spec.warmup, output=spec.output)   # (a fraction of 1: one rate)
     cell = uuid.uuid4().hex[:8]
     row: dict = {"run_id": tb.run_id, "cell": cell, **spec.params(), "broker_node": broker_node,
                  "driver_nodes": ",".join(driver_nodes), "driver_tasks": load_spec.tasks,
@@ -148,35 +162,49 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     parts = cluster.parallelism
     kafka.admin(tb, bootstrap, driver_nodes[0], [f"{events}:{parts}", f"{results}:{parts}"], [])
     job_id = None
+    cleanup = [lambda: job_id and pipeline.cancel(cluster, job_id), lambda: load.remove(tb),
+               lambda: kafka.admin(tb, bootstrap, driver_nodes[0], [], [events, results])]
     try:
-        job_id = pipeline.submit(cluster, pipeline.sql(events, results, bootstrap, spec.window, parts))
+        job_id = _submit(cluster, spec.job, bootstrap, events, results, window)
         row["job_id"] = job_id
         raw, samples, used = _drive(tb, cluster, job_id, load_spec, bootstrap, events, results)
+        pipeline.check_running(cluster, job_id)     # a job that failed during the load: its root causes
         row.update(measure.cell_metrics(raw, spec.warmup, samples))
         row.update(used)
         series = measure.timeseries(raw, samples)
         row["lag_slope"] = measure.lag_slope(series, spec.warmup, spec.duration)
         if artifacts is not None:
-            artifacts["latency"] = measure.latency_samples(raw["results"], raw["t0_ms"], spec.warmup,
-                                                           measure.closed_by_load_ms(raw))
+            artifacts["latency"] = measure.measured_latency(raw, spec.warmup)
             artifacts["timeseries"] = series
-    finally:
-        # every step runs even if one before it fails; the first failure is raised
-        _cleanup([lambda: job_id and pipeline.cancel(cluster, job_id),
-                  lambda: load.remove(tb),
-                  lambda: kafka.admin(tb, bootstrap, driver_nodes[0], [], [events, results])])
+    except BaseException:
+        _cleanup(cleanup, failing=True)     # the cell's own error is the one raised
+        raise
+    _cleanup(cleanup)
     row["ended"] = now()
     return row
 
 
-def _cleanup(steps) -> None:
+def _submit(cluster, job: Job, bootstrap: str, events: str, results: str, window: WindowSpec) -> str:
+    """Start the cell's job; its id once every task runs."""
+    if job.kind == "jar":
+        values = jobs.template_values(bootstrap=bootstrap, events=events, results=results,
+                                      parallelism=cluster.parallelism, window=window)
+        return pipeline.submit_jar(cluster, job.path, job.entry_class, job.program_args(values))
+    return pipeline.submit(cluster, job.sql(events, results, bootstrap, window, cluster.parallelism))
+
+
+def _cleanup(steps, failing: bool = False) -> None:
+    """Every step runs even if one before it fails; the first failure is raised, or only logged when
+    the cell is ``failing`` already (its own error must not be masked by a cleanup's)."""
     error = None
     for fn in steps:
         try:
             fn()
         except Exception as e:  # noqa: BLE001 - raised below, after the other steps
             error = error or e
-    if error is not None:
+            if failing:
+                log.warning(f"cleaning up after a failed cell: {type(e).__name__}: {e}")
+    if error is not None and not failing:
         raise error
 
 

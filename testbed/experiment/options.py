@@ -16,6 +16,7 @@ from ..model.placement import choose
 from ..providers.base import CLOUDS
 from ..results.store import RESULTS
 from ..model.topology import Topology
+from ..workload.jobs import Job, JobError
 from ..workload.pipeline import SEED_WINDOW, WindowSpec
 from .cell import CellSpec
 
@@ -76,6 +77,12 @@ EXPERIMENT = (
     Opt(("--watermark-delay",), dict(type=float, default=_W.watermark_delay_s,
         help=f"bounded out-of-orderness in s (default {_W.watermark_delay_s:g}); --duration must be at least "
              "--warmup + --slide + this, so that a window closes in the measured part of the load")),
+    Opt(("--job", "--jobs"), dict(dest="jobs", default="hop-window", help="the job(s) to measure, comma-separated, an "
+        "axis of the matrix: hop-window (default, the seed's sliding windows), tumble-window, passthrough (the "
+        "zero-work baseline), sql:FILE (statements on the events and results tables), jar:FILE[:CLASS] (uploaded "
+        "through Flink's REST API); README, 'Your own job'")),
+    Opt(("--job-args",), dict(default="", help="program arguments of jar: jobs, split like a shell, with {bootstrap}, "
+        "{events}, {results}, {parallelism}, {window_ms}, {slide_ms}, {watermark_delay_ms}, {group_id}")),
     Opt(("--keys",), dict(type=int, default=16, help="distinct event keys (default 16)")),
     Opt(("--payload-bytes",), dict(type=int, default=0, help="each event's size in bytes, padded (default 0: unpadded, "
                                                              "about 50 bytes)")),
@@ -103,7 +110,7 @@ EXPERIMENT = (
 
 # what a cell's numbers depend on besides its key (taskmanagers, placement, rate, repetition):
 # a resumed run must give the same
-MEASUREMENT_OPTIONS = ("duration", "warmup", "warmup_fraction", "window", "slide", "watermark_delay", "keys", "payload_bytes",
+MEASUREMENT_OPTIONS = ("job_args", "duration", "warmup", "warmup_fraction", "window", "slide", "watermark_delay", "keys", "payload_bytes",
                        "driver_nodes", "cpu_scale", "cpu_limits")
 CPU_ROLES = ("taskmanager", "jobmanager", "broker", "driver")
 
@@ -171,7 +178,7 @@ class Search:
 
 @dataclass(frozen=True)
 class Experiment:
-    """The matrix an experiment run measures: taskmanagers x placement x rate x repetition, each cell
+    """The matrix an experiment run measures: taskmanagers x placement x job x rate x repetition, each cell
     with the same duration, warm-up and window; and whether to search sustainable throughput."""
 
     taskmanagers: tuple[int, ...] = (1, 2, 3)
@@ -191,6 +198,7 @@ class Experiment:
     cpu_scale: float | None = None      # None: auto_cpu_scale for the topology and cloud
     cpu_limits: tuple[tuple[str, float], ...] = ()   # per-role cores replacing the scale's
     cloud: str = "emulated"
+    jobs: tuple[Job, ...] = (Job.parse("hop-window"),)
 
     @classmethod
     def from_options(cls, o: dict[str, Any]) -> "Experiment":
@@ -214,6 +222,15 @@ class Experiment:
                 raise ValueError
         except ValueError:
             raise OptionError(f"bad experiment option: --cpu-scale must be auto or a number >= 0, got {scale!r}") from None
+        try:
+            jobs = tuple(Job.parse(j, o.get("job_args") or "" if j.startswith("jar:") else "")
+                         for j in _csv(o.get("jobs") or "hop-window", "job"))
+            if o.get("job_args") and not any(j.kind == "jar" for j in jobs):
+                raise JobError("--job-args is for jar: jobs, and no --job is one")
+        except JobError as e:
+            raise OptionError(f"bad experiment option: {e}") from None
+        if len({j.label for j in jobs}) < len(jobs):
+            raise OptionError(f"bad experiment option: --job: two jobs with one name ({', '.join(j.label for j in jobs)})")
         return cls(taskmanagers=tuple(_csv(o["taskmanagers"], "taskmanagers", int)),
                    placements=tuple(_csv(o["placements"], "placements")),
                    rates=tuple(_csv(o["rates"], "rates", float)), repetitions=o["repetitions"],
@@ -224,7 +241,7 @@ class Experiment:
                    driver_nodes=tuple(_csv(o.get("driver_nodes") or "", "driver-nodes")),
                    driver_processes=o.get("driver_processes", 0), cpu_scale=cpu_scale,
                    cpu_limits=parse_cpu_limits(o.get("cpu_limits") or ""),
-                   cloud=o.get("cloud") or "emulated")
+                   cloud=o.get("cloud") or "emulated", jobs=jobs or (Job.parse("hop-window"),))
 
     def cell_options(self, topology: Topology) -> dict:
         """What every cell of the matrix shares besides its key, on ``topology``."""
@@ -253,12 +270,13 @@ class Experiment:
                     except ValueError as e:
                         problems.append(str(e))
                         continue
-                    for rate in self.rates:
-                        if not (rate > 0 and math.isfinite(rate)):
-                            raise ValueError(f"rate must be > 0 events/s, got {rate:g}")
-                        for rep in range(1, self.repetitions + 1):
-                            cells.append(CellSpec(taskmanagers=tm, placement=placement, rate=rate, repetition=rep,
-                                                  **shared))
+                    for job in self.jobs:
+                        for rate in self.rates:
+                            if not (rate > 0 and math.isfinite(rate)):
+                                raise ValueError(f"rate must be > 0 events/s, got {rate:g}")
+                            for rep in range(1, self.repetitions + 1):
+                                cells.append(CellSpec(taskmanagers=tm, placement=placement, rate=rate,
+                                                      repetition=rep, job=job, **shared))
         except ValueError as e:
             raise OptionError(f"bad experiment option: {e}") from None
         if not cells:
@@ -266,12 +284,12 @@ class Experiment:
         return cells, problems
 
     def searches(self, cells: list[CellSpec]) -> list[CellSpec]:
-        """One sustainable-throughput search per (taskmanagers, placement, repetition), if asked for."""
+        """One sustainable-throughput search per (taskmanagers, placement, job, repetition), if asked for."""
         if not self.sustainable:
             return []
         out, seen = [], set()
         for c in cells:
-            if (c.taskmanagers, c.placement, c.repetition) not in seen:
-                seen.add((c.taskmanagers, c.placement, c.repetition))
+            if (c.taskmanagers, c.placement, c.job, c.repetition) not in seen:
+                seen.add((c.taskmanagers, c.placement, c.job, c.repetition))
                 out.append(replace(c, rate=self.search.start))
         return out

@@ -38,7 +38,7 @@ class Criteria:
             return False, f"lag grows {slope:,.0f} events/s (limit {limit:,.0f})"
         if not row["latency_p99_ms"] <= self.max_p99_ms:
             return False, f"p99 latency {row['latency_p99_ms']:,.0f} ms above {self.max_p99_ms:,.0f} ms"
-        if row["lost"]:
+        if row["lost"] and row["lost"] == row["lost"]:     # (NaN: a job with nothing to account)
             return False, f"{row['lost']} lost event-window counts"
         return True, ""
 

@@ -28,6 +28,8 @@ from ..results.store import ResultsDir, host_facts, now
 from ..stack import services
 from ..model.topology import Topology
 from .cell import CellSpec, run_cell
+from ..measure.metrics import NOT_APPLICABLE
+from ..workload.jobs import JobError
 from .options import MEASUREMENT_OPTIONS, Experiment, OptionError
 from .search import Criteria, find
 
@@ -37,8 +39,11 @@ SERVICES = ("jobmanager", "taskmanager", "broker", "driver")
 
 
 def cell_ok(row: dict) -> bool:
-    """A cell whose accounting adds up: nothing lost, nothing duplicated."""
-    return not row.get("error") and row.get("lost") == 0 and row.get("duplicated") == 0
+    """A cell that ran and whose accounting adds up (nothing lost, nothing duplicated), or whose job
+    gives nothing to account (accounting "not applicable")."""
+    if row.get("error"):
+        return False
+    return row.get("accounting") == NOT_APPLICABLE or (row.get("lost") == 0 and row.get("duplicated") == 0)
 
 
 class Session:
@@ -53,6 +58,7 @@ class Session:
         self.options = options or {}
         self.command = command or []
         self._manifest_written = False
+        self._jobs_checked: str | None = None     # "" once every job passed, else why not
         self._done = 0
         self._total = 0
         self._t0: float | None = None
@@ -117,9 +123,19 @@ class Session:
         self._total = total
 
     def begin(self, tb: Testbed) -> None:
-        """Write the manifest before the first measurement."""
+        """Check the jobs with Flink's planner and write the manifest, before the first measurement."""
+        if self._jobs_checked is None:
+            try:
+                for job in self.experiment.jobs:
+                    job.validate(tb, job.window(self.experiment.window))
+                self._jobs_checked = ""
+            except JobError as e:
+                self._jobs_checked = f"bad experiment option: {e}"
+        if self._jobs_checked:
+            raise OptionError(self._jobs_checked)
         if not self._manifest_written:
-            manifest.write(self.path, options=self.options, topology=tb.topology, testbed=tb, command=self.command)
+            manifest.write(self.path, options=self.options, topology=tb.topology, testbed=tb, command=self.command,
+                           jobs=[j.record() for j in self.experiment.jobs])
             self._manifest_written = True
 
     # -- measuring ---------------------------------------------------------------------------------
@@ -131,10 +147,10 @@ class Session:
         the services involved (``logs/<cell>-<time>.txt``), then raise."""
         if not spec.search:
             self._announce(spec)
+        self.begin(tb)      # a job Flink rejects stops here, before any cell, with no rows
         started = now()
         artifacts: dict = {}
         try:
-            self.begin(tb)
             row = run_cell(tb, spec, artifacts)
         except Exception as e:
             logs = "\n\n".join(services.describe(tb, s, tail=80) for s in SERVICES)

@@ -15,6 +15,11 @@ Definitions (the README explains why):
   driver knows how many events it sent; ``lost`` counts event-window memberships that no result
   reported, ``duplicated`` those reported more than once or in excess (a repeated result record
   for a window counts all of its events again).
+
+A job's output (README, "Your own job") decides what can be measured: windowed results are timed
+from their window's end and accounted as above when they carry counts; per-event results
+(``passthrough``) are timed from the event's time and, when the job writes one record per event,
+accounted per (key, event time) against the schedule; anything else has accounting "not applicable" (lost, duplicated: NaN).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections import Counter, defaultdict
 import numpy as np
 import pandas as pd
 
+from ..workload import schedule
 from ..workload.driver import Schedule
 
 PERCENTILES = (50, 95, 99)
@@ -94,11 +100,78 @@ def processed_rate(samples: list[tuple[float, int]], t_from: float, t_to: float)
     return (vb - va) / (tb - ta)
 
 
+NOT_APPLICABLE = "not applicable"
+ACCOUNTING_NAN = ("expected_windows", "received_windows", "missing_windows", "repeated_windows",
+                  "unexpected_windows", "counted", "expected_counted", "lost", "duplicated")
+
+
+def window_results(raw: dict) -> list:
+    """The windowed results, with a missing window start taken as the end minus the window size."""
+    size = round(raw["params"]["window"] * 1000)
+    return [[k, ws if ws is not None else we - size, we, cnt, ts, arr] for k, ws, we, cnt, ts, arr in raw["results"]]
+
+
+def event_accounting(t0: float, sch: Schedule, keys: int, events: list) -> dict:
+    """One result per event: per (key, event time), the results against the events the schedule put
+    there (event j: key j mod keys, time ``Schedule.time_ms``); the shortfall is lost, the excess
+    (and any result the schedule has no event for) duplicated."""
+    j = np.arange(sch.total, dtype=np.int64)
+    ts = schedule.event_times_ms(t0, j, sch)
+    base = int(ts[0]) if len(ts) else 0
+    span = (int(ts[-1]) - base + 1) if len(ts) else 1
+    exp_codes, exp_n = np.unique((j % keys) * span + (ts - base), return_counts=True)
+    got_codes, unexpected = [], 0
+    for k, t, _arr in events:
+        n = int(k[1:]) if isinstance(k, str) and k[:1] == "k" and k[1:].isdigit() else -1
+        if 0 <= n < keys and 0 <= int(t) - base < span:
+            got_codes.append(n * span + int(t) - base)
+        else:
+            unexpected += 1
+    got_codes, got_n = np.unique(np.asarray(got_codes, dtype=np.int64), return_counts=True)
+    at = np.searchsorted(exp_codes, got_codes)
+    known = (at < len(exp_codes)) & (exp_codes[np.minimum(at, len(exp_codes) - 1)] == got_codes)
+    got_per_expected = np.zeros(len(exp_codes), dtype=np.int64)
+    got_per_expected[at[known]] = got_n[known]
+    lost = int(np.maximum(0, exp_n - got_per_expected).sum())
+    duplicated = int(np.maximum(0, got_per_expected - exp_n).sum() + got_n[~known].sum() + unexpected)
+    return {"expected_windows": float("nan"), "received_windows": float("nan"), "missing_windows": float("nan"),
+            "repeated_windows": float("nan"), "unexpected_windows": float("nan"), "counted": len(events),
+            "expected_counted": int(sch.total), "lost": lost, "duplicated": duplicated}
+
+
+def output_accounting(raw: dict) -> dict:
+    """The accounting the job's output allows (module doc), with ``accounting`` naming which."""
+    windows = window_results(raw)
+    events = raw.get("event_results", [])
+    records = len(windows) + len(events)
+    if windows and all(r[3] is not None for r in windows):
+        return {"accounting": "windows", **accounting(raw["expected"], windows)}
+    if raw["params"].get("output") == "events" and not windows:
+        sch = Schedule(raw["params"]["rate"], raw["params"]["duration"], raw["params"].get("warmup_rate", 0.0),
+                       raw["params"].get("warmup_s", 0.0))
+        return {"accounting": "events", **event_accounting(raw["t0"], sch, raw["params"]["keys"], events),
+                "result_records": records}
+    return {"accounting": NOT_APPLICABLE, **{k: float("nan") for k in ACCOUNTING_NAN}, "result_records": records}
+
+
+def measured_latency(raw: dict, warmup_s: float) -> pd.DataFrame:
+    """Every measured result's latency (``latency_samples`` or ``event_latency_samples``), with
+    ``latency_from`` naming what it is measured from."""
+    windows = window_results(raw)
+    if windows:
+        lat = latency_samples(windows, raw["t0_ms"], warmup_s, closed_by_load_ms(raw))
+        return lat.assign(latency_from="window_end")
+    lat = event_latency_samples(raw.get("event_results", []), raw["t0_ms"], warmup_s, raw["last_due_ms"])
+    return lat.assign(latency_from="ts")
+
+
 def cell_metrics(raw: dict, warmup_s: float, flink_samples: list[tuple[float, int]]) -> dict:
     prm = raw["params"]
     prods = raw["producers"]
-    acc = accounting(raw["expected"], raw["results"])
-    lat = latencies(raw["results"], raw["t0_ms"], warmup_s, closed_by_load_ms(raw))
+    acc = output_accounting(raw)
+    lat = measured_latency(raw, warmup_s)
+    latency_from = lat["latency_from"].iloc[0] if len(lat) else "none"
+    lat = lat.loc[lat["in_stats"], "latency_ms"].to_numpy(dtype=float)
     t0 = raw["t0_ms"] / 1000
     sent = sum(p["sent"] for p in prods)
     return {
@@ -112,7 +185,8 @@ def cell_metrics(raw: dict, warmup_s: float, flink_samples: list[tuple[float, in
         "driver_fell_behind": bool(sent) and sum(p["behind"] for p in prods) / sent > DRIVER_LATE_LIMIT,
         "producer_errors": sum(p["failed"] for p in prods),
         "events_unacknowledged": sum(p["unacknowledged"] for p in prods),
-        **acc, **latency_stats(lat),
+        **acc, "unreadable_results": raw.get("other_count", 0), "latency_from": latency_from,
+        **latency_stats(lat),
     }
 
 
@@ -134,6 +208,18 @@ def latency_samples(results: list, t0_ms: int, warmup_s: float, last_closed_ms: 
         rows.append({"key": key, "window_end_s": (we - t0_ms) / 1000, "latency_ms": float(arrival - we),
                      "in_stats": bool(t0_ms + warmup_s * 1000 <= we <= last_closed_ms)})
     return pd.DataFrame(rows, columns=["key", "window_end_s", "latency_ms", "in_stats"])
+
+
+def event_latency_samples(events: list, t0_ms: int, warmup_s: float, last_due_ms: int) -> pd.DataFrame:
+    """Every per-event result: its event time (s since the first event, in ``window_end_s``, the
+    column windowed results use), latency = arrival - event time (ms), and whether it is inside the
+    statistics (its event came after warm-up). A repeated result is a sample of its own."""
+    if not events:
+        return pd.DataFrame(columns=["key", "window_end_s", "latency_ms", "in_stats"])
+    keys, ts, arrival = zip(*events)
+    ts, arrival = np.asarray(ts, dtype=np.int64), np.asarray(arrival, dtype=np.int64)
+    return pd.DataFrame({"key": keys, "window_end_s": (ts - t0_ms) / 1000, "latency_ms": (arrival - ts).astype(float),
+                         "in_stats": (ts >= t0_ms + warmup_s * 1000) & (ts <= last_due_ms)})
 
 
 def timeseries(raw: dict, flink_samples: list[tuple[float, int]]) -> pd.DataFrame:

@@ -43,14 +43,16 @@ def _versions() -> dict:
     return out
 
 
-def write(folder: Path, *, options: dict, topology, testbed=None, command: list[str] | None = None) -> Path:
-    """Create or update ``manifest.json`` (a resumed run keeps the first start and adds a session)."""
+def write(folder: Path, *, options: dict, topology, testbed=None, command: list[str] | None = None,
+          jobs: list[dict] | None = None) -> Path:
+    """Create or update ``manifest.json`` (a resumed run keeps the first start and adds a session).
+    ``jobs``: what each job of the matrix is (``Job.record``: its file's sha256, class, arguments)."""
     folder.mkdir(parents=True, exist_ok=True)
     with file_lock(folder / ".manifest.lock"):    # xdist workers with testbeds of their own share it
-        return _write(folder, options, topology, testbed, command)
+        return _write(folder, options, topology, testbed, command, jobs)
 
 
-def _write(folder: Path, options: dict, topology, testbed, command) -> Path:
+def _write(folder: Path, options: dict, topology, testbed, command, jobs=None) -> Path:
     path = folder / "manifest.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     engines = {}
@@ -70,6 +72,7 @@ def _write(folder: Path, options: dict, topology, testbed, command) -> Path:
                      "kafka_clients": KAFKA_CLIENTS_VERSION, "broker": BrokerSpec.of(topology).name,
                      "python": platform.python_version(), "packages": _versions(),
                      "docker_engines": engines or old.get("versions", {}).get("docker_engines", {})},
+        "jobs": jobs or old.get("jobs", []),
         "topology": {"source": topology.source, "sha256": topology.sha256, "text": topology.text},
         "testbed": {"run_id": testbed.run_id if testbed else None,
                     "provider": testbed.provider.name if testbed else None,

@@ -27,7 +27,17 @@ import pandas as pd
 from .store import read_table
 
 PERCENTILES = (50, 95, 99)
-GROUP = ["taskmanagers", "placement", "rate"]
+GROUP = ["taskmanagers", "placement", "job", "rate"]
+
+
+def _with_job(cells: pd.DataFrame) -> pd.DataFrame:
+    """Folders from before the job axis measured the built-in hop-window job."""
+    label = cells["job_label"] if "job_label" in cells else pd.Series(np.nan, index=cells.index)
+    return cells.assign(job=label.astype(object).where(label.notna(), "hop-window"))
+
+
+def _series_label(placement: str, job: str, jobs: int) -> str:
+    return placement if jobs == 1 else f"{job}, {placement}"
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
@@ -57,7 +67,7 @@ def _matrix_cells(cells: pd.DataFrame) -> pd.Series:
 def summary(cells: pd.DataFrame) -> pd.DataFrame:
     """One row per (taskmanagers, placement, rate) of the matrix (not the search's trials):
     repetitions, latency percentiles (mean ± CI), rates, accounting, whether the driver kept up."""
-    ok = cells[_matrix_cells(cells)]
+    ok = _with_job(cells[_matrix_cells(cells)])
     rows = []
     for key, g in ok.groupby(GROUP, sort=True):
         row = dict(zip(GROUP, key))
@@ -67,8 +77,9 @@ def summary(cells: pd.DataFrame) -> pd.DataFrame:
             row[f"p{p}_ms"], row[f"p{p}_ci95_ms"] = m, h
         for col in ("achieved_rate", "processed_rate"):
             row[col] = float(g[col].mean())
-        row["lost"] = int(g["lost"].sum())
-        row["duplicated"] = int(g["duplicated"].sum())
+        # a job with nothing to account has NaN: the sum stays NaN, not a silent 0
+        row["lost"] = float(pd.to_numeric(g["lost"], errors="coerce").sum(min_count=1))
+        row["duplicated"] = float(pd.to_numeric(g["duplicated"], errors="coerce").sum(min_count=1))
         row["driver_fell_behind"] = bool(g["driver_fell_behind"].astype(bool).any())
         rows.append(row)
     return pd.DataFrame(rows)
@@ -104,23 +115,24 @@ def _save(fig, out: Path, name: str) -> list[Path]:
 def plot_latency(summ: pd.DataFrame, out: Path) -> list[Path]:
     plt = _style()
     rates = sorted(summ["rate"].unique())
+    jobs = summ["job"].nunique()
     fig, axes = plt.subplots(1, len(rates), figsize=(5.2 * len(rates), 4.0), squeeze=False, sharey=True)
     markers = {50: "o", 95: "s", 99: "^"}
     for ax, rate in zip(axes[0], rates):
         sub = summ[summ["rate"] == rate]
-        for i, (placement, g) in enumerate(sub.groupby("placement")):
+        for i, ((job, placement), g) in enumerate(sub.groupby(["job", "placement"])):
             g = g.sort_values("taskmanagers")
             for p in PERCENTILES:
                 ax.errorbar(g["taskmanagers"] + (i - 0.5) * 0.06, g[f"p{p}_ms"] / 1000,
                             yerr=g[f"p{p}_ci95_ms"].fillna(0) / 1000, marker=markers[p], capsize=3,
                             color=f"C{i}", linestyle=["-", "--", ":"][PERCENTILES.index(p)],
-                            label=f"{placement}, p{p}")
+                            label=f"{_series_label(placement, job, jobs)}, p{p}")
         ax.set_title(f"offered {rate:,.0f} events/s")
         ax.set_xlabel("taskmanagers")
         ax.set_xticks(sorted(sub["taskmanagers"].unique()))
-    axes[0][0].set_ylabel("window latency (s)")
+    axes[0][0].set_ylabel("latency (s)")
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
-    fig.suptitle("Window latency (mean over repetitions, 95 % CI)")
+    fig.suptitle("Latency: of windows from their end, of events from their time (mean over repetitions, 95 % CI)")
     paths = _save(fig, out, "latency_vs_taskmanagers")
     plt.close(fig)
     return paths
@@ -155,20 +167,21 @@ def plot_sustainable(sust: pd.DataFrame, out: Path) -> list[Path]:
 
 def plot_cdf(cells: pd.DataFrame, samples: pd.DataFrame, out: Path) -> list[Path]:
     plt = _style()
-    merged = samples.merge(cells[["cell", *GROUP]], on="cell")
+    merged = samples.merge(_with_job(cells)[["cell", *GROUP]], on="cell")
     rates = sorted(merged["rate"].unique())
+    jobs = merged["job"].nunique()
     fig, axes = plt.subplots(1, len(rates), figsize=(5.2 * len(rates), 4.0), squeeze=False, sharey=True)
     for ax, rate in zip(axes[0], rates):
         sub = merged[merged["rate"] == rate]
-        for i, ((tm, placement), g) in enumerate(sub.groupby(["taskmanagers", "placement"])):
+        for i, ((tm, placement, job), g) in enumerate(sub.groupby(["taskmanagers", "placement", "job"])):
             x = np.sort(g["latency_ms"].to_numpy()) / 1000
             ax.step(x, np.arange(1, x.size + 1) / x.size, where="post", color=f"C{i}",
-                    label=f"{tm} TM, {placement}")
+                    label=f"{tm} TM, {_series_label(placement, job, jobs)}")
         ax.set_title(f"offered {rate:,.0f} events/s")
-        ax.set_xlabel("window latency (s)")
-    axes[0][0].set_ylabel("fraction of windows")
+        ax.set_xlabel("latency (s)")
+    axes[0][0].set_ylabel("fraction of results")
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
-    fig.suptitle("Window latency CDF (all repetitions)")
+    fig.suptitle("Latency CDF (all repetitions)")
     paths = _save(fig, out, "latency_cdf")
     plt.close(fig)
     return paths
@@ -200,11 +213,12 @@ def plot_timeseries(cells: pd.DataFrame, series: pd.DataFrame, samples: pd.DataF
         if len(lat):   # the warm-up's windows and the measured ones; not those closed by the final flush
             lat = lat[lat["in_stats"] | (lat["window_end_s"] < m["warmup"])]
             axes[2].plot(lat["window_end_s"], lat["latency_ms"] / 1000, ".", color="C4", markersize=3)
-        axes[2].set_ylabel("window latency (s)")
-        axes[2].set_xlabel("time since the first event (s)")
+        axes[2].set_ylabel("latency (s)")
+        axes[2].set_xlabel("time since the first event (s): window end, or event time")
         for ax in axes:
             ax.axvspan(0, m["warmup"], color="grey", alpha=0.12, lw=0)
-        fig.suptitle(f"cell {cell}: {m['taskmanagers']} TM, {m['placement']}\n"
+        job = m["job_label"] if "job_label" in m and isinstance(m["job_label"], str) else "hop-window"
+        fig.suptitle(f"cell {cell}: {m['taskmanagers']} TM, {m['placement']}, job {job}\n"
                      f"offered {m['rate']:,.0f} events/s (grey: warm-up)")
         paths += _save(fig, out / "timeseries", str(cell))
         plt.close(fig)

@@ -26,11 +26,13 @@ sent - still queued - failed, read once per burst. A task whose processes are co
 ``CONTROL/ready.json``; the harness, once every task is ready, writes the same ``{"t0": ...}`` to
 each task's ``CONTROL/start.json`` (without ``--control``: ``--t0``, or 1 s after ready).
 
-``collect`` reads the results topic from its start and stamps each result with its arrival time.
-When the harness writes ``CONTROL/flush.json`` (``{"flush_ts": ms, "target": windows}``, after every
-producer is done), it sends one flush event per partition (key ``__flush__``) whose event time
-closes every window of the run, then reads until every expected window has been seen (and one more
-second, for late repeats) or ``--drain`` seconds have passed. Raw measurements go to ``--out`` as
+``collect`` reads the results topic from its start and stamps each result with its arrival time
+(``parse_result``: a windowed result, an event's, or neither). When the harness writes
+``CONTROL/flush.json`` (``{"flush_ts": ms, "target": windows, "target_events": n, "quiet": s}``, after
+every producer is done), it sends one flush event per partition (key ``__flush__``) whose event time
+closes every window of the run, then reads until every expected window (or event) has been seen (and
+one more second, for late repeats), no result came for ``quiet`` seconds, or ``--drain`` seconds
+have passed. Raw measurements go to ``--out`` as
 JSON; the harness computes the statistics.
 """
 
@@ -297,20 +299,50 @@ def _flush(args, flush_ts: int) -> None:
     """One event per partition, far enough in event time to close every window of the run."""
     from kafka import KafkaProducer
 
-    p = KafkaProducer(bootstrap_servers=args.bootstrap, key_serializer=str.encode,
-                      value_serializer=lambda v: json.dumps(v).encode())
+    p = KafkaProducer(bootstrap_servers=args.bootstrap)
     parts = p.partitions_for(args.events) or {0}
+    value = event_value(FLUSH_KEY.encode(), 0, flush_ts, 0)     # formatted as every event is
     for part in parts:
-        p.send(args.events, key=FLUSH_KEY, value={"key": FLUSH_KEY, "value": 0.0, "ts": flush_ts}, partition=part)
+        p.send(args.events, key=FLUSH_KEY.encode(), value=value, partition=part)
     p.flush(timeout=30)
     p.close(timeout=10)
 
 
-def collect(args) -> int:
-    """Read results from the start of the topic; flush when the harness says the producers are
-    done; stop when every expected window was seen (and a second more passed) or after --drain s."""
+def _ms(v) -> int | None:
+    """A window bound: epoch ms, or ISO-8601 wall-clock UTC (table.local-time-zone = UTC); None if absent."""
     from datetime import datetime, timezone
 
+    if v is None:
+        return None
+    if isinstance(v, (int, float)):
+        return int(v)
+    return round(datetime.fromisoformat(v).replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def parse_result(value: bytes, arrival: int) -> tuple[str, list] | None:
+    """One result record by the contract (README, "Your own job"): ("window", [key, window_start,
+    window_end, cnt, ts, arrival]) when it has ``window_end`` (``window_start``, ``cnt``, ``ts`` may be
+    None), ("event", [key, ts, arrival]) when it has ``ts`` only, ("other", [...]) when neither, and
+    None for the harness's own flush events. A null field is an absent one."""
+    v = json.loads(value)
+    if not isinstance(v, dict):
+        return "other", [str(v)[:200], arrival]
+    key = v.get("key")
+    if key == FLUSH_KEY:
+        return None
+    if v.get("window_end") is not None:
+        cnt = v.get("cnt")
+        return "window", [key, _ms(v.get("window_start")), _ms(v["window_end"]),
+                          int(cnt) if cnt is not None else None, v.get("ts", v.get("max_ts")), arrival]
+    if v.get("ts") is not None:
+        return "event", [key, int(v["ts"]), arrival]
+    return "other", [str(v)[:200], arrival]
+
+
+def collect(args) -> int:
+    """Read results from the start of the topic; flush when the harness says the producers are
+    done; stop when every expected window (or event) was seen and a second more passed, when no
+    result came for ``quiet`` seconds after the flush (if the harness gives one), or after --drain s."""
     from kafka import KafkaConsumer, TopicPartition
 
     os.makedirs(args.control, exist_ok=True)
@@ -326,43 +358,50 @@ def collect(args) -> int:
     tps = [TopicPartition(args.results, p) for p in sorted(parts or [])]
     c.assign(tps)
     c.seek_to_beginning(*tps)
-    rows = []
+    got: dict[str, list] = {"window": [], "event": [], "other": []}
     windows: set = set()
     complete_at = stop_at = 0.0
-    target = 0
+    target = target_events = 0
+    quiet = 0.0
+    last_result = 0.0
     flush_ts = None
     flush_file = os.path.join(args.control, "flush.json")
-
-    def ms(text: str) -> int:  # window bounds come as UTC wall-clock ISO-8601 (table.local-time-zone = UTC)
-        return round(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000)
-
     while True:
         now = time.time()
         if flush_ts is None and os.path.exists(flush_file):
             ctl = _control(args, "flush.json", 10)
-            flush_ts, target = ctl["flush_ts"], ctl["target"]
+            flush_ts, target = ctl["flush_ts"], ctl.get("target", 0)
+            target_events, quiet = ctl.get("target_events", 0), ctl.get("quiet", 0.0)
             _flush(args, flush_ts)
             # results can arrive until the watermark passes the last window, plus the system's latency
             stop_at = time.time() + args.drain
+            last_result = time.time()
         if stop_at and now > stop_at:
             break
-        if target and len(windows) >= target:
+        if (target and len(windows) >= target) or (target_events and len(got["event"]) >= target_events):
             complete_at = complete_at or now
             if now > complete_at + 1.0:   # late repeats of a window would show up here
                 break
+        if quiet and flush_ts is not None and now > last_result + quiet:
+            break
         batch = c.poll(timeout_ms=100)
         arrival = int(time.time() * 1000)
         for recs in batch.values():
             for r in recs:
-                v = json.loads(r.value)
-                if v.get("key") == FLUSH_KEY:
+                parsed = parse_result(r.value, arrival)
+                if parsed is None:
                     continue
-                row = [v["key"], ms(v["window_start"]), ms(v["window_end"]), v["cnt"], v.get("max_ts"), arrival]
-                rows.append(row)
-                windows.add((row[0], row[1]))
+                kind, row = parsed
+                got[kind].append(row)
+                last_result = time.time()
+                if kind == "window":
+                    windows.add((row[0], row[1] if row[1] is not None else row[2]))
     c.close()
-    _write(args.out, {"flush_ts_ms": flush_ts, "ended_ms": int(time.time() * 1000), "results": rows})
-    print(json.dumps({"results": len(rows), "windows": len(windows), "target": target}))
+    _write(args.out, {"flush_ts_ms": flush_ts, "ended_ms": int(time.time() * 1000), "results": got["window"],
+                      "event_results": got["event"], "other_results": got["other"][:100],
+                      "other_count": len(got["other"])})
+    print(json.dumps({"results": len(got["window"]), "windows": len(windows), "target": target,
+                      "event_results": len(got["event"]), "other_results": len(got["other"])}))
     return 0
 
 

@@ -43,6 +43,7 @@ PREFIX = "driver"
 COLLECTOR = "driver-results"
 CONTROL = "/tmp/fst"
 START_MARGIN_S = 2.0           # from fixing t0 to t0: the start files' delivery
+QUIET_S = 10.0                 # a job of unknown output is done when no result came for this long
 RATE_PER_PROCESS = 100_000     # events/s one driver process sends on time (python -m testbed bench driver)
 
 
@@ -58,6 +59,7 @@ class LoadSpec:
     cpus: float = 0.0               # CPU limit of each driver task, cores (0: none)
     warmup_rate: float = 0.0        # events/s during the first warmup_s seconds (0: rate)
     warmup_s: float = 0.0
+    output: str = "windows"         # what the job writes: windows (counted), events (one per event), any
 
     @property
     def schedule(self) -> Schedule:
@@ -141,8 +143,13 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
         reports = [_get(tb, running[s.name], "driver.json") for s in tasks]
     expected = schedule.expected_counts(t0, sch, spec.keys, w.size_ms, w.slide_ms)
     flush_ts = schedule.flush_time_ms(t0, sch, w.size_s, w.slide_s, w.watermark_delay_s)
-    _put(tb, running[COLLECTOR], "flush.json", {"flush_ts": flush_ts, "target": len(expected)})
-    with step(log, f"collect results until all {len(expected):,} windows are in (at most {spec.drain_s:.0f}s)"):
+    targets = {"target": 0 if spec.output == "events" else len(expected),
+               "target_events": sch.total if spec.output == "events" else 0,
+               "quiet": QUIET_S if spec.output == "any" else 0.0}
+    _put(tb, running[COLLECTOR], "flush.json", {"flush_ts": flush_ts, **targets})
+    what = (f"all {sch.total:,} events" if spec.output == "events" else f"all {len(expected):,} windows"
+            + (f" (or none for {QUIET_S:g}s)" if spec.output == "any" else ""))
+    with step(log, f"collect results until {what} are in (at most {spec.drain_s:.0f}s)"):
         task = wait_for(lambda: _all_finished([collector]), spec.drain_s + 120, "the results collector to finish",
                         interval=1, detail=lambda: services.describe(tb, COLLECTOR))[COLLECTOR]
         if task["Status"]["State"] != "complete":
@@ -183,8 +190,9 @@ def merge(spec: LoadSpec, reports: list[dict], collected: dict, expected: list[l
         "params": {"rate": spec.rate, "duration": spec.duration, "keys": spec.keys, "window": w.size_s,
                    "slide": w.slide_s, "watermark_delay": w.watermark_delay_s, "payload_bytes": spec.payload_bytes,
                    "tasks": spec.tasks, "processes": spec.processes_per_task,
-                   "warmup_rate": sch.warmup_rate, "warmup_s": sch.warmup_s},
+                   "warmup_rate": sch.warmup_rate, "warmup_s": sch.warmup_s, "output": spec.output},
         "producers": procs, "expected": expected, "results": collected["results"],
+        "event_results": collected.get("event_results", []), "other_count": collected.get("other_count", 0),
     }
 
 

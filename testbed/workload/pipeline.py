@@ -1,11 +1,13 @@
-"""The seed's pipeline: Kafka events -> event-time sliding windows per key -> Kafka results.
+"""Running a job on the cluster: the harness's SQL tables, SQL submission and validation, JAR upload,
+cancellation, and the source's record counter. Which job runs is ``jobs.Job``.
 
-The runbook used a Beam pipeline with sliding windows of 5 minutes every minute. Here it is Flink
-SQL with a HOP window, so the taskmanagers stay pure JVM. The statements are submitted with
+The seed's job was a Beam pipeline with sliding windows of 5 minutes every minute; the built-in
+jobs are Flink SQL, so the taskmanagers stay pure JVM. SQL statements are submitted with
 ``flink run`` of a small SQL runner (``workload/java/SqlRunner.java``, compiled into the Flink
 image), in a one-shot container of the Flink image on the jobmanager node, to the cluster's
-jobmanager; the job is cancelled through the REST API when the cell ends. (Flink's own SQL client
-cannot run here: it needs the SQL gateway jar, which the PyPI distribution lacks.)
+jobmanager; a JAR is uploaded through the REST API as the web UI does; the job is cancelled through
+the REST API when the cell ends. (Flink's own SQL client cannot run here: it needs the SQL gateway
+jar, which the PyPI distribution lacks.)
 """
 
 from __future__ import annotations
@@ -90,12 +92,14 @@ def interval(seconds: float) -> str:
     return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}' DAY TO SECOND(3)"
 
 
-def sql(events: str, results: str, bootstrap: str, window: WindowSpec, parallelism: int,
-        name: str = "seed-sliding-windows") -> str:
-    """The job's statements. No source idle-timeout: every partition carries events (and the final
+def tables(events: str, results: str, bootstrap: str, window: WindowSpec, parallelism: int,
+           name: str = "seed-sliding-windows") -> str:
+    """The harness's part of every SQL job: settings, the ``events`` source and the ``results`` sink
+    (the README's contract). No source idle-timeout: every partition carries events (and the final
     flush event), and with one, a partition whose first records come later than another's (across
     a slow link) was declared idle at start-up, the other drove the watermark alone, and the late
-    partition's first events were dropped as late data."""
+    partition's first events were dropped as late data. Columns a job does not write are null, and
+    the results reader treats a null as absent."""
     kafka = f"'connector' = 'kafka', 'properties.bootstrap.servers' = '{bootstrap}'"
     return f"""
 SET 'pipeline.name' = '{name}';
@@ -116,14 +120,10 @@ CREATE TABLE results (
   window_start TIMESTAMP(3),
   window_end TIMESTAMP(3),
   cnt BIGINT,
-  avg_value DOUBLE,
-  max_ts BIGINT
+  `value` DOUBLE,
+  ts BIGINT
 ) WITH ({kafka}, 'topic' = '{results}', 'format' = 'json',
   'json.timestamp-format.standard' = 'ISO-8601', 'sink.delivery-guarantee' = 'at-least-once');
-INSERT INTO results
-SELECT `key`, window_start, window_end, COUNT(*), AVG(`value`), MAX(ts)
-FROM TABLE(HOP(TABLE events, DESCRIPTOR(ets), {interval(window.slide_s)}, {interval(window.size_s)}))
-GROUP BY `key`, window_start, window_end;
 """
 
 
@@ -140,34 +140,101 @@ def _why(exceptions: dict) -> str:
                      + ([f"at {where}"] if where else []))[:3000]
 
 
+def _flink_props() -> dict:
+    props = "\n".join(["jobmanager.rpc.address: jobmanager", "rest.address: jobmanager",
+                       "rest.port: 8081", "execution.target: remote"])
+    return {"FLINK_PROPERTIES": props}
+
+
+def validate(tb: Testbed, statements: str, skip: int = 0, timeout: float = 120) -> None:
+    """Plan the statements with Flink's own planner, in a one-shot container of the Flink image on
+    the jobmanager node (nothing runs, nothing connects). Raises ValueError with Flink's message and
+    the statement's number, counting from after the first ``skip`` statements (the harness's)."""
+    jm = tb.node(tb.topology.jobmanager.hostname)
+    script = ('printf "%s" "$JOB_SQL" > /tmp/job.sql && exec java -cp "$(printf \'%s:\' lib/*.jar)'
+              f'{RUNNER}" SqlRunner --validate /tmp/job.sql')
+    out = services.run_once(jm, tb.images["flink"], ["bash", "-c", script], network_mode="none",
+                            environment={"JOB_SQL": statements}, labels=tb.labels(), timeout=timeout,
+                            what="SQL validation", ok_codes=(0, 3))
+    m = re.search(r"^INVALID statement (\d+): (.*)", out, re.M | re.S)
+    if m:
+        said = list(dict.fromkeys(ln.strip() for ln in m.group(2).strip().splitlines()))   # causes repeat
+        raise ValueError(f"statement {int(m.group(1)) - skip}: " + "\n".join(said)[:2000])
+    if "VALID" not in out:
+        raise RuntimeError(f"SQL validation printed no verdict:\n{out[-3000:]}")
+
+
 def submit(cluster: FlinkCluster, statements: str, timeout: float = 120) -> str:
     """Submit from the jobmanager node; returns the job id once it is RUNNING with every task running."""
     tb: Testbed = cluster.testbed
     jm = tb.node(tb.topology.jobmanager.hostname)
     script = ('printf "%s" "$JOB_SQL" > /tmp/job.sql && exec bin/flink run -d '
               f"-p {cluster.parallelism} -c SqlRunner {RUNNER} /tmp/job.sql")
-    props = "\n".join(["jobmanager.rpc.address: jobmanager", "rest.address: jobmanager",
-                       "rest.port: 8081", "execution.target: remote"])
-    with step(log, f"submit the sliding-window job (parallelism {cluster.parallelism})"):
+    with step(log, f"submit the SQL job (parallelism {cluster.parallelism})"):
         out = services.run_once(jm, tb.images["flink"], ["bash", "-c", script], network=tb.network,
-                                environment={"JOB_SQL": statements, "FLINK_PROPERTIES": props},
+                                environment={"JOB_SQL": statements, **_flink_props()},
                                 labels=tb.labels(), timeout=timeout, what="flink run")
         m = re.search(r"Job ID:\s*([0-9a-f]{32})", out)
         if not m:
             raise RuntimeError(f"flink run did not print a job id:\n{out[-4000:]}")
-        job_id = m.group(1)
+        return wait_running(cluster, m.group(1), timeout)
 
-        def running() -> bool:
-            job = cluster.rest(f"/jobs/{job_id}")
-            if job["state"] in ("FAILED", "CANCELED", "FINISHED"):
-                raise GiveUp(f"job {job_id} is {job['state']}: " + _why(cluster.rest(f"/jobs/{job_id}/exceptions")))
-            return job["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in job["vertices"])
 
-        wait_for(running, timeout, f"job {job_id} RUNNING with all tasks running", interval=0.5)
+def submit_jar(cluster: FlinkCluster, path: str, entry_class: str, args: list[str], timeout: float = 180) -> str:
+    """Upload a JAR through the REST API (``/jars/upload``, as the web UI does), run it
+    (``/jars/:id/run``) with the cluster's parallelism, delete the upload; returns the job id once it
+    is RUNNING with every task running. A main() that throws raises with Flink's message."""
+    import requests     # the docker SDK's own dependency; multipart uploads without hand-made bodies
+
+    name = path.rsplit("/", 1)[-1]
+    with step(log, f"upload {name} and run {entry_class} (parallelism {cluster.parallelism})"):
+        with open(path, "rb") as f:
+            r = requests.post(cluster.rest_url + "/jars/upload", timeout=timeout,
+                              files={"jarfile": (name, f, "application/x-java-archive")})
+        if r.status_code != 200:
+            raise RuntimeError(f"uploading {path} to {cluster.rest_url}: HTTP {r.status_code}: {r.text[:2000]}")
+        jar_id = r.json()["filename"].rsplit("/", 1)[-1]
+        try:
+            r = requests.post(f"{cluster.rest_url}/jars/{jar_id}/run", timeout=timeout, json={
+                "entryClass": entry_class, "programArgsList": args, "parallelism": cluster.parallelism})
+            if r.status_code != 200:
+                errors = (r.json().get("errors") if r.headers.get("content-type", "").startswith("application/json")
+                          else None) or [r.text]
+                raise RuntimeError(f"running {entry_class} from {name}: HTTP {r.status_code}: "
+                                   + _root_causes("\n".join(map(str, errors))))
+            job_id = r.json()["jobid"]
+        finally:
+            requests.delete(f"{cluster.rest_url}/jars/{jar_id}", timeout=30)
+        return wait_running(cluster, job_id, timeout)
+
+
+def _root_causes(text: str) -> str:
+    lines = text.splitlines()
+    causes = [ln.strip() for ln in lines if ln.strip().startswith("Caused by")]
+    return "\n".join([lines[0] if lines else "", *causes[-4:]])[:3000]
+
+
+def wait_running(cluster: FlinkCluster, job_id: str, timeout: float) -> str:
+    def running() -> bool:
+        job = cluster.rest(f"/jobs/{job_id}")
+        if job["state"] in ("FAILED", "CANCELED", "FINISHED"):
+            raise GiveUp(f"job {job_id} is {job['state']}: " + _why(cluster.rest(f"/jobs/{job_id}/exceptions")))
+        return job["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in job["vertices"])
+
+    wait_for(running, timeout, f"job {job_id} RUNNING with all tasks running", interval=0.5)
     return job_id
 
 
+def check_running(cluster: FlinkCluster, job_id: str) -> None:
+    """Raise with Flink's root causes if the job is no longer running."""
+    state = cluster.rest(f"/jobs/{job_id}")["state"]
+    if state != "RUNNING":
+        raise RuntimeError(f"job {job_id} is {state}: " + _why(cluster.rest(f"/jobs/{job_id}/exceptions")))
+
+
 def cancel(cluster: FlinkCluster, job_id: str, timeout: float = 60) -> None:
+    if cluster.rest(f"/jobs/{job_id}")["state"] in ("CANCELED", "FAILED", "FINISHED"):
+        return      # (Flink refuses to cancel a job that has ended: 409)
     with step(log, f"cancel job {job_id}"):
         cluster.rest(f"/jobs/{job_id}", method="PATCH")
         wait_for(lambda: cluster.rest(f"/jobs/{job_id}")["state"] in ("CANCELED", "FAILED", "FINISHED"),
