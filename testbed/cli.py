@@ -215,8 +215,10 @@ def cmd_report(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.what == "overhead":
+        return _bench_overhead(args)
     from .workload import bench
-    res = bench.driver(rate=args.rate, duration=args.duration, processes=args.processes,
+    res = bench.driver(rate=args.rate or 100_000, duration=args.duration or 10, processes=args.processes,
                        partitions=args.partitions, keys=args.keys, payload_bytes=args.payload_bytes,
                        broker_cpus=args.broker_cpus)
     if args.json:
@@ -229,6 +231,28 @@ def cmd_bench(args) -> int:
                   "events_sent", "lost", "broker_cpu_cores"):
             print(f"  {k:18} {res[k]:,}" if isinstance(res[k], (int, float)) else f"  {k:18} {res[k]}")
     return 0 if res["lost"] == 0 and not res["errors"] else 1
+
+
+def _bench_overhead(args) -> int:
+    """The passthrough job on the emulated Swarm (no WAN) against plain containers (experiment/overhead.py)."""
+    from .experiment.overhead import compare
+    provider = for_cloud("emulated", None)
+    tb = Testbed.attach(provider, args.testbed_run) if args.testbed_run else Testbed.up(provider, load(args.topology))
+    try:
+        res = compare(tb, rate=args.rate or 1000, duration=args.duration or 30, warmup=args.warmup,
+                      repetitions=args.repetitions)
+    finally:
+        tb.close() if args.testbed_run else tb.down()
+    if args.json:
+        json.dump(res, sys.stdout, indent=2, default=str)
+        print()
+    else:
+        print(f"passthrough at {res['rate']:,.0f} events/s, {res['repetitions']} pair(s), run {res['run_id']}:")
+        for c in res["cells"]:
+            print(f"  {c['where']:6} rep {c['repetition']}: p50 {c['latency_p50_ms']:8.1f} ms  "
+                  f"p99 {c['latency_p99_ms']:8.1f} ms  lost {c['lost']}  cell {c.get('cell', '-')}")
+        print(f"  ratio of median p50 (swarm / plain): {res['ratio_p50']}   p99: {res['ratio_p99']}")
+    return 0 if all(c["lost"] == 0 and c["duplicated"] == 0 for c in res["cells"]) else 1
 
 
 def cmd_images(args) -> int:
@@ -278,10 +302,16 @@ def main(argv: list[str] | None = None) -> int:
     rp = sub.add_parser("report", help="draw the figures and summary tables of a results folder")
     rp.add_argument("folder", help="results/<session id>")
     rp.set_defaults(fn=cmd_report)
-    be = sub.add_parser("bench", help="benchmarks: `bench driver` measures the load driver alone against the broker")
-    be.add_argument("what", choices=("driver",))
-    be.add_argument("--rate", type=float, default=100_000, help="offered events/s (default 100000)")
-    be.add_argument("--duration", type=float, default=10, help="seconds of load (default 10)")
+    be = sub.add_parser("bench", help="benchmarks: `bench driver` measures the load driver alone against the broker; "
+                        "`bench overhead` the passthrough job on the emulated Swarm against plain containers")
+    be.add_argument("what", choices=("driver", "overhead"))
+    be.add_argument("--rate", type=float, default=None, help="offered events/s (default: driver 100000, overhead 1000)")
+    be.add_argument("--duration", type=float, default=None, help="seconds of load (default: driver 10, overhead 30)")
+    be.add_argument("--warmup", type=float, default=10, help="overhead: seconds excluded from the statistics (default 10)")
+    be.add_argument("--repetitions", type=int, default=3, help="overhead: pairs of cells (default 3)")
+    be.add_argument("--testbed-run", default=None, metavar="RUN_ID", help="overhead: a testbed already up "
+                    "(python -m testbed up); default: bring up --topology and remove it at the end")
+    be.add_argument("--topology", default="seed", help="overhead: the topology to bring up (default seed)")
     be.add_argument("--processes", type=int, default=1, help="driver processes (default 1)")
     be.add_argument("--payload-bytes", type=int, default=100, help="bytes per event (default 100)")
     be.add_argument("--broker-cpus", type=float, default=0.0, help="limit the broker to this many cores (default 0: none)")

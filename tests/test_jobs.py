@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.exclusive("seed-network")]
 JOBS = Path(__file__).resolve().parent / "jobs"
 JAR_ARGS = "{bootstrap} {events} {results} {window_ms} {slide_ms} {watermark_delay_ms} {group_id}"
 # one placement and no CPU limits for every cell here: Flink is deployed once for all of them
-CELL = dict(taskmanagers=2, placement="multi-cloud", rate=200, duration=16, warmup=4)
+CELL = dict(taskmanagers=2, placement="multi-cloud", rate=200, duration=12, warmup=3)
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +79,12 @@ def test_a_sql_file_with_a_tumbling_window_is_measured(fst_testbed):
 def test_passthrough_is_timed_from_each_event_and_counted_per_event(fst_testbed):
     row = run_cell(fst_testbed, CellSpec(**CELL, job=Job.parse("passthrough")))
     assert row["accounting"] == "events" and row["latency_from"] == "ts", row
-    assert row["lost"] == 0 and row["duplicated"] == 0 and row["counted"] == row["events_sent"] == 200 * 16, row
+    assert row["lost"] == 0 and row["duplicated"] == 0 and row["counted"] == row["events_sent"] == 200 * 12, row
     assert 0 < row["latency_p50_ms"] < math.inf and row["latency_samples"] > 0
 
 
 @pytest.mark.parametrize("body, flink_says", [
-    ("INSERT INTO results (`key`, ts) SELECT nokey, ts FROM events;", "nokey"),
-    ("INSERT INTO results (`key`, ts) SELECT `key`, ts FROM orders;", "orders"),
+    ("INSERT INTO results (`key`, ts) SELECT `key`, ts FROM orders;", "orders"),    # not the harness's table
     ("INSERT INTO results (`key`, ts) SELEKT `key`, ts FROM events;", "SQL parse failed"),
 ])
 def test_sql_that_flink_rejects_is_refused_naming_file_and_statement(fst_testbed, tmp_path, body, flink_says):
@@ -107,3 +106,21 @@ def test_a_matrix_whose_job_flink_rejects_stops_before_any_cell(fst_testbed, tmp
     with pytest.raises(OptionError, match=r"(?s)typo.sql: Flink rejects .*statement 1: .*tss"):
         session.run(fst_testbed, session.plan(fst_testbed.topology))
     assert not (session.path / "cells.csv").exists()      # not even the passthrough cell ran
+
+
+def test_the_plain_reference_of_the_overhead_benchmark(fst_testbed):
+    """``bench overhead``'s other side: passthrough on plain containers of this machine's engine,
+    driven and measured as a Swarm cell is; nothing of it left behind."""
+    from testbed.core import run as runmod
+    from testbed.experiment.overhead import plain_cell
+    from testbed.stack.plain import PlainStack
+    client = docker.from_env()
+    labels = runmod.labels(f"overhead-test-{fst_testbed.run_id}", runmod.owner_token())
+    with PlainStack(client, fst_testbed.images, labels) as stack:
+        assert len(stack.rest("/taskmanagers")["taskmanagers"]) == 1
+        row = plain_cell(stack, rate=200, duration=10, warmup=3)
+    assert row["accounting"] == "events" and row["lost"] == 0 and row["duplicated"] == 0, row
+    assert row["counted"] == 2000 and 0 < row["latency_p50_ms"] < math.inf and row["driver_late_fraction"] == 0
+    selector = {"label": f"io.flink-swarm-testbed.run={labels['io.flink-swarm-testbed.run']}"}
+    assert client.containers.list(all=True, filters=selector) == []
+    assert client.networks.list(filters=selector) == []
