@@ -106,6 +106,12 @@ def test_resume_conflicts_name_each_option_and_the_topology():
     got = resume_conflicts(doc, {**same, "duration": 11.0, "slide": 1.0}, SEED)
     assert got[0] == "--duration 11.0 (the run used 60.0)" and got[1] == "--slide 1.0 (the run used 2.0)"
     assert got[2].startswith("topology ") and "the run's was 000000000000" in got[2]
+    # a job file edited between the sessions of one run
+    jobs = [{"job": "sql:q.sql", "job_sha256": "a" * 64}]
+    edited = resume_conflicts({**doc, "topology": {"sha256": SEED.sha256}, "jobs": jobs}, same, SEED,
+                              [{"job": "sql:q.sql", "job_sha256": "b" * 64}])
+    assert edited == ["--job sql:q.sql (sha256 bbbbbbbbbbbb; the run's file was aaaaaaaaaaaa)"]
+    assert resume_conflicts({**doc, "topology": {"sha256": SEED.sha256}, "jobs": jobs}, same, SEED, jobs) == []
 
 
 def test_the_matrix_runs_in_order_and_leaves_out_what_cannot_be_placed():

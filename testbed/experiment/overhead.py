@@ -56,16 +56,16 @@ def plain_cell(stack: PlainStack, rate: float, duration: float, warmup: float, k
         out = stack.run_once(stack.images["flink"], ["bash", "-c", 'printf "%s" "$JOB_SQL" > /tmp/job.sql && exec '
                              f"bin/flink run -d -p {stack.parallelism} -c SqlRunner {pipeline.RUNNER} /tmp/job.sql"],
                              environment={"JOB_SQL": job.sql(events, results, bootstrap, window, stack.parallelism),
-                                          **pipeline._flink_props()}, what="flink run")
+                                          **pipeline.flink_client_env()}, what="flink run")
         job_id = pipeline.wait_running(stack, out.split("Job ID:")[-1].strip()[:32], 120)
         collector = stack.start(driver_image, base + ["collect", "--events", events, "--results", results, "--drain",
                                                       str(spec.drain_s), "--control", CONTROL, "--out",
-                                                      f"{CONTROL}/results.json"])
+                                                      f"{CONTROL}/results.json"], what="collect")
         made.append(collector)
         producer = stack.start(driver_image, base + [
             "produce", "--events", events, "--rate", repr(float(rate)), "--duration", repr(float(duration)),
             "--slice", "0/1", "--processes", str(spec.processes_per_task), "--keys", str(keys), "--payload-bytes",
-            str(payload_bytes), "--control", CONTROL, "--out", f"{CONTROL}/driver.json"])
+            str(payload_bytes), "--control", CONTROL, "--out", f"{CONTROL}/driver.json"], what="produce")
         made.append(producer)
         wait_for(lambda: _exists(producer, "ready.json"), 120, "the plain driver connected", interval=0.25,
                  detail=lambda: producer.logs(tail=30).decode(errors="replace"))

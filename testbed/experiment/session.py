@@ -88,7 +88,8 @@ class Session:
         path = self.path / "manifest.json"
         if not path.exists():
             return
-        differ = resume_conflicts(json.loads(path.read_text()), self.options, topology)
+        differ = resume_conflicts(json.loads(path.read_text()), self.options, topology,
+                                  [j.record() for j in self.experiment.jobs])
         if differ:
             raise OptionError(f"bad experiment option: --resume {self.id} with other measurement settings: "
                               + "; ".join(differ) + ". Give the same options, or start a new run.")
@@ -243,12 +244,15 @@ class Session:
             return []
 
 
-def resume_conflicts(manifest_doc: dict, options: dict, topology: Topology) -> list[str]:
+def resume_conflicts(manifest_doc: dict, options: dict, topology: Topology, jobs: list[dict] = ()) -> list[str]:
     """What a resumption would measure differently from the run's first session (its manifest):
-    each measurement option that differs, and another topology file."""
+    each measurement option that differs, another topology file, a job file whose content changed."""
     first = (manifest_doc.get("sessions") or [{}])[0].get("options", {})
     differ = [f"--{k.replace('_', '-')} {options.get(k)!r} (the run used {first[k]!r})"
               for k in MEASUREMENT_OPTIONS if k in first and k in options and first[k] != options[k]]
+    before = {j["job"]: j.get("job_sha256") for j in manifest_doc.get("jobs", [])}
+    differ += [f"--job {j['job']} (sha256 {j['job_sha256'][:12]}; the run's file was {before[j['job']][:12]})"
+               for j in jobs if before.get(j["job"]) and j["job_sha256"] != before[j["job"]]]
     sha = manifest_doc.get("topology", {}).get("sha256")
     if sha and sha != topology.sha256:
         differ.append(f"topology {topology.source} (sha256 {topology.sha256[:12]}; the run's was {sha[:12]})")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.request
 
 import docker
@@ -22,7 +23,7 @@ from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
-from ..core.run import step, wait_for
+from ..core.run import LABEL_RUN, step, wait_for
 from . import flink
 from .kafka import BROKER, BrokerSpec
 
@@ -35,7 +36,7 @@ class _Container(DockerContainer):
 
     def __init__(self, image: str, alias: str, network: Network, labels: dict, env: dict | None = None):
         super().__init__(image, env=env or {}, labels=labels)   # (the engine of DOCKER_HOST, as host_client)
-        self.with_network(network).with_network_aliases(alias)
+        self.with_network(network).with_network_aliases(alias).with_name(f"fst-{labels[LABEL_RUN]}-{alias}")
         self.alias = alias
 
     def address(self) -> str:
@@ -135,14 +136,15 @@ class PlainStack:
     def rest(self, path: str, **kw):
         return self.jobmanager.rest(path, **kw)
 
-    def start(self, image: str, args: list[str], environment: dict | None = None):
-        """A container on the stack's network, started and returned (removed with ``remove``)."""
+    def start(self, image: str, args: list[str], environment: dict | None = None, what: str = "container"):
+        """A container on the stack's network, started and returned (the caller removes it)."""
+        name = f"fst-{self.labels[LABEL_RUN]}-{what.replace(' ', '-')}-{time.monotonic_ns() % 10**6}"
         return self.client.containers.run(image, args, detach=True, network=self.network.name, labels=self.labels,
-                                          environment=environment or {})
+                                          environment=environment or {}, name=name)
 
     def run_once(self, image: str, args: list[str], environment: dict | None = None, timeout: float = 180,
                  what: str = "container") -> str:
-        c = self.start(image, args, environment)
+        c = self.start(image, args, environment, what)
         try:
             code = c.wait(timeout=timeout)["StatusCode"]
             out = c.logs().decode(errors="replace")

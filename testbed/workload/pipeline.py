@@ -140,7 +140,8 @@ def _why(exceptions: dict) -> str:
                      + ([f"at {where}"] if where else []))[:3000]
 
 
-def _flink_props() -> dict:
+def flink_client_env() -> dict:
+    """The environment of a one-shot Flink client container: where the jobmanager is."""
     props = "\n".join(["jobmanager.rpc.address: jobmanager", "rest.address: jobmanager",
                        "rest.port: 8081", "execution.target: remote"])
     return {"FLINK_PROPERTIES": props}
@@ -172,7 +173,7 @@ def submit(cluster: FlinkCluster, statements: str, timeout: float = 120) -> str:
               f"-p {cluster.parallelism} -c SqlRunner {RUNNER} /tmp/job.sql")
     with step(log, f"submit the SQL job (parallelism {cluster.parallelism})"):
         out = services.run_once(jm, tb.images["flink"], ["bash", "-c", script], network=tb.network,
-                                environment={"JOB_SQL": statements, **_flink_props()},
+                                environment={"JOB_SQL": statements, **flink_client_env()},
                                 labels=tb.labels(), timeout=timeout, what="flink run")
         m = re.search(r"Job ID:\s*([0-9a-f]{32})", out)
         if not m:
