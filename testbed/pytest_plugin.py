@@ -20,6 +20,7 @@ records the matrix (the CLI's ``python -m testbed run`` uses the same). Here:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import shutil
@@ -79,6 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "exclusive(name, ...): run one at a time with other tests of that "
                                        "name (of each name given), across xdist workers")
     config.addinivalue_line("markers", "engine: needs a running Docker engine (started by scripts/with-env)")
+    config.addinivalue_line("markers", "quiet: runs while no other engine test runs (it measures the network)")
     logger = logging.getLogger("testbed")
     logger.setLevel(logging.INFO)
     live = config.pluginmanager.has_plugin("logging") and (config.getini("log_cli")
@@ -178,14 +180,17 @@ def _session(config: pytest.Config) -> Session:
 @pytest.fixture(autouse=True)
 def _fst_exclusive(request: pytest.FixtureRequest):
     """Tests marked ``exclusive(name)`` run one at a time across all xdist workers of this pytest
-    run (an inter-process lock), e.g. those that reconfigure the shared testbed's Flink or WAN."""
+    run (an inter-process lock), e.g. those that reconfigure the shared testbed's Flink or WAN.
+    Every ``engine`` test then holds the machine's load lock shared, and a test marked ``quiet``
+    holds it alone: no other engine test runs meanwhile (it measures the network)."""
     mark = request.node.get_closest_marker("exclusive")
-    if mark is None:
-        yield
-        return
+    engine = request.node.get_closest_marker("engine") is not None
+    quiet = request.node.get_closest_marker("quiet") is not None
     # several names: taken in the order given (the testbed's own network check takes
-    # "seed-network" before "lifecycle"; keep that order to never wait in a cycle)
-    with _exclusive(request.config, *mark.args):
+    # "seed-network" before "lifecycle"; keep that order to never wait in a cycle); the load lock
+    # last, so that no test waits for a name while holding it
+    with _exclusive(request.config, *(mark.args if mark else ())), \
+            (_load(request.config, "ex" if quiet else "sh") if engine or quiet else contextlib.nullcontext()):
         yield
 
 
@@ -196,13 +201,70 @@ def fst_exclusive(request: pytest.FixtureRequest):
     return lambda name: _exclusive(request.config, name)
 
 
+@pytest.fixture
+def fst_quiet(request: pytest.FixtureRequest):
+    """``with fst_quiet(): ...`` runs a block while no other engine test runs in another worker (it
+    waits for those running to end): for a part of a test that measures the network."""
+    return lambda: _load(request.config, "ex")
+
+
+# this process's handle on the machine's load lock (a shared flock; measurements take it alone)
+_LOAD: dict = {"file": None, "mode": None}
+_FLOCK = {"sh": fcntl.LOCK_SH, "ex": fcntl.LOCK_EX, None: fcntl.LOCK_UN}
+
+
+@contextlib.contextmanager
+def _load(config: pytest.Config, mode: str):
+    """Hold the load lock in ``mode`` (sh: with other tests; ex: alone), then as before. A change of
+    mode converts the lock this process holds (flock converts by releasing first, so two workers
+    that both want it alone never wait for each other)."""
+    if _LOAD["file"] is None:
+        shared, _ = _shared(config)
+        _LOAD["file"] = open(shared / "load.lock", "w")   # noqa: SIM115 - held for the process's life
+    before = _LOAD["mode"]
+    if before != "ex" and before != mode:
+        fcntl.flock(_LOAD["file"], _FLOCK[mode])
+        _LOAD["mode"] = mode
+    try:
+        yield
+    finally:
+        if _LOAD["mode"] != before:
+            fcntl.flock(_LOAD["file"], _FLOCK[before])
+            _LOAD["mode"] = before
+
+
 @contextlib.contextmanager
 def _exclusive(config: pytest.Config, *names: str):
-    """The inter-process locks of ``exclusive(name)`` for these names, taken in order."""
+    """The inter-process locks of ``exclusive(name)`` for these names, taken in order. The load lock
+    is let go while waiting for them (a test holding it must not wait for one held by a test that
+    waits for the load lock), and taken again once they are held."""
+    if not names:
+        yield
+        return
     shared, _ = _shared(config)
-    with contextlib.ExitStack() as stack:
-        for n in names:
-            stack.enter_context(runmod.file_lock(shared / f"exclusive-{n}.lock"))
+    held = _LOAD["mode"]
+    if held:
+        fcntl.flock(_LOAD["file"], fcntl.LOCK_UN)
+        _LOAD["mode"] = None
+    try:
+        with contextlib.ExitStack() as stack:
+            for n in names:
+                stack.enter_context(runmod.file_lock(shared / f"exclusive-{n}.lock"))
+            if held:
+                fcntl.flock(_LOAD["file"], _FLOCK[held])
+                _LOAD["mode"] = held
+            yield
+    finally:
+        if held and _LOAD["mode"] != held:
+            fcntl.flock(_LOAD["file"], _FLOCK[held])
+            _LOAD["mode"] = held
+
+
+@contextlib.contextmanager
+def _quietly(config: pytest.Config):
+    """While the testbed's own network is measured: no test that reconfigures it or provisions a
+    topology of its own, and no other engine test at all."""
+    with _exclusive(config, "seed-network", "lifecycle"), _load(config, "ex"):
         yield
 
 
@@ -301,8 +363,7 @@ def fst_testbed(request: pytest.FixtureRequest) -> Testbed:
                                 owner="cli" if config.getoption("--keep-testbed") else owner)
             # measured while no test that loads the machine runs in another worker: the
             # "seed-network" ones and the "lifecycle" ones (provisioning topologies of their own)
-            _session(config).calibrate(tb, config.getoption("--wan-check"), lock=lambda: _exclusive(
-                config, "seed-network", "lifecycle"))
+            _session(config).calibrate(tb, config.getoption("--wan-check"), lock=lambda: _quietly(config))
         except BaseException as e:
             state.write_text(json.dumps({**st, "error": f"{type(e).__name__}: {e}"}))
             raise

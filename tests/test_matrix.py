@@ -35,7 +35,7 @@ def _rows(results: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False) if path.exists() else pd.DataFrame()
 
 
-def test_killed_matrix_resumes_without_redoing_cells(fst_testbed, fst_exclusive, tmp_path):
+def test_killed_matrix_resumes_without_redoing_cells(fst_testbed, fst_exclusive, fst_quiet, tmp_path):
     # (the network is checked by the resumption: the check is per pytest run, and this one is killed)
     first = subprocess.Popen(_matrix(fst_testbed, tmp_path, "--wan-check", "off"), cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
@@ -58,9 +58,10 @@ def test_killed_matrix_resumes_without_redoing_cells(fst_testbed, fst_exclusive,
     assert other.returncode != 0 and "--duration 11.0 (the run used 10.0)" in other.stdout + other.stderr, \
         (other.stdout + other.stderr)[-3000:]
 
-    # the resumption and the search measure the network first (each is a pytest run of its own):
-    # not while a lifecycle test in the other worker provisions a topology and loads images
-    with fst_exclusive("lifecycle"):
+    # the resumption and the search measure the network first (each is a pytest run of its own, with
+    # locks of its own): not while a test in the other worker loads the machine (a lifecycle test
+    # provisioning a topology, a job compiled, a cell): for them, this worker holds it alone
+    with fst_exclusive("lifecycle"), fst_quiet():
         second = subprocess.run(_matrix(fst_testbed, tmp_path, "--resume", session.name), cwd=ROOT,
                                 capture_output=True, text=True, timeout=900)
         assert second.returncode == 0, second.stdout[-4000:]

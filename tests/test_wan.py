@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.exclusive("seed-network", "lifecyc
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.quiet      # it measures the network: no other engine test meanwhile
 def test_seed_link_is_measured_within_tolerance(fst_testbed):
     rows = fst_testbed.calibration
     assert rows, "the session's testbed was calibrated after provisioning"
@@ -40,6 +41,7 @@ def test_seed_link_is_measured_within_tolerance(fst_testbed):
         assert 90.0 <= r["measured"] <= 110.0, r
 
 
+@pytest.mark.quiet      # it measures the network: no other engine test meanwhile
 def test_one_percent_loss_is_measured_within_tolerance(fst_testbed):
     fst_testbed.wan.set_link("azure", "google", loss_pct=1.0)
     try:
@@ -70,6 +72,7 @@ def test_spreading_across_clouds_adds_the_wan_delay_to_window_latency(fst_testbe
     assert multi["latency_p50_ms"] - single["latency_p50_ms"] >= 100, (single, multi)
 
 
+@pytest.mark.quiet      # it measures the network: no other engine test meanwhile
 def test_jitter_is_measured_within_tolerance(fst_testbed):
     fst_testbed.wan.set_link("azure", "google", jitter_ms=5.0)
     try:
@@ -96,6 +99,7 @@ def _disturb(wan, rtt_ms: float) -> None:
                    f"/run/wan-{queue}.json && sleep 0.3")
 
 
+@pytest.mark.quiet      # it measures the network: no other engine test meanwhile
 def test_a_wan_that_misses_its_targets_fails_setup_or_flags_the_run(fst_testbed, tmp_path):
     _disturb(fst_testbed.wan, 30.0)
     try:

@@ -11,6 +11,7 @@ when it fails; Flink stays up so that the next cell only rescales it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -24,7 +25,10 @@ from ..results.store import now
 from ..stack import flink, kafka, services
 from ..model.placement import choose
 from ..provision.testbed import Testbed
+from ..measure import recovery
+from ..model.scenario import Scenario
 from ..workload import driver, jobs, load, pipeline
+from . import faults
 from ..workload.jobs import Job
 from ..workload.pipeline import WindowSpec
 
@@ -53,6 +57,10 @@ class CellSpec:
     cpu_scale: float = 0.0          # > 0: every service limited to its node's CPUs times this
     cpu_limits: tuple[tuple[str, float], ...] = ()   # (role, cores) replacing the scale's; 0: none
     job: Job = field(default_factory=lambda: Job.parse("hop-window"))
+    scenario: Scenario | None = None    # faults during the load (model/scenario.py)
+    checkpoint_interval_s: float = 0.0  # > 0: checkpoints and restarts (pipeline.recovery_settings)
+    checkpoint_mode: str = "at-least-once"
+    spare_slots: int = 0                # per taskmanager, beyond ``slots``: room to restart without a lost one
 
     def __post_init__(self):
         if not (isinstance(self.rate, (int, float)) and self.rate > 0 and math.isfinite(self.rate)):
@@ -65,8 +73,11 @@ class CellSpec:
         if not (isinstance(self.warmup_fraction, (int, float)) and 0 < self.warmup_fraction <= 1):
             raise ValueError(f"warmup_fraction must be in (0, 1] (the warm-up's rate as a fraction of the cell's), "
                              f"got {self.warmup_fraction!r}")
-        if self.slots < 1 or self.keys < 1 or self.driver_processes < 0 or self.payload_bytes < 0:
-            raise ValueError("slots and keys must be >= 1; driver processes and payload bytes >= 0")
+        if self.checkpoint_mode not in ("at-least-once", "exactly-once") or not self.checkpoint_interval_s >= 0:
+            raise ValueError(f"checkpoint mode must be at-least-once or exactly-once and the interval >= 0 s, got "
+                             f"{self.checkpoint_mode!r}, {self.checkpoint_interval_s!r}")
+        if self.slots < 1 or self.keys < 1 or self.driver_processes < 0 or self.payload_bytes < 0 or self.spare_slots < 0:
+            raise ValueError("slots and keys must be >= 1; driver processes, payload bytes and spare slots >= 0")
         if not (isinstance(self.cpu_scale, (int, float)) and 0 <= self.cpu_scale and math.isfinite(self.cpu_scale)):
             raise ValueError(f"cpu_scale must be >= 0 (0: no CPU limits), got {self.cpu_scale!r}")
         need = self.min_duration(self.warmup, self.job.window(self.window))
@@ -89,6 +100,7 @@ class CellSpec:
         """Names the cell in a matrix (what --resume matches on)."""
         return (f"tm{self.taskmanagers}-{self.placement}-r{self.rate:g}-rep{self.repetition}"
                 + ("" if self.job.spec == "hop-window" else f"-{self.job.label}")
+                + (f"-{self.scenario.name}" if self.scenario else "")
                 + ("-search" if self.search else ""))
 
     @property
@@ -103,7 +115,12 @@ class CellSpec:
         w = d.pop("window")
         d.pop("driver_nodes")
         d.pop("job")
+        d.pop("scenario")
         d.update(self.job.record())
+        d.update(scenario=self.scenario.source if self.scenario else "",
+                 scenario_sha256=hashlib.sha256(self.scenario.text.encode()).hexdigest() if self.scenario else "",
+                 checkpoint_storage="jobmanager" if self.checkpoint_interval_s else "",
+                 restart_strategy="fixed-delay 2 s" if self.checkpoint_interval_s else "none")
         d["cpu_limits"] = ",".join(f"{r}={c:g}" for r, c in self.cpu_limits)
         return {"cell_key": self.key, **d, "window_s": w["size_s"], "slide_s": w["slide_s"],
                 "watermark_delay_s": w["watermark_delay_s"]}
@@ -113,6 +130,11 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     """Run one cell; returns its row. If ``artifacts`` is given, it receives the cell's raw
     ``latency`` samples and per-second ``timeseries`` (pandas frames)."""
     placement = choose(tb.topology, spec.placement, spec.taskmanagers)   # fails before anything starts
+    injector = None
+    if spec.scenario:
+        spec.scenario.check(tb.topology, spec.duration)
+        injector = faults.Injector(tb, spec.scenario)
+        injector.check(list(placement.nodes))
     broker_node = spec.broker_node or tb.topology.broker_node
     driver_nodes = spec.driver_nodes or (broker_node,)
     for n in (broker_node, *driver_nodes):
@@ -143,7 +165,11 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
                  "wan_links": json.dumps([vars(d) for d in tb.wan.links.values()]) if tb.wan else "[]",
                  "wan_check": tb.wan_check,
                  "started": now()}
-    cluster = flink.deploy(tb, placement, spec.slots, jobmanager_cpus=cpus["jobmanager"],
+    # with faults: a lost taskmanager noticed within seconds (by default after two missed 10 s heartbeats)
+    detect = {"heartbeat.interval": "1000 ms", "heartbeat.timeout": "8000 ms"} if spec.scenario else {}
+    row["heartbeat"] = ", ".join(f"{k.split('.')[1]} {v}" for k, v in detect.items()) or "default (10 s, 50 s)"
+    cluster = flink.deploy(tb, placement, spec.slots, spare_slots=spec.spare_slots, config=detect,
+                           jobmanager_cpus=cpus["jobmanager"],
                            taskmanager_cpus=cpus["taskmanager"])
     # what a killed run may have left on a testbed that is still up: its drivers and its job
     load.remove(tb)
@@ -162,19 +188,30 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     parts = cluster.parallelism
     kafka.admin(tb, bootstrap, driver_nodes[0], [f"{events}:{parts}", f"{results}:{parts}"], [])
     job_id = None
-    cleanup = [lambda: job_id and pipeline.cancel(cluster, job_id), lambda: load.remove(tb),
+    cleanup = [lambda: injector and injector.stop(),        # the topology as written, before anything else
+               lambda: job_id and pipeline.cancel(cluster, job_id), lambda: load.remove(tb),
                lambda: kafka.admin(tb, bootstrap, driver_nodes[0], [], [events, results])]
     try:
-        job_id = _submit(cluster, spec.job, bootstrap, events, results, window)
+        settings = pipeline.recovery_settings(spec.checkpoint_interval_s, spec.checkpoint_mode)
+        job_id = _submit(cluster, spec.job, bootstrap, events, results, window, settings)
         row["job_id"] = job_id
-        raw, samples, used = _drive(tb, cluster, job_id, load_spec, bootstrap, events, results)
+        raw, samples, used, states = _drive(tb, cluster, job_id, load_spec, bootstrap, events, results, injector)
         pipeline.check_running(cluster, job_id)     # a job that failed during the load: its root causes
         row.update(measure.cell_metrics(raw, spec.warmup, samples))
         row.update(used)
         series = measure.timeseries(raw, samples)
+        t0 = raw["t0"]
+        series["job_state"] = recovery.job_state_at([(t - t0, st, r) for t, st, r in states], series["t_s"].to_numpy())
         row["lag_slope"] = measure.lag_slope(series, spec.warmup, spec.duration)
+        latency = measure.measured_latency(raw, spec.warmup)
+        if injector:
+            injector.stop()
+            row.update(recovery.recovery(injector.events, latency, series, [(t - t0, st, r) for t, st, r in states],
+                                         spec.warmup, spec.rate))
+            row["missing_windows_after_fault"] = _missing_after(raw, row["fault_at_s"])
+            row["scenario_events"] = json.dumps(injector.events)
         if artifacts is not None:
-            artifacts["latency"] = measure.measured_latency(raw, spec.warmup)
+            artifacts["latency"] = latency
             artifacts["timeseries"] = series
     except BaseException:
         _cleanup(cleanup, failing=True)     # the cell's own error is the one raised
@@ -184,13 +221,24 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     return row
 
 
-def _submit(cluster, job: Job, bootstrap: str, events: str, results: str, window: WindowSpec) -> str:
-    """Start the cell's job; its id once every task runs."""
+def _submit(cluster, job: Job, bootstrap: str, events: str, results: str, window: WindowSpec,
+            settings: dict[str, str]) -> str:
+    """Start the cell's job with ``settings`` (its Flink configuration); its id once every task runs."""
     if job.kind == "jar":
         values = jobs.template_values(bootstrap=bootstrap, events=events, results=results,
                                       parallelism=cluster.parallelism, window=window)
-        return pipeline.submit_jar(cluster, job.path, job.entry_class, job.program_args(values))
-    return pipeline.submit(cluster, job.sql(events, results, bootstrap, window, cluster.parallelism))
+        return pipeline.submit_jar(cluster, job.path, job.entry_class, job.program_args(values), settings=settings)
+    return pipeline.submit(cluster, job.sql(events, results, bootstrap, window, cluster.parallelism, settings))
+
+
+def _missing_after(raw: dict, fault_s: float) -> int:
+    """Expected (key, window)s ending after the fault that no result reported."""
+    if fault_s != fault_s:
+        return 0
+    size = round(raw["params"]["window"] * 1000)
+    edge = raw["t0_ms"] + fault_s * 1000
+    got = {(k, ws) for k, ws, *_ in measure.window_results(raw)}
+    return sum(1 for k, ws, _n in raw["expected"] if ws + size >= edge and (k, ws) not in got)
 
 
 def _cleanup(steps, failing: bool = False) -> None:
@@ -212,10 +260,12 @@ CPU_MEASURED = {"taskmanager": flink.TASKMANAGER, "jobmanager": flink.JOBMANAGER
 
 
 def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: str, events: str,
-           results: str) -> tuple[dict, list, dict]:
-    """Run the load; sample Flink's source counter meanwhile; return the driver's raw measurements,
-    the samples, and the CPU the services used during the load (cores, from their containers)."""
+           results: str, injector=None) -> tuple[dict, list, dict, list]:
+    """Run the load (and the scenario's faults, from t0); sample Flink's source counter and the job's
+    state meanwhile; return the driver's raw measurements, the counter samples, the CPU the services
+    used during the load (cores, from their containers) and the job-state samples (t, state, restarts)."""
     samples: list[tuple[float, int]] = []
+    states: list[tuple[float, str, int | None]] = []
     stop = threading.Event()
     cpu_at: dict[str, tuple[float, dict]] = {}
 
@@ -230,11 +280,18 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: st
                 samples.append(counter.sample())
             except Exception:  # noqa: BLE001 - a missed sample is not an error
                 pass
+            try:
+                t = time.time()
+                states.append((t, *pipeline.job_status(cluster, job_id)))
+            except Exception:  # noqa: BLE001
+                pass
             stop.wait(0.8)     # with the sample's own wait: a fetch every 1.05 s (update interval 1 s)
 
     timers: list[threading.Timer] = []
 
     def started(t0: float) -> None:
+        if injector:
+            injector.start(t0)
         cpu_at["start"] = cpu_now()
         timers.append(threading.Timer(max(0.0, t0 + spec.duration - time.time()),
                                       lambda: cpu_at.setdefault("end", cpu_now())))
@@ -250,7 +307,7 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: st
         for t in timers:
             t.cancel()
             t.join()
-    return raw, samples, cpu_used(cpu_at, raw)
+    return raw, samples, cpu_used(cpu_at, raw), states
 
 
 def cpu_used(cpu_at: dict, raw: dict) -> dict:

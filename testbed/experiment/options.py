@@ -16,6 +16,8 @@ from ..model.placement import choose
 from ..providers.base import CLOUDS
 from ..results.store import RESULTS
 from ..model.topology import Topology
+from ..model.scenario import Scenario, ScenarioError
+from ..model.scenario import load as load_scenario
 from ..workload.jobs import Job, JobError
 from ..workload.pipeline import SEED_WINDOW, WindowSpec
 from .cell import CellSpec
@@ -83,6 +85,14 @@ EXPERIMENT = (
         "through Flink's REST API); README, 'Your own job'")),
     Opt(("--job-args",), dict(default="", help="program arguments of jar: jobs, split like a shell, with {bootstrap}, "
         "{events}, {results}, {parallelism}, {window_ms}, {slide_ms}, {watermark_delay_ms}, {group_id}")),
+    Opt(("--scenario",), dict(default="", metavar="FILE", help="faults during every cell's load: a YAML list of timed "
+        "actions (kill, stop-node/start-node, partition/heal, link, stress); README, 'Faults'")),
+    Opt(("--checkpoint-interval",), dict(default="auto", help="seconds between Flink checkpoints, with restarts "
+        "(fixed delay 2 s) and checkpoints in the jobmanager's memory; auto (default): 5 with --scenario, else off; 0: off")),
+    Opt(("--spare-slots",), dict(type=int, default=0, help="task slots per taskmanager beyond those the job uses, so "
+        "that a job that lost a taskmanager can run again on the others at once (default 0)")),
+    Opt(("--checkpoint-mode",), dict(choices=("at-least-once", "exactly-once"), default="at-least-once",
+        help="checkpointing mode (default at-least-once)")),
     Opt(("--keys",), dict(type=int, default=16, help="distinct event keys (default 16)")),
     Opt(("--payload-bytes",), dict(type=int, default=0, help="each event's size in bytes, padded (default 0: unpadded, "
                                                              "about 50 bytes)")),
@@ -110,7 +120,7 @@ EXPERIMENT = (
 
 # what a cell's numbers depend on besides its key (taskmanagers, placement, rate, repetition):
 # a resumed run must give the same
-MEASUREMENT_OPTIONS = ("job_args", "duration", "warmup", "warmup_fraction", "window", "slide", "watermark_delay", "keys", "payload_bytes",
+MEASUREMENT_OPTIONS = ("job_args", "checkpoint_interval", "checkpoint_mode", "spare_slots", "duration", "warmup", "warmup_fraction", "window", "slide", "watermark_delay", "keys", "payload_bytes",
                        "driver_nodes", "cpu_scale", "cpu_limits")
 CPU_ROLES = ("taskmanager", "jobmanager", "broker", "driver")
 
@@ -199,6 +209,10 @@ class Experiment:
     cpu_limits: tuple[tuple[str, float], ...] = ()   # per-role cores replacing the scale's
     cloud: str = "emulated"
     jobs: tuple[Job, ...] = (Job.parse("hop-window"),)
+    scenario: Scenario | None = None
+    checkpoint_interval_s: float | None = None      # None: 5 s with a scenario, else off
+    checkpoint_mode: str = "at-least-once"
+    spare_slots: int = 0
 
     @classmethod
     def from_options(cls, o: dict[str, Any]) -> "Experiment":
@@ -211,7 +225,7 @@ class Experiment:
             raise OptionError(f"bad experiment option: --warmup-fraction must be in (0, 1], got {o['warmup_fraction']}")
         if o["repetitions"] < 1:
             raise OptionError("bad experiment option: --repetitions must be >= 1")
-        for name in ("keys", "payload_bytes", "driver_processes"):
+        for name in ("keys", "payload_bytes", "driver_processes", "spare_slots"):
             if o.get(name, 0) < (1 if name == "keys" else 0):
                 raise OptionError(f"bad experiment option: --{name.replace('_', '-')} must be "
                                   f"{'>= 1' if name == 'keys' else '>= 0'}, got {o[name]}")
@@ -231,6 +245,20 @@ class Experiment:
             raise OptionError(f"bad experiment option: {e}") from None
         if len({j.label for j in jobs}) < len(jobs):
             raise OptionError(f"bad experiment option: --job: two jobs with one name ({', '.join(j.label for j in jobs)})")
+        scenario = None
+        if o.get("scenario"):
+            try:
+                scenario = load_scenario(o["scenario"])
+            except ScenarioError as e:
+                raise OptionError(f"bad experiment option: --scenario: {e}") from None
+        interval = str(o.get("checkpoint_interval") or "auto").strip().lower()
+        try:
+            checkpoint = None if interval == "auto" else float(interval)
+            if checkpoint is not None and not (checkpoint >= 0 and math.isfinite(checkpoint)):
+                raise ValueError
+        except ValueError:
+            raise OptionError(f"bad experiment option: --checkpoint-interval must be auto or seconds >= 0, "
+                              f"got {interval!r}") from None
         return cls(taskmanagers=tuple(_csv(o["taskmanagers"], "taskmanagers", int)),
                    placements=tuple(_csv(o["placements"], "placements")),
                    rates=tuple(_csv(o["rates"], "rates", float)), repetitions=o["repetitions"],
@@ -241,7 +269,9 @@ class Experiment:
                    driver_nodes=tuple(_csv(o.get("driver_nodes") or "", "driver-nodes")),
                    driver_processes=o.get("driver_processes", 0), cpu_scale=cpu_scale,
                    cpu_limits=parse_cpu_limits(o.get("cpu_limits") or ""),
-                   cloud=o.get("cloud") or "emulated", jobs=jobs or (Job.parse("hop-window"),))
+                   cloud=o.get("cloud") or "emulated", jobs=jobs or (Job.parse("hop-window"),),
+                   scenario=scenario, checkpoint_interval_s=checkpoint,
+                   checkpoint_mode=o.get("checkpoint_mode") or "at-least-once", spare_slots=o.get("spare_slots") or 0)
 
     def cell_options(self, topology: Topology) -> dict:
         """What every cell of the matrix shares besides its key, on ``topology``."""
@@ -250,10 +280,20 @@ class Experiment:
                 raise OptionError(f"bad experiment option: --driver-nodes: no node {n!r} in topology "
                                   f"{topology.name!r}; nodes: {', '.join(m.hostname for m in topology.nodes)}")
         scale = self.cpu_scale if self.cpu_scale is not None else auto_cpu_scale(topology, self.cloud)
+        if self.scenario:
+            try:
+                self.scenario.check(topology, self.duration)
+            except ScenarioError as e:
+                raise OptionError(f"bad experiment option: --scenario: {e}") from None
+        checkpoint = self.checkpoint_interval_s
+        if checkpoint is None:
+            checkpoint = 5.0 if self.scenario else 0.0
         return dict(duration=self.duration, warmup=self.warmup, warmup_fraction=self.warmup_fraction,
                     window=self.window, keys=self.keys,
                     payload_bytes=self.payload_bytes, driver_nodes=self.driver_nodes,
-                    driver_processes=self.driver_processes, cpu_scale=scale, cpu_limits=self.cpu_limits)
+                    driver_processes=self.driver_processes, cpu_scale=scale, cpu_limits=self.cpu_limits,
+                    scenario=self.scenario, checkpoint_interval_s=checkpoint, checkpoint_mode=self.checkpoint_mode,
+                    spare_slots=self.spare_slots)
 
     def cells(self, topology: Topology) -> tuple[list[CellSpec], list[str]]:
         """The matrix in run order (taskmanagers, placement, rate, repetition), so that consecutive cells

@@ -206,6 +206,16 @@ class EmulatedProvider:
         wait_engines(machines, timeout, logs)
 
     # -- attach / destroy ----------------------------------------------------------------------
+    def freeze(self, machine: Machine, frozen: bool) -> None:
+        """Freeze a node (``docker pause``: every process in it, its engine and its network stop
+        answering, as a VM gone dark) or thaw it."""
+        c = self.client.containers.get(machine.info["container"])
+        c.reload()
+        if frozen and c.attrs["State"].get("Paused") is not True:
+            c.pause()
+        elif not frozen and c.attrs["State"].get("Paused"):
+            c.unpause()
+
     def runs(self) -> dict[str, dict]:
         """Run id -> {owner, topology, nodes} for every run with node containers on the engine."""
         runs: dict[str, dict] = {}

@@ -217,12 +217,40 @@ def plot_timeseries(cells: pd.DataFrame, series: pd.DataFrame, samples: pd.DataF
         axes[2].set_xlabel("time since the first event (s): window end, or event time")
         for ax in axes:
             ax.axvspan(0, m["warmup"], color="grey", alpha=0.12, lw=0)
+        said = _faults(axes, m, g)
         job = m["job_label"] if "job_label" in m and isinstance(m["job_label"], str) else "hop-window"
         fig.suptitle(f"cell {cell}: {m['taskmanagers']} TM, {m['placement']}, job {job}\n"
-                     f"offered {m['rate']:,.0f} events/s (grey: warm-up)")
+                     f"offered {m['rate']:,.0f} events/s (grey: warm-up{said})")
         paths += _save(fig, out / "timeseries", str(cell))
         plt.close(fig)
     return paths
+
+
+def _num(m, key: str) -> float:
+    v = m[key] if key in m else math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _faults(axes, m, g: pd.DataFrame) -> str:
+    """A scenario cell: the fault to its heal shaded red, seconds the job was not RUNNING shaded
+    orange, the recovery marked; returns the legend's words for the title."""
+    fault, heal, rec = _num(m, "fault_at_s"), _num(m, "heal_at_s"), _num(m, "recovery_time_s")
+    if math.isnan(fault):
+        return ""
+    end = heal if not math.isnan(heal) and heal > fault else fault + 0.5
+    for ax in axes:
+        ax.axvspan(fault, end, color="red", alpha=0.15, lw=0)
+        if not math.isnan(rec):
+            ax.axvline(fault + rec, color="green", linestyle="--", lw=1.2)
+    if "job_state" in g:
+        down = g[(g["job_state"].astype(str) != "RUNNING") & (g["job_state"].astype(str) != "")]["t_s"]
+        for t in down:
+            axes[0].axvspan(t, t + 1, color="orange", alpha=0.25, lw=0)
+    return ("; red: fault" + (" to heal" if end != fault + 0.5 else "") + ", orange: job not running"
+            + (f", green: recovered after {rec:.1f}s" if not math.isnan(rec) else ", not recovered"))
 
 
 def _per_cell(folder: Path) -> pd.DataFrame:

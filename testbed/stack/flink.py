@@ -84,14 +84,19 @@ MEMORY = 1536 * 2**20
 
 
 def deploy(tb: Testbed, placement: Placement, slots: int, jobmanager_cpus: float = 0.0,
-           taskmanager_cpus: float = 0.0, timeout: float = 180) -> FlinkCluster:
+           taskmanager_cpus: float = 0.0, timeout: float = 180, spare_slots: int = 0,
+           config: dict[str, str] | None = None) -> FlinkCluster:
     """Start (or rescale) the jobmanager and taskmanager services; returns when the jobmanager
     lists exactly ``len(placement.nodes)`` taskmanagers on the chosen nodes. CPU limits in cores
-    (0: none); a running service with another limit is restarted."""
+    (0: none); a running service with another limit is restarted. ``spare_slots`` per taskmanager
+    beyond the ``slots`` the job's parallelism counts; ``config``: more Flink configuration (a
+    change restarts the jobmanager and the taskmanagers)."""
     mgr = tb.manager.client
     jm_node = tb.topology.jobmanager.hostname
     jm_cpus, tm_cpus = jobmanager_cpus, taskmanager_cpus
-    env = [f"FLINK_PROPERTIES={properties(slots)}"]
+    # spare slots: each taskmanager offers more than the job uses, so that a job that lost one can
+    # run again on the others at once (its parallelism stays taskmanagers x slots)
+    env = [f"FLINK_PROPERTIES={properties(slots + spare_slots, config)}"]
     cluster = FlinkCluster(tb, placement, slots)
     if not services.exists(tb, JOBMANAGER):
         with step(log, f"start the Flink jobmanager on {jm_node}"):
@@ -103,10 +108,11 @@ def deploy(tb: Testbed, placement: Placement, slots: int, jobmanager_cpus: float
                      "PublishMode": "host"}]),
                 labels=tb.labels(), container_labels=tb.labels(),
                 resources=services.resources(jm_cpus, MEMORY))
-    elif services.cpu_limit(services.get(tb, JOBMANAGER)) != round(jm_cpus, 9):
+    elif services.cpu_limit(jm := services.get(tb, JOBMANAGER)) != round(jm_cpus, 9) \
+            or jm.attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Env") != env:
         with step(log, f"restart the Flink jobmanager with {jm_cpus:g} cores" if jm_cpus else
                   "restart the Flink jobmanager without a CPU limit"):
-            services.get(tb, JOBMANAGER).update(resources=services.resources(jm_cpus, MEMORY))
+            jm.update(resources=services.resources(jm_cpus, MEMORY), env=env, force_update=True)
     services.label_nodes(tb, TM_LABEL, placement.nodes)
     n = len(placement.nodes)
     with step(log, f"{n} taskmanager(s) on {', '.join(placement.nodes)}"):
@@ -131,7 +137,7 @@ def deploy(tb: Testbed, placement: Placement, slots: int, jobmanager_cpus: float
         def registered() -> bool:
             tms = cluster.taskmanagers()
             return (len(tms) == n and sorted(t["node"] or "?" for t in tms) == sorted(placement.nodes)
-                    and all(t["slots"] == slots for t in tms))
+                    and all(t["slots"] == slots + spare_slots for t in tms))
 
         wait_for(registered, timeout, f"{n} taskmanagers registered with the jobmanager on "
                  f"{', '.join(placement.nodes)}", interval=1,

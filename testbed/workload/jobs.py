@@ -185,11 +185,13 @@ class Job:
                 f"FROM TABLE({window})\nGROUP BY `key`, window_start, window_end;")
         return render(body, values, self.spec)
 
-    def sql(self, events: str, results: str, bootstrap: str, window: WindowSpec, parallelism: int) -> str:
-        """The whole SQL text of a built-in or sql: job: the harness's tables, then the job's statements."""
+    def sql(self, events: str, results: str, bootstrap: str, window: WindowSpec, parallelism: int,
+            settings: dict[str, str] | None = None) -> str:
+        """The whole SQL text of a built-in or sql: job: settings, the harness's tables, then the job's
+        statements."""
         values = template_values(bootstrap=bootstrap, events=events, results=results, parallelism=parallelism,
                                  window=window)
-        return pipeline.tables(events, results, bootstrap, window, parallelism, name=self.label) \
+        return pipeline.tables(events, results, bootstrap, window, parallelism, name=self.label, settings=settings) \
             + self.statements(values) + "\n"
 
     def validate(self, tb, window: WindowSpec) -> None:

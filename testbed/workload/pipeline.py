@@ -93,7 +93,7 @@ def interval(seconds: float) -> str:
 
 
 def tables(events: str, results: str, bootstrap: str, window: WindowSpec, parallelism: int,
-           name: str = "seed-sliding-windows") -> str:
+           name: str = "seed-sliding-windows", settings: dict[str, str] | None = None) -> str:
     """The harness's part of every SQL job: settings, the ``events`` source and the ``results`` sink
     (the README's contract). No source idle-timeout: every partition carries events (and the final
     flush event), and with one, a partition whose first records come later than another's (across
@@ -101,8 +101,9 @@ def tables(events: str, results: str, bootstrap: str, window: WindowSpec, parall
     partition's first events were dropped as late data. Columns a job does not write are null, and
     the results reader treats a null as absent."""
     kafka = f"'connector' = 'kafka', 'properties.bootstrap.servers' = '{bootstrap}'"
+    extra = "".join(f"SET '{k}' = '{v}';\n" for k, v in (settings or {}).items())
     return f"""
-SET 'pipeline.name' = '{name}';
+{extra}SET 'pipeline.name' = '{name}';
 SET 'parallelism.default' = '{parallelism}';
 SET 'table.local-time-zone' = 'UTC';
 SET 'table.dml-sync' = 'false';
@@ -181,7 +182,8 @@ def submit(cluster: FlinkCluster, statements: str, timeout: float = 120) -> str:
         return wait_running(cluster, m.group(1), timeout)
 
 
-def submit_jar(cluster: FlinkCluster, path: str, entry_class: str, args: list[str], timeout: float = 180) -> str:
+def submit_jar(cluster: FlinkCluster, path: str, entry_class: str, args: list[str], timeout: float = 180,
+               settings: dict[str, str] | None = None) -> str:
     """Upload a JAR through the REST API (``/jars/upload``, as the web UI does), run it
     (``/jars/:id/run``) with the cluster's parallelism, delete the upload; returns the job id once it
     is RUNNING with every task running. A main() that throws raises with Flink's message."""
@@ -197,7 +199,8 @@ def submit_jar(cluster: FlinkCluster, path: str, entry_class: str, args: list[st
         jar_id = r.json()["filename"].rsplit("/", 1)[-1]
         try:
             r = requests.post(f"{cluster.rest_url}/jars/{jar_id}/run", timeout=timeout, json={
-                "entryClass": entry_class, "programArgsList": args, "parallelism": cluster.parallelism})
+                "entryClass": entry_class, "programArgsList": args, "parallelism": cluster.parallelism,
+                "flinkConfiguration": settings or {}})
             if r.status_code != 200:
                 errors = (r.json().get("errors") if r.headers.get("content-type", "").startswith("application/json")
                           else None) or [r.text]
@@ -224,6 +227,29 @@ def wait_running(cluster: FlinkCluster, job_id: str, timeout: float) -> str:
 
     wait_for(running, timeout, f"job {job_id} RUNNING with all tasks running", interval=0.5)
     return job_id
+
+
+def recovery_settings(checkpoint_interval_s: float, mode: str = "at-least-once") -> dict[str, str]:
+    """A job's configuration to survive faults: checkpoints every interval (0: none) in the
+    jobmanager's memory (readable after any taskmanager is gone), and restarts without end, 2 s apart."""
+    if not checkpoint_interval_s:
+        return {}
+    return {"execution.checkpointing.interval": f"{round(checkpoint_interval_s * 1000)} ms",
+            "execution.checkpointing.mode": mode.upper().replace("-", "_"),
+            "state.checkpoint-storage": "jobmanager",
+            "restart-strategy.type": "fixed-delay", "restart-strategy.fixed-delay.attempts": "2147483647",
+            "restart-strategy.fixed-delay.delay": "2 s"}
+
+
+def job_status(cluster: FlinkCluster, job_id: str) -> tuple[str, int | None]:
+    """The job's state and how often it restarted (``numRestarts``)."""
+    state = cluster.rest(f"/jobs/{job_id}", timeout=5)["state"]
+    try:
+        got = cluster.rest(f"/jobs/{job_id}/metrics?get=numRestarts", timeout=5)
+        restarts = int(float(got[0]["value"])) if got else None
+    except (OSError, ValueError, KeyError):
+        restarts = None
+    return state, restarts
 
 
 def check_running(cluster: FlinkCluster, job_id: str) -> None:
@@ -256,6 +282,7 @@ class SourceCounter:
     def __init__(self, cluster: FlinkCluster, job_id: str):
         self.cluster, self.job_id = cluster, job_id
         self._query: str | None = None
+        self._base = self._last = 0
 
     def _find(self) -> str | None:
         job = self.cluster.rest(f"/jobs/{self.job_id}")
@@ -267,11 +294,20 @@ class SourceCounter:
         return f"{base}?get={wanted[0]}&agg=sum" if wanted else None
 
     def read(self) -> int | None:
+        """The records read so far, kept growing across restarts: a restarted job's counters start from
+        0 again, so what was counted before is added (the records it reads again from its last
+        checkpoint are then counted twice: the lag right after a restart reads a little low)."""
         self._query = self._query or self._find()
         if not self._query:
             return None
         vals = self.cluster.rest(self._query)
-        return int(float(vals[0]["sum"])) if vals else None
+        if not vals:
+            return None
+        now = int(float(vals[0]["sum"]))
+        if now < self._last:
+            self._base += self._last
+        self._last = now
+        return self._base + now
 
     def sample(self, settle: float = 0.25) -> tuple[float, int | None]:
         self.read()

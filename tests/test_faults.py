@@ -1,0 +1,73 @@
+"""Faults inside a cell on the emulated seed topology: a taskmanager killed, the clouds
+partitioned and healed; the job recovers (or the row says how it did not), and the testbed is as
+the topology says afterwards."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from testbed.experiment.cell import CellSpec, run_cell
+from testbed.model.scenario import parse
+from testbed.stack import flink, services
+from testbed.workload.pipeline import WindowSpec
+
+pytestmark = [pytest.mark.engine, pytest.mark.exclusive("seed-network")]
+CELL = dict(taskmanagers=2, placement="multi-cloud", rate=200, warmup=8, window=WindowSpec(2, 1, 0.5),
+            checkpoint_interval_s=2.0)
+
+
+def _as_written(tb) -> None:
+    """Every node answers, the WAN's links are the topology's, no stress container is left."""
+    for m in tb.machines:
+        assert m.client.ping(), m.hostname
+        assert m.client.containers.list(all=True, filters={"label": "io.flink-swarm-testbed.component=stress"}) == []
+    links = {(d.src, d.dst): d for d in tb.wan.saved_links().values()}
+    for ln in tb.topology.links:
+        for a, b in (ln.clouds, ln.clouds[::-1]):
+            d = links[(a, b)]
+            assert (d.delay_ms * 2, d.loss_pct) == (ln.rtt_ms, ln.loss_pct), d
+
+
+def test_a_killed_taskmanager_is_recovered_from_with_checkpoints(fst_testbed):
+    scenario = parse("- {at: 12s, action: kill, target: taskmanager@google-cloud-worker-1}\n", "kill-google-tm.yaml")
+    artifacts: dict = {}
+    # a spare slot on each taskmanager: the job comes back on the survivor without waiting for the
+    # killed one (Swarm starts it again, seconds later)
+    row = run_cell(fst_testbed, CellSpec(**CELL, duration=40, scenario=scenario, spare_slots=1), artifacts)
+    events = json.loads(row["scenario_events"])
+    assert events[0]["action"] == "kill" and "taskmanager on google-cloud-worker-1" in events[0]["detail"], events
+    assert row["fault_at_s"] == pytest.approx(12, abs=1.5)
+    said = {k: row[k] for k in ("flink_noticed_s", "running_again_s", "restarts", "recovery_time_s", "recovered",
+                                "peak_latency_ms", "pre_fault_p99_ms", "lost", "duplicated", "windows_late")}
+    assert row["restarts"] >= 1 and row["flink_noticed_s"] < 15 and row["running_again_s"] > row["flink_noticed_s"], said
+    assert row["recovered"] and 0 < row["recovery_time_s"] < 30 and row["recovery_by"] == "latency", said
+    assert row["lost"] == 0, said                          # checkpoints: replayed, not lost
+    assert row["duplicated"] >= 0 and row["peak_latency_ms"] > row["pre_fault_p99_ms"], said
+    assert row["cell_key"].endswith("-kill-google-tm") and row["checkpoint_storage"] == "jobmanager"
+    assert "RESTARTING" in set(artifacts["timeseries"]["job_state"]) or row["restarts"] >= 1
+    # Swarm started the taskmanager again: both are registered for the next cell
+    cluster = flink.FlinkCluster(fst_testbed, None, 1)
+    assert sorted(services.task_nodes(fst_testbed, flink.TASKMANAGER)) == ["azure-swarm-worker-1",
+                                                                          "google-cloud-worker-1"]
+    assert len(cluster.taskmanagers()) >= 2
+    _as_written(fst_testbed)
+
+
+def test_a_partition_between_the_clouds_then_heal(fst_testbed):
+    scenario = parse("- {at: 10s, action: partition, clouds: [azure, google]}\n"
+                     "- {at: 25s, action: heal, clouds: [azure, google]}\n", "partition.yaml")
+    row = run_cell(fst_testbed, CellSpec(**CELL, duration=40, scenario=scenario))
+    events = json.loads(row["scenario_events"])
+    assert [e["action"] for e in events] == ["partition", "heal"], events
+    assert row["heal_at_s"] - row["fault_at_s"] == pytest.approx(15, abs=1.5)
+    # what happened is reported, whichever way it went
+    for col in ("restarts", "recovery_time_s", "lost", "duplicated", "peak_latency_ms", "windows_late"):
+        assert col in row and not (isinstance(row[col], float) and math.isnan(row[col]) and col != "recovery_time_s")
+    assert row["peak_latency_ms"] > row["pre_fault_p99_ms"], row      # the stalled side held the watermark
+    _as_written(fst_testbed)
+    # and the next cell is healthy
+    healthy = run_cell(fst_testbed, CellSpec(**{**CELL, "checkpoint_interval_s": 0.0}, duration=10))
+    assert healthy["lost"] == 0 and healthy["duplicated"] == 0 and healthy["latency_p50_ms"] < 5000, healthy

@@ -1,0 +1,135 @@
+"""Fault scenarios without an engine: what a scenario file may say (errors naming the entry and the
+field), the checks against a topology and a cell, and the recovery definitions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from testbed.experiment.cell import CellSpec
+from testbed.experiment.options import Experiment, OptionError
+from testbed.measure.recovery import fault_times, job_state_at, recovery
+from testbed.model.scenario import ScenarioError, parse, seconds
+from testbed.model.topology import load
+
+SEED = load("seed")
+
+
+def test_times_are_seconds_with_units():
+    assert [seconds(v) for v in (20, 2.5, "20s", "1m", "500ms", " 3 s")] == [20, 2.5, 20, 60, 0.5, 3]
+    for bad in ("2x", "-1s", True, "soon"):
+        with pytest.raises(ValueError):
+            seconds(bad)
+
+
+def test_a_scenario_of_every_action_parses_and_fits_the_seed():
+    s = parse("""
+- {at: 20s, action: kill, target: taskmanager@google-cloud-worker-1}
+- {at: 25s, action: partition, clouds: [azure, google], for: 15s}
+- {at: 45s, action: link, clouds: [azure, google], rtt_ms: 200, loss_pct: 5}
+- {at: 1s, action: stress, node: azure-swarm-worker-1, cpus: 1, for: 30s}
+- {at: 10s, action: stop-node, node: azure-swarm-worker-2}
+- {at: 30s, action: start-node, node: azure-swarm-worker-2}
+- {at: 50s, action: kill, target: jobmanager}
+""", "all.yaml")
+    s.check(SEED, duration=60)
+    assert [a.action for a in s.actions] == ["kill", "partition", "link", "stress", "stop-node", "start-node", "kill"]
+    assert s.actions[2].changes == (("rtt_ms", 200.0), ("loss_pct", 5.0)) and s.actions[1].for_s == 15
+    assert s.name == "all"
+    s.check_placement(["azure-swarm-worker-1", "google-cloud-worker-1"])
+    with pytest.raises(ScenarioError, match=r"\[0\].target: no taskmanager on google-cloud-worker-1 in this cell"):
+        s.check_placement(["azure-swarm-worker-1"])
+
+
+@pytest.mark.parametrize("text, where, says", [
+    ("- {at: 20s, action: kil, target: x}", "[0].action", "unknown action 'kil'; allowed: kill, stop-node"),
+    ("- {at: 2x, action: kill, target: jobmanager}", "[0].at", "expected a time like 20s"),
+    ("- {at: 2s, action: kill, target: jobmanager, node: a}", "[0].node", "not used by kill"),
+    ("- {at: 2s, action: stress, node: azure-swarm-worker-1, cpus: 1}", "[0].for", "missing; stress needs it"),
+    ("- {at: 2s, action: partition, clouds: [azure]}", "[0].clouds", "expected"),
+    ("- {at: 2s, action: link, clouds: [azure, google]}", "[0]", "link needs at least one of rtt_ms"),
+    ("- {at: 2s, action: kill, target: jobmanager, colour: red}", "[0].colour", "unknown key"),
+    ("{at: 2s}", "", "expected a list of actions"),
+])
+def test_a_bad_scenario_file_is_refused_naming_the_entry_and_field(text, where, says):
+    with pytest.raises(ScenarioError) as e:
+        parse(text, "bad.yaml")
+    assert f"bad.yaml: {where}: " in str(e.value) if where else "bad.yaml: " in str(e.value)
+    assert says in str(e.value) and str(e.value).startswith("invalid scenario")
+
+
+@pytest.mark.parametrize("text, says", [
+    ("- {at: 70s, action: kill, target: jobmanager}", "[0].at: 70s is not inside the load (60s)"),
+    ("- {at: 1s, action: stop-node, node: nowhere}", "[0].node: no node 'nowhere' in topology seed"),
+    ("- {at: 1s, action: kill, target: taskmanager@nowhere}", "[0].target: no node 'nowhere'"),
+    ("- {at: 1s, action: kill, target: database}", "[0].target: unknown target 'database'"),
+    ("- {at: 1s, action: partition, clouds: [azure, aws]}", "[0].clouds: no cloud 'aws' in topology seed"),
+    ("- {at: 1s, action: heal, clouds: [azure, google]}", "[0].action: heal azure/google at 1s: no partition"),
+    ("- {at: 1s, action: partition, clouds: [azure, google], for: 5s}\n- {at: 9s, action: heal, clouds: [azure, google]}",
+     "[1].action: heal azure/google at 9s: no partition"),
+    ("- {at: 1s, action: start-node, node: azure-swarm-worker-2}", "[0].action: start-node azure-swarm-worker-2 at 1s: "
+     "it is not stopped"),
+    ("- {at: 1s, action: stop-node, node: azure-swarm-manager}", "[0].node: azure-swarm-manager runs the broker"),
+])
+def test_a_scenario_is_checked_against_the_topology_and_the_load(text, says):
+    with pytest.raises(ScenarioError, match="invalid scenario") as e:
+        parse(text, "s.yaml").check(SEED, duration=60)
+    assert says in str(e.value)
+
+
+def test_the_scenario_is_an_option_checked_before_anything_starts(tmp_path):
+    from tests.test_job_model import _options
+    f = tmp_path / "kill.yaml"
+    f.write_text("- {at: 8s, action: kill, target: taskmanager@google-cloud-worker-1}\n")
+    exp = Experiment.from_options(_options(scenario=str(f), taskmanagers="2", placements="multi-cloud"))
+    cells, _ = exp.cells(SEED)
+    assert cells[0].key == "tm2-multi-cloud-r1000-rep1-kill" and cells[0].checkpoint_interval_s == 5.0
+    assert cells[0].params()["scenario"] == str(f) and len(cells[0].params()["scenario_sha256"]) == 64
+    assert Experiment.from_options(_options()).cells(SEED)[0][0].checkpoint_interval_s == 0    # off without faults
+    f.write_text("- {at: 80s, action: kill, target: jobmanager}\n")
+    with pytest.raises(OptionError, match=r"--scenario: invalid scenario\n  .*kill.yaml: \[0\].at: 80s is not inside"):
+        Experiment.from_options(_options(scenario=str(f))).cells(SEED)
+    f.write_text("- {at: 1s, action: explode}\n")
+    with pytest.raises(OptionError, match=r"\[0\].action: unknown action 'explode'"):
+        Experiment.from_options(_options(scenario=str(f)))
+    with pytest.raises(ValueError, match="checkpoint mode"):
+        CellSpec(checkpoint_mode="sometimes")
+
+
+def _latency(ends, lats):
+    return pd.DataFrame({"window_end_s": ends, "latency_ms": lats, "in_stats": True})
+
+
+def test_recovery_time_runs_from_the_fault_until_latency_and_lag_stay_in_their_bands():
+    events = [{"t_s": 20.1, "action": "kill", "what": "do"}]
+    ends = np.arange(5, 60, 1.0)
+    lats = np.where((ends >= 21) & (ends < 31), 8000.0, 1000.0)       # windows 21..30 late, then back
+    series = pd.DataFrame({"t_s": np.arange(60.0), "lag": np.where((np.arange(60) >= 21) & (np.arange(60) < 34),
+                                                                   5000.0, 100.0)})
+    states = [(t, "RUNNING" if not 22 <= t < 28 else "RESTARTING", 0 if t < 22 else 1) for t in np.arange(0, 60, 1.0)]
+    r = recovery(events, _latency(ends, lats), series, states, warmup_s=5, rate=1000)
+    assert r["fault_at_s"] == 20.1 and math.isnan(r["heal_at_s"])
+    assert r["pre_fault_p99_ms"] == 1000 and r["latency_band_ms"] == 1500 and r["lag_band"] == 100 + 500
+    assert r["flink_noticed_s"] == pytest.approx(1.9) and r["running_again_s"] == pytest.approx(7.9)
+    assert r["restarts"] == 1 and r["peak_latency_ms"] == 8000 and r["windows_late"] == 10
+    # the job restarted: its source counter started again, so latency alone decides (the last late
+    # window ends at 30 s, the next at 31 s)
+    assert r["recovered"] and r["recovery_by"] == "latency" and r["recovery_time_s"] == pytest.approx(31 - 20.1)
+    # without a restart the lag counts too: its last sample out of band is at 33 s, the next window ends at 34 s
+    calm = [(t, "RUNNING", 0) for t in np.arange(0, 60, 1.0)]
+    r = recovery(events, _latency(ends, lats), series, calm, warmup_s=5, rate=1000)
+    assert r["recovery_by"] == "latency and lag" and r["recovery_time_s"] == pytest.approx(34 - 20.1)
+
+
+def test_a_fault_the_job_never_recovers_from_says_so():
+    events = [{"t_s": 10.0, "action": "partition", "what": "do"}, {"t_s": 25.0, "action": "partition", "what": "undo"}]
+    ends = np.arange(5, 40, 1.0)
+    lats = np.where(ends >= 10, 9000.0, 500.0)
+    r = recovery(events, _latency(ends, lats), pd.DataFrame({"t_s": [], "lag": []}), [], warmup_s=5, rate=100)
+    assert r["heal_at_s"] == 25.0 and not r["recovered"] and math.isnan(r["recovery_time_s"])
+    assert fault_times([]) == (pytest.approx(math.nan, nan_ok=True), pytest.approx(math.nan, nan_ok=True))
+    assert job_state_at([(1.0, "RUNNING", 0), (3.0, "RESTARTING", 1)], np.array([0.0, 1.0, 2.5, 3.0, 9.0])) == \
+        ["", "RUNNING", "RUNNING", "RESTARTING", "RESTARTING"]
