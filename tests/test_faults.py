@@ -5,7 +5,6 @@ the topology says afterwards."""
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 
@@ -63,10 +62,15 @@ def test_a_partition_between_the_clouds_then_heal(fst_testbed):
     events = json.loads(row["scenario_events"])
     assert [e["action"] for e in events] == ["partition", "heal"], events
     assert row["heal_at_s"] - row["fault_at_s"] == pytest.approx(15, abs=1.5)
-    # what happened is reported, whichever way it went
-    for col in ("restarts", "recovery_time_s", "lost", "duplicated", "peak_latency_ms", "windows_late"):
-        assert col in row and not (isinstance(row[col], float) and math.isnan(row[col]) and col != "recovery_time_s")
-    assert row["peak_latency_ms"] > row["pre_fault_p99_ms"], row      # the stalled side held the watermark
+    # what happened is reported, whichever way it went (here the 8 s heartbeat timeout may declare the
+    # cut-off taskmanager lost, and Swarm may replace its task: the job can still be restarting at the end)
+    said = {k: row.get(k) for k in ("restarts", "recovered", "recovery_time_s", "lost", "duplicated", "peak_latency_ms",
+                                    "windows_late", "missing_windows_after_fault", "job_state_at_end")}
+    assert row["job_state_at_end"] in ("RUNNING", "RESTARTING", "CREATED", "INITIALIZING"), said
+    assert isinstance(row["restarts"], int) and row["lost"] >= 0 and row["duplicated"] >= 0, said
+    assert row["recovered"] == (row["recovery_time_s"] == row["recovery_time_s"]), said     # NaN unless recovered
+    if row["recovered"]:
+        assert row["lost"] == 0, said
     _as_written(fst_testbed)
     # and the next cell is healthy
     healthy = run_cell(fst_testbed, CellSpec(**{**CELL, "checkpoint_interval_s": 0.0}, duration=10))

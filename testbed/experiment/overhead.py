@@ -12,11 +12,8 @@ on both sides; the result names every cell, its p50 and p99, and the ratio of th
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import statistics
-import tarfile
 import time
 
 from ..core import run as runmod
@@ -67,25 +64,25 @@ def plain_cell(stack: PlainStack, rate: float, duration: float, warmup: float, k
             "--slice", "0/1", "--processes", str(spec.processes_per_task), "--keys", str(keys), "--payload-bytes",
             str(payload_bytes), "--control", CONTROL, "--out", f"{CONTROL}/driver.json"], what="produce")
         made.append(producer)
-        wait_for(lambda: _exists(producer, "ready.json"), 120, "the plain driver connected", interval=0.25,
+        wait_for(lambda: load.has_file(producer, "ready.json"), 120, "the plain driver connected", interval=0.25,
                  detail=lambda: producer.logs(tail=30).decode(errors="replace"))
         t0 = round(time.time() + 1.0, 3)
-        _put(producer, "start.json", {"t0": t0})
+        load.put_file(producer, "start.json", {"t0": t0})
         sch = spec.schedule
         with step(log, f"drive {rate:,.0f} events/s for {duration:g}s on the plain stack"):
             code = producer.wait(timeout=duration + 180)["StatusCode"]
             if code != 0:
                 raise RuntimeError(f"plain driver exited {code}:\n" + producer.logs(tail=40).decode(errors="replace"))
-            report = _get(producer, "driver.json")
+            report = load.get_file(producer, "driver.json")
         expected = schedule.expected_counts(t0, sch, keys, window.size_ms, window.slide_ms)
         flush = schedule.flush_time_ms(t0, sch, window.size_s, window.slide_s, window.watermark_delay_s)
-        _put(collector, "flush.json", {"flush_ts": flush, "target": 0 if spec.output == "events" else len(expected),
+        load.put_file(collector, "flush.json", {"flush_ts": flush, "target": 0 if spec.output == "events" else len(expected),
                                        "target_events": sch.total if spec.output == "events" else 0,
                                        "quiet": load.QUIET_S if spec.output == "any" else 0.0})
         code = collector.wait(timeout=spec.drain_s + 120)["StatusCode"]
         if code != 0:
             raise RuntimeError(f"plain collector exited {code}:\n" + collector.logs(tail=40).decode(errors="replace"))
-        raw = load.merge(spec, [report], _get(collector, "results.json"), expected)
+        raw = load.merge(spec, [report], load.get_file(collector, "results.json"), expected)
         pipeline.check_running(stack, job_id)
         row = {"where": "plain", "rate": rate, "duration": duration, "warmup": warmup, **job.record(),
                **measure.cell_metrics(raw, warmup, [])}
@@ -96,30 +93,6 @@ def plain_cell(stack: PlainStack, rate: float, duration: float, warmup: float, k
             pipeline.cancel(stack, job_id)
         stack.run_once(driver_image, base + ["admin", "--delete", events, results], what="topics")
     return row
-
-
-def _put(container, name: str, data: dict) -> None:
-    body = json.dumps(data).encode()
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        info = tarfile.TarInfo(name)
-        info.size, info.mtime = len(body), int(time.time())
-        tf.addfile(info, io.BytesIO(body))
-    container.put_archive(CONTROL, buf.getvalue())
-
-
-def _exists(container, name: str) -> bool:
-    try:
-        container.get_archive(f"{CONTROL}/{name}")
-        return True
-    except Exception:  # noqa: BLE001 - not there yet (or the folder is not)
-        return False
-
-
-def _get(container, name: str) -> dict:
-    stream, _ = container.get_archive(f"{CONTROL}/{name}")
-    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tf:
-        return json.load(tf.extractfile(name))
 
 
 def compare(tb: Testbed, rate: float = 1000, duration: float = 30, warmup: float = 10, repetitions: int = 3,

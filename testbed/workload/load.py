@@ -233,32 +233,45 @@ def _all_finished(svcs: list) -> dict | None:
     return out
 
 
-def _put(tb: Testbed, where: tuple[str, str], name: str, data: dict) -> None:
-    """Write CONTROL/name into a running driver container (a tar through the node's engine). The
+def put_file(container, name: str, data: dict) -> None:
+    """Write CONTROL/name (JSON) into a running driver container (a tar through its engine). The
     folder exists: every driver command creates it when it starts."""
-    node, cid = where
     body = json.dumps(data).encode()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
         info = tarfile.TarInfo(name)
         info.size, info.mtime = len(body), int(time.time())
         tf.addfile(info, io.BytesIO(body))
-    c = tb.node(node).client.containers.get(cid)
-    if not c.put_archive(CONTROL, buf.getvalue()):
-        raise RuntimeError(f"could not write {CONTROL}/{name} into the driver on {node}")
+    if not container.put_archive(CONTROL, buf.getvalue()):
+        raise RuntimeError(f"could not write {CONTROL}/{name} into driver container {container.short_id}")
 
 
-def _exists(tb: Testbed, where: tuple[str, str], name: str) -> bool:
-    node, cid = where
+def has_file(container, name: str) -> bool:
     try:
-        tb.node(node).client.containers.get(cid).get_archive(f"{CONTROL}/{name}")
+        container.get_archive(f"{CONTROL}/{name}")
         return True
     except docker.errors.NotFound:
         return False
 
 
-def _get(tb: Testbed, where: tuple[str, str], name: str) -> dict:
-    node, cid = where
-    stream, _ = tb.node(node).client.containers.get(cid).get_archive(f"{CONTROL}/{name}")
+def get_file(container, name: str) -> dict:
+    stream, _ = container.get_archive(f"{CONTROL}/{name}")
     with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tf:
         return json.load(tf.extractfile(name))
+
+
+def _container(tb: Testbed, where: tuple[str, str]):
+    node, cid = where
+    return tb.node(node).client.containers.get(cid)
+
+
+def _put(tb: Testbed, where: tuple[str, str], name: str, data: dict) -> None:
+    put_file(_container(tb, where), name, data)
+
+
+def _exists(tb: Testbed, where: tuple[str, str], name: str) -> bool:
+    return has_file(_container(tb, where), name)
+
+
+def _get(tb: Testbed, where: tuple[str, str], name: str) -> dict:
+    return get_file(_container(tb, where), name)
