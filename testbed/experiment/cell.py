@@ -105,10 +105,7 @@ class CellSpec:
 
     @property
     def output(self) -> str:
-        """What the job writes, as the driver's collector needs to know (load.LoadSpec.output)."""
-        if self.job.kind != "builtin":
-            return "any"
-        return "events" if self.job.counts_events else "windows"
+        return self.job.output
 
     def params(self) -> dict:
         d = asdict(self)
@@ -152,7 +149,7 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     load_spec = load.LoadSpec(rate=spec.rate, duration=spec.duration, window=window, nodes=tuple(driver_nodes),
                               keys=spec.keys, payload_bytes=spec.payload_bytes, processes=spec.driver_processes,
                               cpus=cpus["driver"], warmup_rate=spec.rate * spec.warmup_fraction,
-                              warmup_s=spec.warmup, output=spec.output)   # (a fraction of 1: one rate)
+                              warmup_s=spec.warmup, output=spec.job.output)   # (a fraction of 1: one rate)
     cell = uuid.uuid4().hex[:8]
     row: dict = {"run_id": tb.run_id, "cell": cell, **spec.params(), "broker_node": broker_node,
                  "driver_nodes": ",".join(driver_nodes), "driver_tasks": load_spec.tasks,

@@ -39,8 +39,7 @@ def plain_cell(stack: PlainStack, rate: float, duration: float, warmup: float, k
     no processed rate or lag)."""
     window = job.window(window)
     spec = LoadSpec(rate=rate, duration=duration, window=window, nodes=("plain",), keys=keys,
-                    payload_bytes=payload_bytes, warmup_s=warmup,
-                    output="events" if job.counts_events else "windows" if job.kind == "builtin" else "any")
+                    payload_bytes=payload_bytes, warmup_s=warmup, output=job.output)
     cell = runmod.new_run_id()[-4:] + f"{int(time.time() * 1000) % 100000:05d}"
     events, results, bootstrap = f"events-{cell}", f"results-{cell}", stack.broker.bootstrap
     driver_image = stack.images["driver"]
@@ -76,9 +75,7 @@ def plain_cell(stack: PlainStack, rate: float, duration: float, warmup: float, k
             report = load.get_file(producer, "driver.json")
         expected = schedule.expected_counts(t0, sch, keys, window.size_ms, window.slide_ms)
         flush = schedule.flush_time_ms(t0, sch, window.size_s, window.slide_s, window.watermark_delay_s)
-        load.put_file(collector, "flush.json", {"flush_ts": flush, "target": 0 if spec.output == "events" else len(expected),
-                                       "target_events": sch.total if spec.output == "events" else 0,
-                                       "quiet": load.QUIET_S if spec.output == "any" else 0.0})
+        load.put_file(collector, "flush.json", load.flush_control(spec, flush, len(expected)))
         code = collector.wait(timeout=spec.drain_s + 120)["StatusCode"]
         if code != 0:
             raise RuntimeError(f"plain collector exited {code}:\n" + collector.logs(tail=40).decode(errors="replace"))

@@ -47,10 +47,7 @@ _DNS_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 class InventoryError(TopologyError):
     """An inventory that cannot be used; like TopologyError, it names the file and the fields."""
 
-    def __init__(self, source: str, problems: list[tuple[str, str]]):
-        super().__init__(source, problems)
-        self.args = ("invalid inventory\n  " + "\n  ".join(
-            f"{source}: {p}: {m}" if p else f"{source}: {m}" for p, m in problems),)
+    what = "inventory"
 
     def __str__(self) -> str:
         return self.args[0]

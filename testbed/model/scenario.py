@@ -39,10 +39,7 @@ _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m)?\s*$")
 class ScenarioError(TopologyError):
     """A scenario file that cannot be used; ``problems`` are (entry and field, message) pairs."""
 
-    def __init__(self, source: str, problems: list[tuple[str, str]]):
-        super().__init__(source, problems)
-        self.args = ("invalid scenario\n  " + "\n  ".join(
-            f"{source}: {path}: {msg}" if path else f"{source}: {msg}" for path, msg in problems),)
+    what = "scenario"
 
 
 def seconds(value: Any) -> float:

@@ -47,13 +47,16 @@ _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
 
 
 class TopologyError(ValueError):
-    """A topology file that cannot be used. ``problems`` lists (field path, message) pairs."""
+    """A topology file that cannot be used. ``problems`` lists (field path, message) pairs; a
+    subclass names its kind of file in ``what``."""
+
+    what = "topology"
 
     def __init__(self, source: str, problems: list[tuple[str, str]]):
         self.source = source
         self.problems = problems
         lines = [f"{source}: {path}: {msg}" if path else f"{source}: {msg}" for path, msg in problems]
-        super().__init__("invalid topology\n  " + "\n  ".join(lines))
+        super().__init__(f"invalid {self.what}\n  " + "\n  ".join(lines))
 
 
 @dataclass(frozen=True)

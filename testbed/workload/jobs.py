@@ -164,6 +164,13 @@ class Job:
         """One output record per input event (accounting by event count)."""
         return self.spec == "passthrough"
 
+    @property
+    def output(self) -> str:
+        """What the job writes, as the driver's collector needs to know (``load.LoadSpec.output``)."""
+        if self.kind != "builtin":
+            return "any"
+        return "events" if self.counts_events else "windows"
+
     def window(self, w: WindowSpec) -> WindowSpec:
         """The windows the job's results are accounted against: a tumbling window slides by its size."""
         return WindowSpec(w.size_s, w.size_s, w.watermark_delay_s) if self.spec == "tumble-window" else w

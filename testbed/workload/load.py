@@ -143,10 +143,7 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
         reports = [_get(tb, running[s.name], "driver.json") for s in tasks]
     expected = schedule.expected_counts(t0, sch, spec.keys, w.size_ms, w.slide_ms)
     flush_ts = schedule.flush_time_ms(t0, sch, w.size_s, w.slide_s, w.watermark_delay_s)
-    targets = {"target": 0 if spec.output == "events" else len(expected),
-               "target_events": sch.total if spec.output == "events" else 0,
-               "quiet": QUIET_S if spec.output == "any" else 0.0}
-    _put(tb, running[COLLECTOR], "flush.json", {"flush_ts": flush_ts, **targets})
+    _put(tb, running[COLLECTOR], "flush.json", flush_control(spec, flush_ts, len(expected)))
     what = (f"all {sch.total:,} events" if spec.output == "events" else f"all {len(expected):,} windows"
             + (f" (or none for {QUIET_S:g}s)" if spec.output == "any" else ""))
     with step(log, f"collect results until {what} are in (at most {spec.drain_s:.0f}s)"):
@@ -157,6 +154,14 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
         collected = _get(tb, running[COLLECTOR], "results.json")
     log.info(f"driver: {services.logs(tb, COLLECTOR, tail=1).strip()}")
     return merge(spec, reports, collected, expected)
+
+
+def flush_control(spec: LoadSpec, flush_ts: int, windows: int) -> dict:
+    """What the collector is told once the producers are done: the flush events' time and when it has
+    everything (all windows, all events, or no result for QUIET_S, by what the job writes)."""
+    return {"flush_ts": flush_ts, "target": 0 if spec.output == "events" else windows,
+            "target_events": spec.schedule.total if spec.output == "events" else 0,
+            "quiet": QUIET_S if spec.output == "any" else 0.0}
 
 
 def merge(spec: LoadSpec, reports: list[dict], collected: dict, expected: list[list]) -> dict:
