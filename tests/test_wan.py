@@ -79,10 +79,11 @@ def test_jitter_is_measured_within_tolerance(fst_testbed):
         (row,) = calibrate.jitter(fst_testbed)
     finally:
         fst_testbed.wan.set_link("azure", "google", jitter_ms=0.0)
-    assert row["target"] == pytest.approx(5.86, abs=0.01) and row["samples"] == 200
+    assert row["target"] == pytest.approx(5.86, abs=0.01) and row["samples"] in (200, 400)  # 400: measured twice
     assert row["ok"] and abs(row["measured"] - row["target"]) <= row["tolerance"] < 2.0, row
     assert row["min"] >= 20 - 2 * 5, row       # never faster than the delay minus both directions' jitter
-    assert abs(row["median"] - 20.0) <= 2.0, row                       # symmetric jitter keeps the median
+    # symmetric jitter keeps the median (a busy host only adds: the band is the RTT's own)
+    assert row["median_target"] == 20.0 and abs(row["median"] - 20.0) <= row["median_tolerance"] == 2.0, row
 
 
 def _disturb(wan, rtt_ms: float) -> None:
@@ -122,6 +123,7 @@ def test_a_wan_that_misses_its_targets_fails_setup_or_flags_the_run(fst_testbed,
         table = pd.read_csv(session / "calibration.csv")
         inter = table[(table["kind"] == "rtt") & (table["src_cloud"] != table["dst_cloud"])]
         assert len(inter) == 8 and not inter["ok"].any() and (inter["measured"] > 27).all(), inter
+        assert inter["note"].str.contains("measured twice").all(), inter["note"]   # a slow pair gets a second try
 
         cli = subprocess.run([sys.executable, "-m", "testbed", "calibrate", "--run", fst_testbed.run_id, "--json"],
                              cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -133,4 +135,4 @@ def test_a_wan_that_misses_its_targets_fails_setup_or_flags_the_run(fst_testbed,
     finally:
         fst_testbed.wan.set_link("azure", "google", rtt_ms=20.0)
     after = calibrate.rtt_matrix(fst_testbed)
-    assert all(r["ok"] for r in after), [r for r in after if not r["ok"]]
+    assert all(r["ok"] for r in after), [(r["src"], r["dst"], r["measured"], r["note"]) for r in after if not r["ok"]]

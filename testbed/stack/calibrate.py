@@ -11,7 +11,8 @@ the node's own network namespace), so it reads the same in emulated and real mod
 Each measurement is compared with its target: the link's RTT (inter-cloud) or "below 1 ms"
 (intra-cloud), its bandwidth (only on links without loss: with loss, TCP's rate depends on its
 congestion control, which the row names), its loss. Tolerance: ±10 % or ±1 ms, whichever is larger, for RTT
-(with jitter, or three sampling errors of the median if that is larger);
+(with jitter, or three sampling errors of the median if that is larger; an RTT above its band is
+measured once more, as a busy host only delays packets, and the faster kept);
 ±10 % for throughput (a rate below the band is measured once more: a busy host only slows TCP); for loss, ±10 % or three binomial standard deviations of the packets sent,
 whichever is larger.
 """
@@ -77,51 +78,73 @@ def _link(tb: Testbed, a: str, b: str) -> Link | None:
     return next((ln for ln in links(tb) if set(ln.clouds) == {a, b}), None)
 
 
-def _rtt_tolerance(target: float) -> float:
-    return max(0.1 * target, 1.0)
+def _rtt_tolerance(link: Link, samples: int) -> float:
+    """±10 % or ±1 ms; with jitter, three sampling errors of the median of ``samples`` RTTs if that is
+    larger (their standard deviation is J * sqrt(2/3); the median's error 1.25 times that / sqrt(n))."""
+    return max(0.1 * link.rtt_ms, 1.0, 3 * 1.25 * link.jitter_ms * math.sqrt(2 / 3) / math.sqrt(samples))
 
 
 def rtt_matrix(tb: Testbed, count: int = 40) -> list[dict]:
-    rows = []
     lock = threading.Lock()
     # With jitter, the emulated link never reorders (a packet waits for the one before it), so
     # probes crowding a link would raise its delay: then one pair is probed at a time.
     jitter = any(ln.jitter_ms for ln in links(tb))
+    found: dict[tuple[str, str], dict] = {}
 
-    def from_node(src: Machine) -> None:
-        targets = [m for m in tb.machines if m is not src]
+    def from_node(src: Machine, targets: list[Machine]) -> None:
         out = json.loads(run_once(src, tb.images["driver"], ["-c", PING % {"count": count},
                                                              "serial" if jitter else "parallel",
                                                              *[m.address for m in targets]],
                                   network_mode="host", labels=tb.labels(), timeout=120, what="ping"))
         for dst in targets:
-            r = out[dst.address]
-            link = _link(tb, src.cloud, dst.cloud) if src.cloud != dst.cloud else None
-            target = link.rtt_ms if link else None
-            # the median: a busy host delays a packet now and then, and the check is about the link
-            measured = r.get("median", math.nan)
-            if src.cloud == dst.cloud:
-                ok = measured < INTRA_CLOUD_MAX_RTT_MS
-                tol = None
-            else:
-                # with jitter, plus three sampling errors of the median of ``count`` RTTs
-                # (their standard deviation is J * sqrt(2/3); the median's error 1.25 times that / sqrt(n))
-                tol = max(_rtt_tolerance(target or 0.0),
-                          3 * 1.25 * link.jitter_ms * math.sqrt(2 / 3) / math.sqrt(count) if link else 0.0)
-                ok = abs(measured - (target or 0.0)) <= tol
             with lock:
-                rows.append({"kind": "rtt", "src": src.hostname, "dst": dst.hostname, "src_cloud": src.cloud,
-                             "dst_cloud": dst.cloud, "unit": "ms", "target": target if link else 0.0,
-                             "tolerance": tol if tol is not None else INTRA_CLOUD_MAX_RTT_MS,
-                             "measured": measured, "mean": r.get("mean"), "p95": r.get("p95"),
-                             "min": r.get("min"), "max": r.get("max"), "samples": count,
-                             "note": "median of the pings", "ok": bool(ok)})
+                found.setdefault((src.hostname, dst.hostname), []).append(out[dst.address])
 
-    with step(log, f"calibrate: RTT between {len(tb.machines)} nodes ({count} pings per pair"
-                        + (", one pair at a time: the links have jitter)" if jitter else ")")):
-        with ThreadPoolExecutor(1 if jitter else len(tb.machines)) as pool:
-            list(pool.map(from_node, tb.machines))
+    def measure(pairs: list[tuple[Machine, list[Machine]]], what: str) -> None:
+        with step(log, f"calibrate: RTT {what} ({count} pings per pair"
+                            + (", one pair at a time: the links have jitter)" if jitter else ")")):
+            with ThreadPoolExecutor(1 if jitter else len(pairs)) as pool:
+                list(pool.map(lambda kv: from_node(*kv), pairs))
+
+    measure([(src, [m for m in tb.machines if m is not src]) for src in tb.machines],
+            f"between {len(tb.machines)} nodes")
+    rows = [_rtt_row(tb, src, dst, found[(src.hostname, dst.hostname)][0], count)
+            for src in tb.machines for dst in tb.machines if dst is not src]
+    # A busy host (another tenant, a neighbour starting containers) delays a packet, never speeds one
+    # up: pairs slower than their band are measured once more, the faster median kept and both named.
+    # A link that really is slower misses twice.
+    slow = [r for r in rows if not r["ok"] and r["measured"] > r["target"] + r["tolerance"]]
+    if slow:
+        by_host = {m.hostname: m for m in tb.machines}
+        again: dict[str, list[Machine]] = {}
+        for r in slow:
+            again.setdefault(r["src"], []).append(by_host[r["dst"]])
+        measure([(by_host[h], dsts) for h, dsts in again.items()], f"again for {len(slow)} pair(s) above their band")
+        for i, r in enumerate(rows):
+            tries = found[(r["src"], r["dst"])]
+            if len(tries) > 1:
+                best = min(tries, key=lambda t: t.get("median", math.inf))
+                rows[i] = _rtt_row(tb, by_host[r["src"]], by_host[r["dst"]], best, count, len(tries))
+                rows[i]["note"] += "; measured twice: " + ", ".join(
+                    f"{t.get('median', math.nan):.2f}" for t in tries) + " ms, the faster kept"
     return sorted(rows, key=lambda r: (r["src"], r["dst"]))
+
+
+def _rtt_row(tb: Testbed, src: Machine, dst: Machine, r: dict, count: int, tries: int = 1) -> dict:
+    link = _link(tb, src.cloud, dst.cloud) if src.cloud != dst.cloud else None
+    target = link.rtt_ms if link else 0.0
+    # the median: a busy host delays a packet now and then, and the check is about the link
+    measured = r.get("median", math.nan)
+    if link is None:
+        ok, tol = measured < INTRA_CLOUD_MAX_RTT_MS, INTRA_CLOUD_MAX_RTT_MS
+    else:
+        tol = _rtt_tolerance(link, count)
+        ok = abs(measured - target) <= tol
+    return {"kind": "rtt", "src": src.hostname, "dst": dst.hostname, "src_cloud": src.cloud,
+            "dst_cloud": dst.cloud, "unit": "ms", "target": target, "tolerance": tol,
+            "measured": measured, "mean": r.get("mean"), "p95": r.get("p95"),
+            "min": r.get("min"), "max": r.get("max"), "samples": count * tries,
+            "note": "median of the pings", "ok": bool(ok)}
 
 
 def jitter(tb: Testbed, count: int = 200) -> list[dict]:
@@ -130,7 +153,9 @@ def jitter(tb: Testbed, count: int = 200) -> list[dict]:
     default and the NFQUEUE holder's), so the RTT varies as the sum of two such draws, whose
     interquartile range is 2 (2 - sqrt(2)) J = 1.17 J; the IQR, unlike the standard deviation,
     ignores the packet a busy host delays now and then. Its sampling error is about
-    sqrt(2) J / sqrt(count), so the tolerance is ±25 %, ±1 ms or three such errors, the largest."""
+    sqrt(2) J / sqrt(count), so the tolerance is ±25 %, ±1 ms or three such errors, the largest.
+    Symmetric jitter keeps the median at the link's RTT: that is checked too, with the RTT's
+    tolerance. A spread or a median above its band is measured once more (a busy host only adds)."""
     reps = _representatives(tb)
     rows = []
     for ln in links(tb):
@@ -138,19 +163,36 @@ def jitter(tb: Testbed, count: int = 200) -> list[dict]:
             continue
         a, b = ln.clouds
         src, dst = reps[a], reps[b]
-        with step(log, f"calibrate: jitter {src.hostname} <-> {dst.hostname} ({count} pings)"):
-            out = json.loads(run_once(src, tb.images["driver"], ["-c", PING % {"count": count}, "serial",
-                                                                 dst.address],
-                                      network_mode="host", labels=tb.labels(), timeout=count * 0.1 + 60,
-                                      what="ping"))[dst.address]
         want = JITTER_IQR_PER_MS * ln.jitter_ms
         tol = max(0.25 * want, 1.0, 3 * math.sqrt(2) * ln.jitter_ms / math.sqrt(count))
-        iqr = out.get("iqr", math.nan)
+        mtol = _rtt_tolerance(ln, count)
+
+        def measure(again: str = "") -> dict:
+            with step(log, f"calibrate: jitter {src.hostname} <-> {dst.hostname} ({count} pings){again}"):
+                out = json.loads(run_once(src, tb.images["driver"], ["-c", PING % {"count": count}, "serial",
+                                                                     dst.address],
+                                          network_mode="host", labels=tb.labels(), timeout=count * 0.1 + 60,
+                                          what="ping"))[dst.address]
+            iqr, median = out.get("iqr", math.nan), out.get("median", math.nan)
+            out["ok"] = bool(abs(iqr - want) <= tol and abs(median - ln.rtt_ms) <= mtol)
+            out["slow"] = iqr > want + tol or median > ln.rtt_ms + mtol
+            return out
+
+        tries = [measure()]
+        if not tries[0]["ok"] and tries[0]["slow"]:
+            tries.append(measure(", again: the first was above its band"))
+        # the try that passes, else the one nearer its targets
+        out = min(tries, key=lambda t: (not t["ok"], abs(t.get("iqr", math.inf) - want) / tol
+                                        + abs(t.get("median", math.inf) - ln.rtt_ms) / mtol))
+        note = f"interquartile range of the RTT; jitter ±{ln.jitter_ms:g} ms per direction; median within ±{mtol:.2f} ms of the RTT"
+        if len(tries) > 1:
+            note += "; measured twice: " + ", ".join(
+                f"IQR {t.get('iqr', math.nan):.2f} median {t.get('median', math.nan):.2f}" for t in tries) + " ms, the nearer kept"
         rows.append({"kind": "rtt_jitter", "src": src.hostname, "dst": dst.hostname, "src_cloud": a,
-                     "dst_cloud": b, "unit": "ms", "target": want, "tolerance": tol, "measured": iqr,
-                     "samples": count, "median": out.get("median"), "min": out.get("min"), "max": out.get("max"),
-                     "note": f"interquartile range of the RTT; jitter ±{ln.jitter_ms:g} ms per direction",
-                     "ok": bool(abs(iqr - want) <= tol)})
+                     "dst_cloud": b, "unit": "ms", "target": want, "tolerance": tol, "measured": out.get("iqr", math.nan),
+                     "samples": count * len(tries), "median": out.get("median"), "median_target": ln.rtt_ms,
+                     "median_tolerance": mtol, "min": out.get("min"), "max": out.get("max"),
+                     "note": note, "ok": out["ok"]})
     return rows
 
 
