@@ -136,3 +136,40 @@ def test_a_cell_must_close_a_window_after_warmup():
     CellSpec(duration=720, warmup=60, window=SEED_WINDOW)
     # a sub-second window
     CellSpec(duration=2, warmup=0.5, window=WindowSpec(0.5, 0.1, 0.05))
+
+
+BASE = {"lost": 0, "events_unacknowledged": 0, "producer_errors": 0, "late_records_dropped": 0,
+        "sink_send_errors": 0, "sink_records_sent": 40, "results_unread": 0, "result_records_read": 40,
+        "restarts": 0, "missing_windows": 0}
+
+
+def test_no_loss_needs_no_cause():
+    assert measure.loss_attribution(BASE) == {"loss_cause": "none"}
+
+
+def test_each_counter_names_its_share_of_a_loss():
+    row = {**BASE, "lost": 625, "missing_windows": 1, "late_records_dropped": 3, "sink_records_sent": 42,
+           "events_unacknowledged": 5, "producer_errors": 1}
+    cause = measure.loss_attribution(row)["loss_cause"]
+    assert "Flink's window operators dropped 3 records as late" in cause
+    assert "2 results Flink's sink sent are not in the topic" in cause
+    assert "5 events never acknowledged by the broker (1 producer errors)" in cause
+    # after a restart the sink's counters start again from 0: they no longer compare with the topic
+    assert "sink sent" not in measure.loss_attribution({**row, "restarts": 1})["loss_cause"]
+
+
+def test_results_the_collector_left_unread_are_never_reported_as_the_systems_loss():
+    out = measure.loss_attribution({**BASE, "lost": 625, "missing_windows": 1, "results_unread": 1})
+    assert out["lost"] != out["lost"]          # NaN: not measured
+    assert "the testbed's collector stopped 1 records short of the results topic's end" in out["loss_cause"]
+
+
+def test_a_loss_no_counter_explains_says_so():
+    cause = measure.loss_attribution({**BASE, "lost": 625, "missing_windows": 1})["loss_cause"]
+    assert cause.startswith("not explained by the counters: 1 windows never reported")
+
+
+def test_absent_counters_are_not_read_as_zero_loss():
+    row = {**BASE, "lost": float("nan"), "sink_records_sent": float("nan"), "results_unread": float("nan"),
+           "result_records_read": None, "late_records_dropped": float("nan")}
+    assert measure.loss_attribution(row) == {"loss_cause": "not applicable"}

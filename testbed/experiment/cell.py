@@ -193,6 +193,7 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
         job_id = _submit(cluster, spec.job, bootstrap, events, results, window, settings)
         row["job_id"] = job_id
         raw, samples, used, states = _drive(tb, cluster, job_id, load_spec, bootstrap, events, results, injector)
+        counters = pipeline.path_counters(cluster, job_id)      # while the job still runs
         if injector:    # a job still restarting after a fault is a result (not recovered), a failed one an error
             row["job_state_at_end"] = pipeline.job_status(cluster, job_id)[0]
             if row["job_state_at_end"] in ("FAILED", "CANCELED", "FINISHED"):
@@ -200,6 +201,8 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
         else:
             pipeline.check_running(cluster, job_id)     # a job that failed during the load: its root causes
         row.update(measure.cell_metrics(raw, spec.warmup, samples))
+        row.update(counters)
+        row["restarts"] = pipeline.job_status(cluster, job_id)[1]
         row.update(used)
         series = measure.timeseries(raw, samples)
         t0 = raw["t0"]
@@ -212,6 +215,7 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
                                          spec.warmup, spec.rate))
             row["missing_windows_after_fault"] = _missing_after(raw, row["fault_at_s"])
             row["scenario_events"] = json.dumps(injector.events)
+        row.update(measure.loss_attribution(row))
         if artifacts is not None:
             artifacts["latency"] = latency
             artifacts["timeseries"] = series

@@ -186,8 +186,52 @@ def cell_metrics(raw: dict, warmup_s: float, flink_samples: list[tuple[float, in
         "producer_errors": sum(p["failed"] for p in prods),
         "events_unacknowledged": sum(p["unacknowledged"] for p in prods),
         **acc, "unreadable_results": raw.get("other_count", 0), "latency_from": latency_from,
+        "result_records_read": _count(raw.get("read_records")), "results_unread": _count(raw.get("unread_offsets")),
         **latency_stats(lat),
     }
+
+
+def _count(v) -> float:
+    return float("nan") if v is None else v
+
+
+def _n(v) -> int:
+    """A count that may be absent (None or NaN): 0 then."""
+    return 0 if v is None or v != v else int(v)
+
+
+def loss_attribution(row: dict) -> dict:
+    """Where the events behind ``lost`` went, from the counters along their path: the driver's
+    unacknowledged sends, Flink's late-record drops and its sink's sends and send errors, the results
+    topic's records against those the collector read. Results the collector left unread are the
+    testbed's loss, not the system's: ``lost`` is then NaN (not measured), never a number."""
+    lost = row.get("lost")
+    unread, read = _n(row.get("results_unread")), row.get("result_records_read")
+    out: dict = {}
+    causes = []
+    if unread > 0:
+        causes.append(f"the testbed's collector stopped {unread} records short of the results topic's end")
+        out["lost"] = float("nan")
+    if _n(row.get("events_unacknowledged")) or _n(row.get("producer_errors")):
+        causes.append(f"{_n(row.get('events_unacknowledged'))} events never acknowledged by the broker "
+                      f"({_n(row.get('producer_errors'))} producer errors)")
+    if _n(row.get("late_records_dropped")):
+        causes.append(f"Flink's window operators dropped {_n(row.get('late_records_dropped'))} records as late")
+    if _n(row.get("sink_send_errors")):
+        causes.append(f"Flink's sink failed to send {_n(row.get('sink_send_errors'))} results")
+    sent = row.get("sink_records_sent")
+    # what the collector read is the whole topic when it reached the end; a restarted task counts
+    # from 0 again: the sink's sends compare with the topic only without restarts
+    if not unread and not _n(row.get("restarts")) and sent == sent and sent is not None and read == read \
+            and read is not None and sent > read:
+        causes.append(f"{int(sent - read)} results Flink's sink sent are not in the topic")
+    if lost is None or lost != lost or lost == 0:
+        out["loss_cause"] = "; ".join(causes) if unread > 0 else ("none" if lost == 0 else "not applicable")
+    else:
+        out["loss_cause"] = "; ".join(causes) or (
+            f"not explained by the counters: {_n(row.get('missing_windows'))} windows never reported, the rest "
+            "reported with fewer events (the counters show no late drop, send error or unread result)")
+    return out
 
 
 def closed_by_load_ms(raw: dict) -> int:

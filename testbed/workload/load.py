@@ -198,6 +198,9 @@ def merge(spec: LoadSpec, reports: list[dict], collected: dict, expected: list[l
                    "warmup_rate": sch.warmup_rate, "warmup_s": sch.warmup_s, "output": spec.output},
         "producers": procs, "expected": expected, "results": collected["results"],
         "event_results": collected.get("event_results", []), "other_count": collected.get("other_count", 0),
+        # the records of the results topic the collector read (harness flush results included), and
+        # the offsets it had not reached when it stopped (0: it read the topic to its end)
+        "read_records": collected.get("read_records"), "unread_offsets": collected.get("unread_offsets"),
     }
 
 

@@ -315,3 +315,37 @@ class SourceCounter:
         time.sleep(settle)
         return t, self.read()
 
+
+
+# where a job's events or results can be dropped, by the suffix of the operator metric that counts it
+PATH_COUNTERS = {"late_records_dropped": ".numLateRecordsDropped",    # a window operator's late input
+                 "sink_records_sent": ".numRecordsSend",               # a (Kafka) sink writer's sends ...
+                 "sink_send_errors": ".numRecordsSendErrors"}          # ... and its failed ones
+
+
+def path_counters(cluster: FlinkCluster, job_id: str, settle: float = 0.25) -> dict:
+    """Flink's own counts along the path, summed over operators and subtasks: records its window
+    operators dropped as late, results its sink writers sent and failed to send. NaN where the job
+    has no such operator (or the REST API does not answer). They count since the job's last
+    (re)start: a restarted task's counters start from 0. Asked twice, ``settle`` s apart (the
+    REST API answers from the previous fetch, see ``SourceCounter``)."""
+    out = {k: float("nan") for k in PATH_COUNTERS}
+    try:
+        queries = []
+        for v in cluster.rest(f"/jobs/{job_id}", timeout=10)["vertices"]:
+            base = f"/jobs/{job_id}/vertices/{v['id']}/subtasks/metrics"
+            ids = [m["id"] for m in cluster.rest(base, timeout=10)]
+            wanted = [i for i in ids if any(i.endswith(s) for s in PATH_COUNTERS.values())]
+            if wanted:
+                queries.append(f"{base}?get={','.join(wanted)}&agg=sum")
+        for q in queries:
+            cluster.rest(q, timeout=10)
+        time.sleep(settle)
+        for q in queries:
+            for m in cluster.rest(q, timeout=10):
+                key = next(k for k, s in PATH_COUNTERS.items() if m["id"].endswith(s))
+                now = int(float(m["sum"]))
+                out[key] = now if out[key] != out[key] else out[key] + now
+    except Exception as e:  # noqa: BLE001 - the counters explain a loss; their absence is said, not fatal
+        log.warning(f"Flink's path counters of job {job_id} could not be read: {e}")
+    return out
