@@ -156,3 +156,30 @@ def test_a_folder_of_search_trials_only_is_drawn(tmp_path):
                    "limited_by": "system"}]).to_csv(tmp_path / "sustainable.csv", index=False)
     names = {p.name for p in report.report(tmp_path)}
     assert "sustainable_throughput.png" in names and "latency_cdf.png" not in names
+
+
+def test_recovery_summary_and_figure_per_scenario_and_placement(tmp_path):
+    rng = np.random.default_rng(2)
+    base = _cells(rng).iloc[:2].to_dict("records")[0]
+    rows = []
+    for sc, placement, rec, t, rep in [("", "single-cloud", np.nan, np.nan, 1),
+                                       ("examples/kill.yaml", "single-cloud", True, 8.0, 1),
+                                       ("examples/kill.yaml", "single-cloud", True, 10.0, 2),
+                                       ("examples/kill.yaml", "multi-cloud", True, 12.0, 1),
+                                       ("examples/cut.yaml", "multi-cloud", False, np.nan, 1)]:
+        rows.append({**base, "cell": f"{placement}{sc[9:13]}{rep}", "placement": placement, "repetition": rep,
+                     "scenario": sc, "recovered": rec, "recovery_time_s": t, "restarts": 1 if sc else 0,
+                     "lost": 0, "duplicated": 400 if sc else 0, "peak_latency_ms": 9000.0, "duration": 45.0,
+                     "fault_at_s": 12.0 if sc else np.nan, "loss_cause": "none"})
+    cells = pd.DataFrame(rows)
+    _write_folder(tmp_path, cells, rng)
+    written = {p.name for p in report.report(tmp_path)}
+    rec = pd.read_csv(tmp_path / "report" / "recovery.csv")
+    assert list(rec["scenario"]) == ["cut", "kill", "kill"] and list(rec["placement"]) == [
+        "multi-cloud", "multi-cloud", "single-cloud"]                       # the fault-free cell is not in it
+    kill_single = rec[(rec["scenario"] == "kill") & (rec["placement"] == "single-cloud")].iloc[0]
+    assert kill_single["cells"] == 2 and kill_single["recovered"] == 2 and kill_single["recovery_time_s"] == 9.0
+    assert kill_single["duplicated"] == 800 and kill_single["peak_latency_s"] == 9.0
+    cut = rec[rec["scenario"] == "cut"].iloc[0]
+    assert cut["recovered"] == 0 and np.isnan(cut["recovery_time_s"])
+    assert {"recovery.md", "recovery_time.png", "recovery_time.pdf"} <= written

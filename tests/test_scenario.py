@@ -99,6 +99,25 @@ def test_the_scenario_is_an_option_checked_before_anything_starts(tmp_path):
         CellSpec(checkpoint_mode="sometimes")
 
 
+def test_scenarios_are_an_axis_with_none_as_the_fault_free_baseline(tmp_path):
+    from tests.test_job_model import _options
+    kill, cut = tmp_path / "kill-google.yaml", tmp_path / "cut.yaml"
+    kill.write_text("- {at: 8s, action: kill, target: taskmanager@google-cloud-worker-1}\n")
+    cut.write_text("- {at: 8s, action: partition, clouds: [azure, google], for: 5s}\n")
+    exp = Experiment.from_options(_options(scenario=f"none,{kill},{cut}", taskmanagers="2",
+                                           placements="single-cloud,multi-cloud", repetitions=1))
+    cells, left_out = exp.cells(SEED)
+    assert [c.key for c in cells] == ["tm2-single-cloud-r1000-rep1", "tm2-single-cloud-r1000-rep1-cut",
+                                      "tm2-multi-cloud-r1000-rep1", "tm2-multi-cloud-r1000-rep1-kill-google",
+                                      "tm2-multi-cloud-r1000-rep1-cut"]
+    assert [c.checkpoint_interval_s for c in cells] == [0.0, 5.0, 0.0, 5.0, 5.0]   # checkpoints where faults are
+    # the single-cloud placement has no taskmanager on google: that combination is left out, saying why
+    assert len(left_out) == 1 and "single-cloud with scenario kill-google" in left_out[0] \
+        and "no taskmanager on google-cloud-worker-1" in left_out[0]
+    with pytest.raises(OptionError, match="two scenarios with one name"):
+        Experiment.from_options(_options(scenario=f"{cut},{cut}"))
+
+
 def _latency(ends, lats):
     return pd.DataFrame({"window_end_s": ends, "latency_ms": lats, "in_stats": True})
 

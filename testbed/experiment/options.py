@@ -85,8 +85,9 @@ EXPERIMENT = (
         "through Flink's REST API); README, 'Your own job'")),
     Opt(("--job-args",), dict(default="", help="program arguments of jar: jobs, split like a shell, with {bootstrap}, "
         "{events}, {results}, {parallelism}, {window_ms}, {slide_ms}, {watermark_delay_ms}, {group_id}")),
-    Opt(("--scenario",), dict(default="", metavar="FILE", help="faults during every cell's load: a YAML list of timed "
-        "actions (kill, stop-node/start-node, partition/heal, link, stress); README, 'Faults'")),
+    Opt(("--scenario", "--scenarios"), dict(dest="scenario", default="", metavar="FILE[,FILE...]", help="faults during "
+        "the load, an axis of the matrix: YAML lists of timed actions (kill, stop-node/start-node, partition/heal, "
+        "link, stress), comma-separated; 'none' is a cell without faults; README, 'Faults'")),
     Opt(("--checkpoint-interval",), dict(default="auto", help="seconds between Flink checkpoints, with restarts "
         "(fixed delay 2 s) and checkpoints in the jobmanager's memory; auto (default): 5 with --scenario, else off; 0: off")),
     Opt(("--spare-slots",), dict(type=int, default=0, help="task slots per taskmanager beyond those the job uses, so "
@@ -209,7 +210,7 @@ class Experiment:
     cpu_limits: tuple[tuple[str, float], ...] = ()   # per-role cores replacing the scale's
     cloud: str = "emulated"
     jobs: tuple[Job, ...] = (Job.parse("hop-window"),)
-    scenario: Scenario | None = None
+    scenarios: tuple[Scenario | None, ...] = (None,)   # None: no faults
     checkpoint_interval_s: float | None = None      # None: 5 s with a scenario, else off
     checkpoint_mode: str = "at-least-once"
     spare_slots: int = 0
@@ -245,12 +246,15 @@ class Experiment:
             raise OptionError(f"bad experiment option: {e}") from None
         if len({j.label for j in jobs}) < len(jobs):
             raise OptionError(f"bad experiment option: --job: two jobs with one name ({', '.join(j.label for j in jobs)})")
-        scenario = None
-        if o.get("scenario"):
+        scenarios: list[Scenario | None] = []
+        for f in _csv(o.get("scenario") or "none", "scenario"):
             try:
-                scenario = load_scenario(o["scenario"])
+                scenarios.append(None if f.lower() == "none" else load_scenario(f))
             except ScenarioError as e:
                 raise OptionError(f"bad experiment option: --scenario: {e}") from None
+        names = [sc.name if sc else "none" for sc in scenarios]
+        if len(set(names)) < len(names):
+            raise OptionError(f"bad experiment option: --scenario: two scenarios with one name ({', '.join(names)})")
         interval = str(o.get("checkpoint_interval") or "auto").strip().lower()
         try:
             checkpoint = None if interval == "auto" else float(interval)
@@ -270,7 +274,7 @@ class Experiment:
                    driver_processes=o.get("driver_processes", 0), cpu_scale=cpu_scale,
                    cpu_limits=parse_cpu_limits(o.get("cpu_limits") or ""),
                    cloud=o.get("cloud") or "emulated", jobs=jobs or (Job.parse("hop-window"),),
-                   scenario=scenario, checkpoint_interval_s=checkpoint,
+                   scenarios=tuple(scenarios) or (None,), checkpoint_interval_s=checkpoint,
                    checkpoint_mode=o.get("checkpoint_mode") or "at-least-once", spare_slots=o.get("spare_slots") or 0)
 
     def cell_options(self, topology: Topology) -> dict:
@@ -280,25 +284,23 @@ class Experiment:
                 raise OptionError(f"bad experiment option: --driver-nodes: no node {n!r} in topology "
                                   f"{topology.name!r}; nodes: {', '.join(m.hostname for m in topology.nodes)}")
         scale = self.cpu_scale if self.cpu_scale is not None else auto_cpu_scale(topology, self.cloud)
-        if self.scenario:
-            try:
-                self.scenario.check(topology, self.duration)
-            except ScenarioError as e:
-                raise OptionError(f"bad experiment option: --scenario: {e}") from None
-        checkpoint = self.checkpoint_interval_s
-        if checkpoint is None:
-            checkpoint = 5.0 if self.scenario else 0.0
+        for sc in self.scenarios:
+            if sc:
+                try:
+                    sc.check(topology, self.duration)
+                except ScenarioError as e:
+                    raise OptionError(f"bad experiment option: --scenario: {e}") from None
         return dict(duration=self.duration, warmup=self.warmup, warmup_fraction=self.warmup_fraction,
                     window=self.window, keys=self.keys,
                     payload_bytes=self.payload_bytes, driver_nodes=self.driver_nodes,
                     driver_processes=self.driver_processes, cpu_scale=scale, cpu_limits=self.cpu_limits,
-                    scenario=self.scenario, checkpoint_interval_s=checkpoint, checkpoint_mode=self.checkpoint_mode,
-                    spare_slots=self.spare_slots)
+                    checkpoint_mode=self.checkpoint_mode, spare_slots=self.spare_slots)
 
     def cells(self, topology: Topology) -> tuple[list[CellSpec], list[str]]:
-        """The matrix in run order (taskmanagers, placement, rate, repetition), so that consecutive cells
-        share Flink's configuration; and the combinations that cannot be placed on ``topology`` (left out).
-        None left, or a bad value, raises OptionError."""
+        """The matrix in run order (taskmanagers, placement, job, scenario, rate, repetition), so that
+        consecutive cells share Flink's configuration; and the combinations that cannot be placed on
+        ``topology`` or whose scenario kills a taskmanager the placement does not have (left out, said
+        why). None left, or a bad value, raises OptionError."""
         problems: list[str] = []
         cells: list[CellSpec] = []
         shared = self.cell_options(topology)
@@ -311,12 +313,23 @@ class Experiment:
                         problems.append(str(e))
                         continue
                     for job in self.jobs:
-                        for rate in self.rates:
-                            if not (rate > 0 and math.isfinite(rate)):
-                                raise ValueError(f"rate must be > 0 events/s, got {rate:g}")
-                            for rep in range(1, self.repetitions + 1):
-                                cells.append(CellSpec(taskmanagers=tm, placement=placement, rate=rate,
-                                                      repetition=rep, job=job, **shared))
+                        for sc in self.scenarios:
+                            if sc:
+                                try:
+                                    sc.check_placement(list(choose(topology, placement, tm).nodes))
+                                except ScenarioError as e:
+                                    problems.append(f"{tm} taskmanager(s) {placement} with scenario {sc.name}: {e}")
+                                    continue
+                            # checkpoints (and restarts) by default only where there are faults
+                            checkpoint = self.checkpoint_interval_s
+                            checkpoint = (5.0 if sc else 0.0) if checkpoint is None else checkpoint
+                            for rate in self.rates:
+                                if not (rate > 0 and math.isfinite(rate)):
+                                    raise ValueError(f"rate must be > 0 events/s, got {rate:g}")
+                                for rep in range(1, self.repetitions + 1):
+                                    cells.append(CellSpec(taskmanagers=tm, placement=placement, rate=rate,
+                                                          repetition=rep, job=job, scenario=sc,
+                                                          checkpoint_interval_s=checkpoint, **shared))
         except ValueError as e:
             raise OptionError(f"bad experiment option: {e}") from None
         if not cells:

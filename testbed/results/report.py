@@ -11,7 +11,12 @@ latency of a cell), ``timeseries/<cell>.parquet`` (per-second rates and lag of a
 - ``sustainable_throughput``   the highest sustainable rate vs taskmanager count, per placement;
 - ``latency_cdf``              latency CDFs, one curve per (taskmanagers, placement), per rate;
 - ``timeseries/<cell>``        offered and achieved rate, consumer lag and window latency over time;
-- ``summary.csv`` / ``summary.md``  one line per (taskmanagers, placement, rate).
+- ``summary.csv`` / ``summary.md``  one line per (taskmanagers, placement, rate);
+- ``recovery.csv`` / ``recovery.md`` / ``recovery_time``  cells with a scenario: per (scenario,
+  placement, taskmanagers, rate) the recovery time (mean over repetitions), how many recovered,
+  restarts, lost, duplicated, peak latency and what explains a loss; the figure draws the recovery
+  time per placement, one bar group per scenario, a cell that did not recover as a hatched bar to
+  the end of its load.
 
 Every figure is written as PDF (vector, for the thesis) and PNG (for a quick look).
 """
@@ -253,6 +258,67 @@ def _faults(axes, m, g: pd.DataFrame) -> str:
             + (f", green: recovered after {rec:.1f}s" if not math.isnan(rec) else ", not recovered"))
 
 
+RECOVERY_KEYS = ["scenario", "placement", "taskmanagers", "rate"]
+
+
+def recovery_summary(cells: pd.DataFrame) -> pd.DataFrame:
+    """One line per (scenario, placement, taskmanagers, rate) of the cells that ran a scenario."""
+    if "scenario" not in cells or "recovered" not in cells:
+        return pd.DataFrame()
+    faulty = cells[cells["scenario"].fillna("").astype(str) != ""].copy()
+    if "error" in faulty:
+        faulty = faulty[faulty["error"].isna() | (faulty["error"].astype(str) == "")]
+    if faulty.empty:
+        return pd.DataFrame()
+    faulty["scenario"] = faulty["scenario"].map(lambda s: Path(str(s)).stem)
+    rows = []
+    for key, g in faulty.groupby(RECOVERY_KEYS, sort=True):
+        rec = g["recovered"].astype(str).str.lower().isin(("true", "1"))
+        mean, half, n = mean_ci(g.loc[rec, "recovery_time_s"])
+        causes = sorted({str(c) for c in g.get("loss_cause", pd.Series(dtype=object)).dropna()} - {"none", "nan"})
+        rows.append({**dict(zip(RECOVERY_KEYS, key)), "cells": len(g), "recovered": int(rec.sum()),
+                     "recovery_time_s": mean, "recovery_time_ci95": half,
+                     "restarts": float(pd.to_numeric(g["restarts"], errors="coerce").mean()),
+                     "lost": float(pd.to_numeric(g["lost"], errors="coerce").sum()),
+                     "duplicated": float(pd.to_numeric(g["duplicated"], errors="coerce").sum()),
+                     "peak_latency_s": float(pd.to_numeric(g["peak_latency_ms"], errors="coerce").max()) / 1000,
+                     "duration": float(pd.to_numeric(g["duration"], errors="coerce").max()),
+                     "fault_at_s": float(pd.to_numeric(g["fault_at_s"], errors="coerce").mean()),
+                     "loss_cause": "; ".join(causes)})
+    return pd.DataFrame(rows)
+
+
+def plot_recovery(rec: pd.DataFrame, out: Path) -> list[Path]:
+    plt = _style()
+    scenarios = list(dict.fromkeys(rec["scenario"]))
+    series = list(dict.fromkeys(zip(rec["placement"], rec["taskmanagers"])))
+    width = 0.8 / max(len(series), 1)
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.8 * len(scenarios) + 2), 3.6))
+    for i, (placement, tms) in enumerate(series):
+        for j, sc in enumerate(scenarios):
+            g = rec[(rec["scenario"] == sc) & (rec["placement"] == placement) & (rec["taskmanagers"] == tms)]
+            if g.empty:
+                continue
+            r = g.iloc[0]
+            x = j + (i - (len(series) - 1) / 2) * width
+            if r["recovered"]:
+                ax.bar(x, r["recovery_time_s"], width, color=f"C{i}",
+                       yerr=None if math.isnan(r["recovery_time_ci95"]) else r["recovery_time_ci95"], capsize=3)
+            if r["recovered"] < r["cells"]:     # not recovered within the load: up to its end
+                ax.bar(x, r["duration"] - r["fault_at_s"], width, color="none", edgecolor=f"C{i}", hatch="//")
+            ax.annotate(f"{r['restarts']:.0f} restart(s)\nlost {r['lost']:.0f}", (x, 0), textcoords="offset points",
+                        xytext=(0, 3), ha="center", fontsize=7, rotation=90, va="bottom")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=f"C{i}") for i in range(len(series))]
+    ax.legend(handles, [f"{p}, {t} TM" for p, t in series], frameon=False, fontsize=9)
+    ax.set_xticks(range(len(scenarios)), scenarios)
+    ax.set_ylabel("recovery time (s)")
+    ax.set_title("time from the fault until latency (and lag) were back in band\nhatched: not recovered "
+                 "within the load", fontsize=10)
+    paths = _save(fig, out, "recovery_time")
+    plt.close(fig)
+    return paths
+
+
 def _per_cell(folder: Path) -> pd.DataFrame:
     """Concatenate ``<folder>/<cell>.parquet`` files, with a ``cell`` column."""
     frames = [pd.read_parquet(p).assign(cell=p.stem) for p in sorted(folder.glob("*.parquet"))]
@@ -282,6 +348,11 @@ def report(folder: str | Path) -> list[Path]:
     ts = _per_cell(folder / "timeseries")
     if len(ts):
         written += plot_timeseries(cells, ts, lat, out)
+    rec = recovery_summary(cells)
+    if len(rec):
+        rec.to_csv(out / "recovery.csv", index=False)
+        (out / "recovery.md").write_text(_markdown(rec))
+        written += [out / "recovery.csv", out / "recovery.md"] + plot_recovery(rec, out)
     sust = folder / "sustainable.csv"
     if sust.exists():
         written += plot_sustainable(pd.read_csv(sust), out)
