@@ -208,6 +208,26 @@ def fst_quiet(request: pytest.FixtureRequest):
     return lambda: _load(request.config, "ex")
 
 
+@pytest.fixture(scope="session")
+def fst_locks(request: pytest.FixtureRequest):
+    """The same locks for fixtures wider than a test, whose setup runs before any test's locks are
+    taken: ``with fst_locks.exclusive("lifecycle"), fst_locks.load(): ...`` around provisioning a
+    topology of a module's own, ``with fst_locks.load(): ...`` around other heavy work (compiling a
+    job), so that none of it runs while a ``quiet`` test measures the network."""
+    config = request.config
+
+    class Locks:
+        @staticmethod
+        def exclusive(*names: str):
+            return _exclusive(config, *names)
+
+        @staticmethod
+        def load(mode: str = "sh"):
+            return _load(config, mode)
+
+    return Locks()
+
+
 # this process's handle on the machine's load lock (a shared flock; measurements take it alone)
 _LOAD: dict = {"file": None, "mode": None}
 _FLOCK = {"sh": fcntl.LOCK_SH, "ex": fcntl.LOCK_EX, None: fcntl.LOCK_UN}
