@@ -10,7 +10,7 @@ import pytest
 
 from testbed.experiment.cell import CellSpec, run_cell
 from testbed.model.scenario import parse
-from testbed.stack import flink, services
+from testbed.stack import calibrate, flink, services
 from testbed.workload.pipeline import WindowSpec
 
 pytestmark = [pytest.mark.engine, pytest.mark.exclusive("seed-network")]
@@ -55,7 +55,7 @@ def test_a_killed_taskmanager_is_recovered_from_with_checkpoints(fst_testbed):
     _as_written(fst_testbed)
 
 
-def test_a_partition_between_the_clouds_then_heal(fst_testbed):
+def test_a_partition_between_the_clouds_then_heal(fst_testbed, fst_quiet):
     scenario = parse("- {at: 10s, action: partition, clouds: [azure, google]}\n"
                      "- {at: 25s, action: heal, clouds: [azure, google]}\n", "partition.yaml")
     row = run_cell(fst_testbed, CellSpec(**CELL, duration=40, scenario=scenario))
@@ -72,6 +72,9 @@ def test_a_partition_between_the_clouds_then_heal(fst_testbed):
     if row["recovered"]:
         assert row["lost"] == 0, said
     _as_written(fst_testbed)
+    with fst_quiet():       # and measured so: the fidelity check passes again
+        rtt = calibrate.rtt_matrix(fst_testbed)
+    assert all(r["ok"] for r in rtt), [(r["src"], r["dst"], r["measured"], r["note"]) for r in rtt if not r["ok"]]
     # and the next cell is healthy
     healthy = run_cell(fst_testbed, CellSpec(**{**CELL, "checkpoint_interval_s": 0.0}, duration=10))
     assert healthy["lost"] == 0 and healthy["duplicated"] == 0 and healthy["latency_p50_ms"] < 5000, healthy

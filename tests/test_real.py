@@ -4,6 +4,7 @@ against emulated nodes that run sshd, through SSH and the Docker API over ssh://
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,11 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from testbed.core.run import wait_for
+from testbed.experiment import faults
+from testbed.model.scenario import parse
 from testbed.providers import preflight
+from testbed.stack import services
 from testbed.experiment.cell import CellSpec, run_cell
 from testbed.model.inventory import InventoryError, load
 from testbed.providers.ssh import SshError
@@ -149,12 +154,13 @@ def test_pytest_dry_run_option_prints_the_plan_and_runs_nothing(tmp_path):
 
 # -- the whole path against emulated nodes running sshd -----------------------------------------
 @pytest.fixture(scope="module")
-def ssh_hosts(tmp_path_factory):
+def ssh_hosts(tmp_path_factory, fst_locks):
     """Three emulated VMs (no Swarm yet) that accept a fresh key over SSH, and their inventory."""
     tmp = tmp_path_factory.mktemp("ssh-hosts")
     key, pub = _key(tmp)
-    nodes = Testbed.up(for_cloud("emulated"), load_topology(ROOT / "tests" / "topologies" / "ssh.yaml"),
-                       ssh_authorized_keys=pub, form_swarm=False)
+    with fst_locks.exclusive("lifecycle"), fst_locks.load():    # a topology of its own: as lifecycle tests
+        nodes = Testbed.up(for_cloud("emulated"), load_topology(ROOT / "tests" / "topologies" / "ssh.yaml"),
+                           ssh_authorized_keys=pub, form_swarm=False)
     try:
         doc = {"name": "ssh-hosts",
                "ssh": {"user": "root", "key": str(key), "known_hosts": str(tmp / "known_hosts")},
@@ -164,7 +170,37 @@ def ssh_hosts(tmp_path_factory):
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         yield nodes, load(path), key
     finally:
-        nodes.down()
+        with fst_locks.exclusive("lifecycle"), fst_locks.load():
+            nodes.down()
+
+
+def _reaches(tb: Testbed, src: str, dst: str) -> bool:
+    out = services.run_once(tb.node(src), tb.images["driver"], [f"ping -n -c 2 -W 1 {tb.node(dst).address}"],
+                            entrypoint=["sh", "-c"], network_mode="host", labels=tb.labels(), timeout=60,
+                            what="ping", ok_codes=(0, 1, 2))     # 2: a blackhole route refuses the send
+    return " 0% packet loss" in out
+
+
+def _partition_on_the_hosts(tb: Testbed) -> None:
+    """Without the emulated router, a partition is blackhole routes on the hosts, and healing removes them."""
+    assert _reaches(tb, "west-worker", "east-manager")
+    inj = faults.Injector(tb, parse("- {at: 0s, action: partition, clouds: [east, west]}\n", "cut.yaml"))
+    inj.check(["west-worker"])
+    inj.start(time.time())
+    try:
+        wait_for(lambda: any(e["action"] == "partition" for e in inj.events), 60, "the partition", interval=0.5)
+        assert not _reaches(tb, "west-worker", "east-manager") and not _reaches(tb, "east-jobmanager", "west-worker")
+        assert _reaches(tb, "east-jobmanager", "east-manager")          # inside a cloud: untouched
+    finally:
+        inj.stop()                                                       # heals: the routes are gone
+    assert _reaches(tb, "west-worker", "east-manager") and _reaches(tb, "east-manager", "west-worker")
+    for m in tb.machines:
+        routes = services.run_once(m, tb.images["driver"], [f"ip route show proto {faults.ROUTE_PROTO}"],
+                                   entrypoint=["sh", "-c"], network_mode="host", labels=tb.labels(), timeout=60,
+                                   what="routes")
+        assert routes.strip() == "", (m.hostname, routes)
+    with pytest.raises(faults.FaultError, match="link needs the emulated WAN router.*not built"):
+        faults.Injector(tb, parse("- {at: 1s, action: link, clouds: [east, west], rtt_ms: 50}\n", "slow.yaml")).check([])
 
 
 def _iptables(nodes: Testbed, hostname: str, action: str, rule: list[str]) -> None:
@@ -174,7 +210,7 @@ def _iptables(nodes: Testbed, hostname: str, action: str, rule: list[str]) -> No
 
 
 @pytest.mark.engine
-@pytest.mark.exclusive("seed-network")
+@pytest.mark.exclusive("lifecycle")     # on nodes of its own: beside the seed's tests, not during a measurement
 def test_preflight_names_a_port_closed_by_a_firewall_rule(ssh_hosts):
     nodes, inv, _ = ssh_hosts
     rule = ["-p", "tcp", "--dport", "7946", "-j", "DROP"]
@@ -197,7 +233,7 @@ def test_preflight_names_a_port_closed_by_a_firewall_rule(ssh_hosts):
 
 
 @pytest.mark.engine
-@pytest.mark.exclusive("seed-network")
+@pytest.mark.exclusive("lifecycle")
 def test_real_path_runs_an_experiment_cell_over_ssh(ssh_hosts):
     nodes, inv, key = ssh_hosts
     with records() as said:
@@ -216,6 +252,7 @@ def test_real_path_runs_an_experiment_cell_over_ssh(ssh_hosts):
         assert row["taskmanager_nodes"] == "west-worker" and row["registered_taskmanagers"] == 1
         assert row["events_sent"] > 1000 and row["lost"] == 0 and row["result_records"] > 0
         assert row["latency_p50_ms"] > 0 and row["provider"] == "real"
+        _partition_on_the_hosts(tb)
     finally:
         tb.down()
     # nothing left on the hosts: no swarm, no run containers, no marker

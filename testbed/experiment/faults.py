@@ -10,6 +10,13 @@
 Undoing restores the topology as written: stopped nodes started, partitions healed, links reset
 to the topology's values, stress containers removed. A killed container is not undone: Swarm
 starts its service's task again, which is the fault's point.
+
+A partition is made on the emulated WAN's router (every packet between the clouds dropped) or,
+where the testbed does not route between the clouds (real hosts), on the hosts themselves: every
+host of each cloud gets a blackhole route to every host of the other, so each end drops what it
+would send and nothing crosses either way. The routes are set from a host-network container with
+NET_ADMIN (through the host's Docker API, as everything else) and carry protocol number
+``ROUTE_PROTO``, so that ``ip route show proto 213`` finds any a killed run left.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from ..stack import flink, kafka, services
 log = logging.getLogger(__name__)
 
 STRESS = "fst-stress"
+ROUTE_PROTO = 213       # the testbed's blackhole routes on real hosts (a number no routing daemon uses)
 
 
 class FaultError(RuntimeError):
@@ -54,9 +62,10 @@ class Injector:
                 raise FaultError(f"scenario {self.scenario.source}, [{i}]: {a.action} needs nodes the testbed can "
                                  f"freeze; on {self.tb.provider.name} hosts it does not control the machines "
                                  "(kill a service instead)")
-            if a.action in ("partition", "heal", "link") and self.tb.wan is None:
-                raise FaultError(f"scenario {self.scenario.source}, [{i}]: {a.action} needs the emulated WAN router; "
-                                 f"on {self.tb.provider.name} hosts the testbed does not route between clouds")
+            if a.action == "link" and self.tb.wan is None:
+                raise FaultError(f"scenario {self.scenario.source}, [{i}]: link needs the emulated WAN router; on "
+                                 f"{self.tb.provider.name} hosts the testbed does not route between clouds, and "
+                                 "shaping the hosts' own traffic (tc netem on every host) is not built")
 
     # -- during the load -----------------------------------------------------------------------------
     def start(self, t0: float) -> None:
@@ -96,6 +105,9 @@ class Injector:
             self._in_effect(("node", a.node), a, lambda: tb.provider.freeze(tb.node(a.node), False))
         elif a.action == "start-node":
             self._undo_key(("node", a.node), a)
+        elif a.action == "partition" and tb.wan is None:
+            self._blackhole(a.clouds, True)
+            self._in_effect(("link", frozenset(a.clouds)), a, lambda: self._blackhole(a.clouds, False))
         elif a.action == "partition":
             tb.wan.set_link(*a.clouds, loss_pct=100.0)
             self._in_effect(("link", frozenset(a.clouds)), a, lambda: self._reset_link(a.clouds))
@@ -149,6 +161,20 @@ class Injector:
         return self.tb.node(node).client.containers.run(
             self.tb.images["driver"], ["-c", code], detach=True, name=f"{STRESS}-{int(time.time() * 1000) % 10**8}",
             labels=self.tb.labels(component="stress"), nano_cpus=int(cpus * 1e9))
+
+    def _blackhole(self, clouds: tuple[str, ...], on: bool) -> None:
+        """On every host of each cloud, blackhole routes to the other cloud's hosts (``on``) or none."""
+        a, b = clouds
+        for here, there in ((a, b), (b, a)):
+            peers = [m.address for m in self.tb.machines if m.cloud == there]
+            verb = "replace" if on else "del"
+            script = " && ".join(f"ip route {verb} blackhole {p}/32 proto {ROUTE_PROTO}" for p in peers)
+            if not on:      # heal: whatever is there (a route already gone is not an error)
+                script = " ; ".join(f"ip route {verb} blackhole {p}/32 proto {ROUTE_PROTO} 2>/dev/null" for p in peers) + " ; true"
+            for m in (m for m in self.tb.machines if m.cloud == here):
+                services.run_once(m, self.tb.images["driver"], [script], entrypoint=["sh", "-c"], network_mode="host",
+                                  cap_add=["NET_ADMIN"], labels=self.tb.labels(component="fault"), timeout=60,
+                                  what=f"{'partition' if on else 'heal'} routes")
 
     def _reset_link(self, clouds: tuple[str, ...]) -> None:
         link = next(ln for ln in self.tb.topology.links if set(ln.clouds) == set(clouds))
