@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from testbed.results import report
 from testbed.core.run import GiveUp, wait_for
 
 pytestmark = [pytest.mark.engine, pytest.mark.exclusive("seed-network")]
@@ -94,7 +95,8 @@ def test_killed_matrix_resumes_without_redoing_cells(fst_testbed, fst_exclusive,
                 "sustainable.csv", "sustainable.parquet", "calibration.csv",
                 *[f"report/{f}.{ext}" for f in ("latency_vs_taskmanagers", "latency_cdf", "sustainable_throughput")
                   for ext in ("pdf", "png")],
-                *[f"report/timeseries/{c}.png" for c in cells]]:
+                *[f"report/timeseries/{report.figure_names(after)[c]}.png" for c in cells],
+                *[f"report/topology/tm{tm}-{p}.png" for tm in (1, 2) for p in ("single-cloud", spread)]]:
         assert (session / rel).exists(), rel
     manifest = json.loads((session / "manifest.json").read_text())
     assert manifest["topology"]["sha256"] == fst_testbed.topology.sha256

@@ -10,7 +10,9 @@ latency of a cell), ``timeseries/<cell>.parquet`` (per-second rates and lag of a
   placement, mean over repetitions with 95 % confidence intervals (Student t), one panel per rate;
 - ``sustainable_throughput``   the highest sustainable rate vs taskmanager count, per placement;
 - ``latency_cdf``              latency CDFs, one curve per (taskmanagers, placement), per rate;
-- ``timeseries/<cell>``        offered and achieved rate, consumer lag and window latency over time;
+- ``timeseries/<cell key>``    offered and achieved rate, consumer lag and window latency over time;
+- ``topology/tm<N>-<placement>``  the set-up of each placement: clouds, nodes, what ran where, the
+  links with their targets and what the fidelity check measured;
 - ``summary.csv`` / ``summary.md``  one line per (taskmanagers, placement, rate);
 - ``recovery.csv`` / ``recovery.md`` / ``recovery_time``  cells with a scenario: per (scenario,
   placement, taskmanagers, rate) the recovery time (mean over repetitions), how many recovered,
@@ -192,9 +194,24 @@ def plot_cdf(cells: pd.DataFrame, samples: pd.DataFrame, out: Path) -> list[Path
     return paths
 
 
+def figure_names(cells: pd.DataFrame) -> dict[str, str]:
+    """cell id -> the name of its figures: its key (``tm3-multi-cloud-r1000-rep1``), ``-search`` for a
+    search's trial, and the cell id appended where a key still repeats (a cell that failed, then ran
+    again in a resumed session)."""
+    if "cell" not in cells:
+        return {}
+    keys = cells["cell_key"] if "cell_key" in cells else pd.Series([None] * len(cells), index=cells.index)
+    search = cells["search"].astype(str).str.lower().eq("true") if "search" in cells else pd.Series(False, index=cells.index)
+    names = [(str(k) if isinstance(k, str) and k else str(c)) + ("-search" if s else "")
+             for c, k, s in zip(cells["cell"], keys, search)]
+    seen = pd.Series(names).value_counts()
+    return {str(c): n if seen[n] == 1 else f"{n}-{c}" for c, n in zip(cells["cell"], names)}
+
+
 def plot_timeseries(cells: pd.DataFrame, series: pd.DataFrame, samples: pd.DataFrame, out: Path) -> list[Path]:
     plt = _style()
     paths = []
+    names = figure_names(cells)
     for cell, g in series.groupby("cell"):
         meta = cells[cells["cell"] == cell]
         if meta.empty:
@@ -224,9 +241,9 @@ def plot_timeseries(cells: pd.DataFrame, series: pd.DataFrame, samples: pd.DataF
             ax.axvspan(0, m["warmup"], color="grey", alpha=0.12, lw=0)
         said = _faults(axes, m, g)
         job = m["job_label"] if "job_label" in m and isinstance(m["job_label"], str) else "hop-window"
-        fig.suptitle(f"cell {cell}: {m['taskmanagers']} TM, {m['placement']}, job {job}\n"
+        fig.suptitle(f"{names.get(str(cell), cell)} (cell {cell}): {m['taskmanagers']} TM, {m['placement']}, job {job}\n"
                      f"offered {m['rate']:,.0f} events/s (grey: warm-up{said})")
-        paths += _save(fig, out / "timeseries", str(cell))
+        paths += _save(fig, out / "timeseries", names.get(str(cell), str(cell)))
         plt.close(fig)
     return paths
 
@@ -319,6 +336,37 @@ def plot_recovery(rec: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
+def plot_topologies(folder: Path, cells: pd.DataFrame, out: Path) -> list[Path]:
+    """``topology/tm<N>-<placement>``: the set-up of each placement of the matrix, from the manifest's
+    topology, what ran where (the cells' rows) and the links as calibrated."""
+    import json
+
+    from ..model.topology import TopologyError, parse
+    from . import topology_figure as tf
+
+    manifest = folder / "manifest.json"
+    if not manifest.exists() or "taskmanager_nodes" not in cells:
+        return []
+    try:
+        topo = json.loads(manifest.read_text())["topology"]
+        topology = parse(topo["text"], topo.get("source", "manifest"))
+    except (KeyError, ValueError, TopologyError):
+        return []
+    cal = folder / "calibration.csv"
+    measured = tf.measured_links(pd.read_csv(cal)) if cal.exists() else {}
+    paths: list[Path] = []
+    seen = set()
+    for _, r in cells.iterrows():
+        key = (r["taskmanagers"], r["placement"], r["taskmanager_nodes"])
+        if not isinstance(r["taskmanager_nodes"], str) or key in seen:
+            continue
+        seen.add(key)
+        name = f"tm{r['taskmanagers']}-{r['placement']}"
+        paths += tf.draw(topology, out / "topology", name, runs=tf.runs_of(topology, r.to_dict()), measured=measured,
+                         title=f"{topology.name}: {r['taskmanagers']} taskmanager(s), placement {r['placement']}")
+    return paths
+
+
 def _per_cell(folder: Path) -> pd.DataFrame:
     """Concatenate ``<folder>/<cell>.parquet`` files, with a ``cell`` column."""
     frames = [pd.read_parquet(p).assign(cell=p.stem) for p in sorted(folder.glob("*.parquet"))]
@@ -353,6 +401,7 @@ def report(folder: str | Path) -> list[Path]:
         rec.to_csv(out / "recovery.csv", index=False)
         (out / "recovery.md").write_text(_markdown(rec))
         written += [out / "recovery.csv", out / "recovery.md"] + plot_recovery(rec, out)
+    written += plot_topologies(folder, cells, out)
     sust = folder / "sustainable.csv"
     if sust.exists():
         written += plot_sustainable(pd.read_csv(sust), out)
