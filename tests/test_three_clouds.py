@@ -27,7 +27,7 @@ def three(fst_locks):
     try:
         yield tb
     finally:
-        with fst_locks.exclusive("lifecycle"), fst_locks.load():
+        with fst_locks.load():
             tb.down()
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import docker.errors
 import docker.types
 
 from ..core.run import wait_for
 from ..provision.testbed import Testbed
+
+log = logging.getLogger(__name__)
 
 
 def run_once(machine, image: str, args: list[str], *, labels: dict, timeout: float, what: str,
@@ -15,7 +19,7 @@ def run_once(machine, image: str, args: list[str], *, labels: dict, timeout: flo
     remove it; a non-zero exit raises with the output. ``kw`` go to ``containers.run``
     (network, network_mode, entrypoint, environment). ``ok_codes``: exit codes that are not errors
     (a tool that reports its own failure in its output)."""
-    c = machine.client.containers.run(image, args, detach=True, labels=labels, **kw)
+    c = _start(machine, image, args, labels, kw)
     try:
         code = c.wait(timeout=timeout)["StatusCode"]
         out = c.logs().decode(errors="replace")
@@ -24,6 +28,28 @@ def run_once(machine, image: str, args: list[str], *, labels: dict, timeout: flo
         return out
     finally:
         c.remove(force=True)
+
+
+ATTACH_TRIES = 3
+
+
+def _start(machine, image: str, args: list[str], labels: dict, kw: dict):
+    """Create and start the container; one that does not start is removed (never left behind).
+    Starting a container on an attachable overlay waits for Swarm to allocate its attachment, and
+    dockerd gives up after a fixed deadline ("attaching to network failed ... context deadline
+    exceeded", moby/moby#41841): on a busy host that happened once in a CI run, on a node of a
+    topology formed a minute before. Only that failure is tried again, and said so."""
+    for attempt in range(1, ATTACH_TRIES + 1):
+        c = machine.client.containers.create(image, args, labels=labels, **kw)
+        try:
+            c.start()
+            return c
+        except docker.errors.APIError as e:
+            c.remove(force=True)
+            if "attaching to network failed" not in str(e) or attempt == ATTACH_TRIES:
+                raise
+            log.warning(f"{machine.hostname}: a container did not attach to {kw.get('network')} in time "
+                        f"({attempt}/{ATTACH_TRIES}); again")
 
 
 def resources(cores: float = 0.0, mem_limit: int | None = None) -> docker.types.Resources:
