@@ -70,36 +70,120 @@ def cmd_up(args) -> int:
 def cmd_status(args) -> int:
     provider = _provider(args)
     runs = [args.run] if args.run else sorted(provider.runs())
-    statuses = []
-    for r in runs:
-        tb = Testbed.attach(provider, r)
-        try:
-            statuses.append(tb.status())
-        finally:
-            tb.close()
+
+    def collect() -> list[dict]:
+        statuses = []
+        for r in runs:
+            tb = Testbed.attach(provider, r)
+            try:
+                s = tb.status()
+                s["flink_ui"] = _flink_ui(tb)
+                if args.figure:
+                    s["figure"] = [str(p) for p in _status_figure(tb, s, args.figure)]
+                statuses.append(s)
+            finally:
+                tb.close()
+        return statuses
+
     if args.json:
-        json.dump(statuses, sys.stdout, indent=2)
+        json.dump(collect(), sys.stdout, indent=2)
         print()
         return 0
-    if not statuses:
-        print("no testbed is running")
-    for s in statuses:
-        print(f"run {s['run_id']}  topology {s['topology']}  ({s['provider']}; network "
-              f"{s['network']['name']}, driver {s['network']['driver']})")
-        swarm_by_host = {n["hostname"]: n for n in s["swarm"]} if isinstance(s["swarm"], list) else {}
-        print(f"  {'HOSTNAME':26} {'CLOUD':8} {'ROLE':11} {'ADDRESS':16} {'SWARM':8} LABELS")
-        for n in s["nodes"]:
-            sw = swarm_by_host.get(n["hostname"], {})
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sw.get("labels", {}).items()))
-            print(f"  {n['hostname']:26} {n['cloud']:8} {n['role']:11} {n['address']:16} "
-                  f"{sw.get('state', '-'):8} {labels}")
-        if isinstance(s["swarm"], dict):
-            print(f"  swarm: {s['swarm']['error']}")
-        for d in s["wan"]["links"]:
-            print(f"  WAN {d['src']} -> {d['dst']}: delay {d['delay_ms']:g} ms, jitter {d['jitter_ms']:g} ms, "
-                  f"loss {d['loss_pct']:g} %, bandwidth {d['bandwidth_mbit'] or 'unlimited'} Mbit/s "
-                  f"({s['wan']['backend']})")
+    from rich.console import Console
+    from rich.live import Live
+
+    # piped (a log, a test): wide enough that no row wraps, and plain text (rich emits no control codes)
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    if not args.watch:
+        console.print(status_view(collect()))
+        return 0
+    with Live(status_view(collect()), console=console, refresh_per_second=1, screen=False) as live:
+        try:
+            while True:
+                time.sleep(args.watch)
+                live.update(status_view(collect()))
+        except KeyboardInterrupt:
+            pass
     return 0
+
+
+def _flink_ui(tb: Testbed) -> dict:
+    """The Flink web UI's address and whether it answers (a jobmanager may not be deployed yet)."""
+    from .stack import flink
+
+    cluster = flink.FlinkCluster(tb, None, 1)
+    try:
+        overview = cluster.rest("/overview", timeout=3)
+        return {"url": cluster.rest_url, "answers": True, "taskmanagers": overview.get("taskmanagers"),
+                "jobs_running": overview.get("jobs-running")}
+    except Exception as e:  # noqa: BLE001 - not deployed, or not answering: both are a status
+        return {"url": cluster.rest_url, "answers": False, "why": f"{type(e).__name__}: {e}"[:200]}
+
+
+def _status_figure(tb: Testbed, s: dict, path: str) -> list:
+    """The run's topology with what runs on each node now, as FILE (.png; a .pdf next to it)."""
+    from pathlib import Path
+
+    from .results import topology_figure as tf
+
+    short = {"jobmanager": "JM", "taskmanager": "TM", "broker": "broker"}
+    runs: dict[str, list[str]] = {}
+    for t in s["tasks"] if isinstance(s.get("tasks"), list) else []:
+        if t["state"] == "running":
+            what = short.get(t["service"], "driver" if t["service"].startswith("driver") else t["service"])
+            if what not in runs.setdefault(t["node"], []):
+                runs[t["node"]].append(what)
+    out = Path(path)
+    return tf.draw(tb.topology, out.parent if str(out.parent) else Path("."), out.stem, runs=runs,
+                   title=f"run {tb.run_id}: {tb.topology.name}, what runs where now")
+
+
+def status_view(statuses: list[dict]):
+    """The status of each run as rich renderables: per cloud, its nodes with role, address, Swarm
+    state and the tasks running there; the Flink web UI and whether it answers; the WAN links."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    if not statuses:
+        return Text("no testbed is running")
+    parts = []
+    for s in statuses:
+        parts.append(Text(f"run {s['run_id']}  topology {s['topology']}  ({s['provider']}; network "
+                          f"{s['network']['name']}, driver {s['network']['driver']})", style="bold"))
+        swarm_by_host = {n["hostname"]: n for n in s["swarm"]} if isinstance(s["swarm"], list) else {}
+        tasks = s.get("tasks") if isinstance(s.get("tasks"), list) else []
+        for cloud, hosts in s["clouds"].items():
+            t = Table(title=f"cloud {cloud}", title_justify="left", expand=False)
+            for col in ("node", "role", "address", "swarm", "running here", "labels"):
+                t.add_column(col)
+            for n in (n for n in s["nodes"] if n["hostname"] in hosts):
+                sw = swarm_by_host.get(n["hostname"], {})
+                here = [f"{x['service']} {x['state']}" + (f" ({x['container']})" if x["container"] else "")
+                        for x in tasks if x["node"] == n["hostname"]]
+                labels = ",".join(f"{k}={v}" for k, v in sorted(sw.get("labels", {}).items()))
+                t.add_row(n["hostname"], n["role"], n["address"], sw.get("state", "-"), "\n".join(here) or "-", labels)
+            parts.append(t)
+        if isinstance(s["swarm"], dict):
+            parts.append(Text(f"swarm: {s['swarm']['error']}", style="red"))
+        if isinstance(s.get("tasks"), dict):
+            parts.append(Text(f"tasks: {s['tasks']['error']}", style="red"))
+        ui = s.get("flink_ui") or {}
+        if ui:
+            parts.append(Text(f"Flink web UI {ui['url']}: " + (
+                f"answers ({ui.get('taskmanagers')} taskmanager(s), {ui.get('jobs_running')} job(s) running)"
+                if ui["answers"] else f"does not answer ({ui.get('why', '')})")))
+        if s["wan"]["links"]:
+            w = Table(title=f"WAN ({s['wan']['backend']})", title_justify="left")
+            for col in ("link", "delay", "jitter", "loss", "bandwidth"):
+                w.add_column(col)
+            for d in s["wan"]["links"]:
+                w.add_row(f"{d['src']} -> {d['dst']}", f"{d['delay_ms']:g} ms", f"{d['jitter_ms']:g} ms",
+                          f"{d['loss_pct']:g} %", f"{d['bandwidth_mbit'] or 'unlimited'} Mbit/s")
+            parts.append(w)
+        for f in s.get("figure", []):
+            parts.append(Text(f"figure: {f}"))
+    return Group(*parts)
 
 
 def cmd_down(args) -> int:
@@ -281,9 +365,14 @@ def main(argv: list[str] | None = None) -> int:
     pf.add_argument("--inventory", required=True, help="hosts YAML (see examples/inventory.yaml)")
     pf.add_argument("--json", action="store_true", help="machine-readable output")
     pf.set_defaults(fn=cmd_preflight)
-    st = sub.add_parser("status", help="nodes, clouds, roles, addresses and swarm state")
+    st = sub.add_parser("status", help="per cloud and node: role, address, swarm state and what runs there; the "
+                        "Flink web UI; the WAN links")
     st.add_argument("--run", help="run id (default: every run)")
     st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.add_argument("--watch", type=float, nargs="?", const=2.0, default=0.0, metavar="SECONDS",
+                    help="refresh in place every SECONDS (default 2) until Ctrl-C")
+    st.add_argument("--figure", metavar="FILE", help="also draw the topology with what runs where now (FILE.png, "
+                    "and a PDF next to it)")
     st.set_defaults(fn=cmd_status)
     dn = sub.add_parser("down", help="remove a run")
     dn.add_argument("--run", help="run id (default: the only run)")

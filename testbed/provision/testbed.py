@@ -245,7 +245,28 @@ class Testbed:
             out["swarm"] = swarm.nodes(self.manager)
         except Exception as e:  # noqa: BLE001 - status reports what it can
             out["swarm"] = {"error": str(e)}
+        try:
+            out["tasks"] = self.tasks()
+        except Exception as e:  # noqa: BLE001
+            out["tasks"] = {"error": str(e)}
         return out
+
+    def tasks(self) -> list[dict]:
+        """What runs where: every task of the run's Swarm services that is meant to run or still
+        does (service, node hostname, state, container id, since when), by node then service."""
+        client = self.manager.client
+        names = {n.id: n.attrs["Description"]["Hostname"] for n in client.nodes.list()}
+        out = []
+        for svc in client.services.list(filters={"label": f"{runmod.LABEL_RUN}={self.run_id}"}):
+            for t in svc.tasks():
+                st = t.get("Status", {})
+                if t.get("DesiredState") != "running" and st.get("State") != "running":
+                    continue
+                out.append({"service": svc.name, "node": names.get(t.get("NodeID"), "?"),
+                            "state": st.get("State", "?"), "desired": t.get("DesiredState", "?"),
+                            "container": (st.get("ContainerStatus") or {}).get("ContainerID", "")[:12],
+                            "since": st.get("Timestamp", "")[:19], "error": st.get("Err", "")})
+        return sorted(out, key=lambda t: (t["node"], t["service"]))
 
 
 def leftovers(run_id: str, client: docker.DockerClient | None = None) -> list[str]:

@@ -39,6 +39,17 @@ class FlinkCluster:
     def rest_url(self) -> str:
         return f"http://{self.testbed.node(self.testbed.topology.jobmanager.hostname).address}:{REST_PORT}"
 
+    @property
+    def tunnel(self) -> str:
+        """On hosts reached over SSH, the command that brings the web UI to this machine's
+        localhost:8081 (when the VM's firewall does not open 8081 to you); "" otherwise."""
+        url = self.testbed.node(self.testbed.topology.jobmanager.hostname).docker_url
+        if not url.startswith("ssh://"):
+            return ""
+        target = url[len("ssh://"):]
+        host, _, port = target.rpartition(":") if target.count(":") == 1 else (target, "", "")
+        return f"ssh -N -L {REST_PORT}:localhost:{REST_PORT} {'-p ' + port + ' ' if port else ''}{host}"
+
     def rest(self, path: str, timeout: float = 10, method: str = "GET", body: dict | None = None):
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.rest_url + path, data=data, method=method,
@@ -132,7 +143,8 @@ def deploy(tb: Testbed, placement: Placement, slots: int, jobmanager_cpus: float
             # Swarm does not move running tasks when node labels change, and a new slot count is a
             # new configuration: restart them all
             existing.update(image=tb.images["flink"], force_update=True, **spec)
-        log.info(f"Flink web UI: {cluster.rest_url}", extra={"flink_ui": cluster.rest_url})
+        log.info(f"Flink web UI: {cluster.rest_url}" + (f" (or, through SSH: {cluster.tunnel}, then "
+                 f"http://localhost:{REST_PORT})" if cluster.tunnel else ""), extra={"flink_ui": cluster.rest_url})
 
         def registered() -> bool:
             tms = cluster.taskmanagers()

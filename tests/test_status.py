@@ -1,0 +1,82 @@
+"""During a cell on the seed testbed: ``python -m testbed status`` shows what runs where (as JSON,
+as text, as a figure), and the Flink web UI, as the seed used it, works in a real browser (headless
+Chromium): its overview renders and its Task Managers page lists the cell's taskmanagers. When the
+browser check fails, its screenshot goes with the failure."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from testbed.core.run import wait_for
+from testbed.experiment.cell import CellSpec, run_cell
+from testbed.stack import flink
+from testbed.workload.pipeline import WindowSpec
+
+pytestmark = [pytest.mark.engine, pytest.mark.exclusive("seed-network")]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _status(run_id: str, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "testbed", "status", "--run", run_id, *extra], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _chromium(url: str, *args: str) -> subprocess.CompletedProcess:
+    """Debian's chromium, headless: the page after its scripts ran (10 s of virtual time)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "no chromium: scripts/with-env installs Debian's chromium"
+    return subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                           "--window-size=1280,900", "--virtual-time-budget=10000", *args, url],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _flink_ui_in_a_browser(url: str, tm_ids: list[str], shots: Path) -> None:
+    overview = _chromium(f"{url}/#/overview", "--dump-dom")
+    assert overview.returncode == 0, overview.stderr[-2000:]
+    page = _chromium(f"{url}/#/task-manager", "--dump-dom")
+    shot = _chromium(f"{url}/#/task-manager", f"--screenshot={shots / 'task-managers.png'}")
+    where = f"(screenshot: {shots / 'task-managers.png'})"
+    assert "Apache Flink" in overview.stdout and "Available Task Slots" in overview.stdout, where
+    # every taskmanager the REST API knows is a row of the page, by its id
+    assert all(i in page.stdout for i in tm_ids), (tm_ids, where)
+    assert shot.returncode == 0 and (shots / "task-managers.png").stat().st_size > 10_000, shot.stderr[-2000:]
+
+
+def test_status_during_a_cell_shows_what_runs_on_each_node(fst_testbed, tmp_path):
+    spec = CellSpec(taskmanagers=2, placement="multi-cloud", rate=200, duration=25, warmup=3, window=WindowSpec(2, 1, 0.5))
+    done: dict = {}
+    cell = threading.Thread(target=lambda: done.update(row=run_cell(fst_testbed, spec)), daemon=True)
+    cell.start()
+    try:
+        def driving() -> dict | None:         # the load runs: the drivers' tasks are up
+            out = _status(fst_testbed.run_id, "--json")
+            assert out.returncode == 0, out.stderr[-2000:]
+            (s,) = json.loads(out.stdout)
+            return s if any(t["service"].startswith("driver") and t["state"] == "running" for t in s["tasks"]) else None
+        s = wait_for(driving, 180, "the cell's load to start")
+        tms = {t["node"]: t for t in s["tasks"] if t["service"] == "taskmanager"}
+        assert set(tms) == {"azure-swarm-worker-1", "google-cloud-worker-1"}, s["tasks"]
+        assert all(t["state"] == "running" and len(t["container"]) == 12 for t in tms.values()), tms
+        assert s["flink_ui"]["answers"] and s["flink_ui"]["taskmanagers"] >= 2, s["flink_ui"]
+
+        text = _status(fst_testbed.run_id, "--figure", str(tmp_path / "now.png"))
+        assert text.returncode == 0, text.stderr[-2000:]
+        google = text.stdout[text.stdout.index("cloud google"):]
+        assert "taskmanager running" in google.split("WAN")[0] and "\x1b" not in text.stdout
+        assert "Flink web UI http://" in text.stdout and ": answers" in text.stdout
+        assert (tmp_path / "now.png").stat().st_size > 10_000 and (tmp_path / "now.pdf").exists()
+
+        ui = flink.FlinkCluster(fst_testbed, None, 1)
+        ids = [tm["id"] for tm in ui.rest("/taskmanagers")["taskmanagers"]]
+        assert len(ids) >= 2 and s["flink_ui"]["url"] == ui.rest_url
+        _flink_ui_in_a_browser(ui.rest_url, ids, tmp_path)
+    finally:
+        cell.join(timeout=300)
+    assert done["row"]["lost"] == 0
