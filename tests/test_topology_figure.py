@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from testbed.model.topology import load
 from testbed.results import report
@@ -78,3 +79,30 @@ def test_the_report_draws_each_placement_and_names_figures_by_cell_key(tmp_path)
     assert {"topology/tm2-single-cloud.png", "topology/tm2-multi-cloud.pdf"} <= written
     assert {f"timeseries/tm2-{p}-r200-rep{r}.png" for p in ("single-cloud", "multi-cloud") for r in (1, 2)} <= written
     assert "timeseries/tm2-multi-cloud-r200-rep2-search.png" in written
+
+
+def test_one_self_contained_page_that_a_real_browser_renders(tmp_path):
+    import base64
+    import io
+    import re
+    import shutil
+    import subprocess
+
+    from PIL import Image
+
+    test_the_report_draws_each_placement_and_names_figures_by_cell_key(tmp_path)
+    page = (tmp_path / "report" / "index.html").read_text()
+    for heading in ("The question", "The set-up", "The network, as measured", "Latency and throughput", "Summary",
+                    "Failures", "Provenance"):
+        assert f"<h2>{heading}" in page, heading
+    srcs = re.findall(r'<img[^>]* src="([^"]+)"', page)
+    assert len(srcs) >= 3 and all(s.startswith("data:image/png;base64,") for s in srcs)   # nothing to fetch
+    for s in srcs:                                   # every image is a whole PNG
+        Image.open(io.BytesIO(base64.b64decode(s.split(",", 1)[1]))).verify()
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium (scripts/with-env installs Debian's)")
+    dom = subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                          (tmp_path / "report" / "index.html").as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0 and "The set-up" in dom.stdout and dom.stdout.count("<img") == len(srcs), dom.stderr[-2000:]

@@ -13,6 +13,7 @@ latency of a cell), ``timeseries/<cell>.parquet`` (per-second rates and lag of a
 - ``timeseries/<cell key>``    offered and achieved rate, consumer lag and window latency over time;
 - ``topology/tm<N>-<placement>``  the set-up of each placement: clouds, nodes, what ran where, the
   links with their targets and what the fidelity check measured;
+- ``index.html``               all of it on one self-contained page (``results/page.py``);
 - ``summary.csv`` / ``summary.md``  one line per (taskmanagers, placement, rate);
 - ``recovery.csv`` / ``recovery.md`` / ``recovery_time``  cells with a scenario: per (scenario,
   placement, taskmanagers, rate) the recovery time (mean over repetitions), how many recovered,
@@ -405,4 +406,6 @@ def report(folder: str | Path) -> list[Path]:
     sust = folder / "sustainable.csv"
     if sust.exists():
         written += plot_sustainable(pd.read_csv(sust), out)
+    from . import page
+    written.append(page.write(folder, cells, summ, rec))      # last: it embeds the figures above
     return written
