@@ -86,8 +86,11 @@ def test_killed_matrix_resumes_without_redoing_cells(fst_testbed, fst_exclusive,
     (search,) = pd.read_csv(session / "sustainable.csv", keep_default_na=False).to_dict("records")
     assert search["cell_key"] == f"tm2-{spread}-r300-rep1"        # a search is named by its first trial
     (tried,) = json.loads(search["rates_tried"])
-    assert tried["rate"] == 300 and tried["p99_ms"] > 0 and not tried["driver_fell_behind"], tried
-    assert search["limited_by"] == ("max_rate" if tried["kept_up"] else "system"), search
+    assert tried["rate"] == 300 and tried["p99_ms"] > 0, tried
+    # a trial in which the driver fell behind (a stall of the shared host of 100 ms and more, over
+    # 0.1 % of a 10 s trial's events) is counted neither way: the search then names the driver
+    expected = "driver" if tried["driver_fell_behind"] else "max_rate" if tried["kept_up"] else "system"
+    assert search["limited_by"] == expected, search
     assert search["sustainable_rate"] == (300 if tried["kept_up"] else 0)
     assert len(after[after["search"].astype(str) == "True"]) == 1       # the trial is a row of its own
     for rel in ["cells.csv", "cells.parquet", "manifest.json", *[f"latency/{c}.parquet" for c in cells],

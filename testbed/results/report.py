@@ -203,8 +203,8 @@ def figure_names(cells: pd.DataFrame) -> dict[str, str]:
         return {}
     keys = cells["cell_key"] if "cell_key" in cells else pd.Series([None] * len(cells), index=cells.index)
     search = cells["search"].astype(str).str.lower().eq("true") if "search" in cells else pd.Series(False, index=cells.index)
-    names = [(str(k) if isinstance(k, str) and k else str(c)) + ("-search" if s else "")
-             for c, k, s in zip(cells["cell"], keys, search)]
+    names = [(str(k) if isinstance(k, str) and k else str(c)) for c, k in zip(cells["cell"], keys)]
+    names = [n + "-search" if s and not n.endswith("-search") else n for n, s in zip(names, search)]
     seen = pd.Series(names).value_counts()
     return {str(c): n if seen[n] == 1 else f"{n}-{c}" for c, n in zip(cells["cell"], names)}
 
