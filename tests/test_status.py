@@ -1,7 +1,8 @@
 """During a cell on the seed testbed: ``python -m testbed status`` shows what runs where (as JSON,
 as text, as a figure), and the Flink web UI, as the seed used it, works in a real browser (headless
 Chromium): its overview renders and its Task Managers page lists the cell's taskmanagers. When the
-browser check fails, its screenshot goes with the failure."""
+browser check fails, a screenshot of the page goes with the failure (taken only then: in a CI run
+a screenshot of the polling page did not finish within 120 s on the busy machine)."""
 
 from __future__ import annotations
 
@@ -29,24 +30,36 @@ def _status(run_id: str, *extra: str) -> subprocess.CompletedProcess:
 
 
 def _chromium(url: str, *args: str) -> subprocess.CompletedProcess:
-    """Debian's chromium, headless: the page after its scripts ran (10 s of virtual time)."""
+    """Debian's chromium, headless: the page after its scripts ran (10 s of virtual time, 20 s of
+    real time at most). Here a first invocation after a pause sometimes hung past 120 s while the
+    next took 2 s (cause not found): a hung browser is stopped after 90 s and started once more,
+    and a second hang fails the test."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     assert browser, "no chromium: scripts/with-env installs Debian's chromium"
-    return subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                           "--window-size=1280,900", "--virtual-time-budget=10000", *args, url],
-                          capture_output=True, text=True, timeout=120)
+    cmd = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+           "--window-size=1280,900", "--virtual-time-budget=10000", "--timeout=20000", *args, url]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    except subprocess.TimeoutExpired:
+        print(f"chromium hung on {url} for 90 s; once more")
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
 
 
 def _flink_ui_in_a_browser(url: str, tm_ids: list[str], shots: Path) -> None:
     overview = _chromium(f"{url}/#/overview", "--dump-dom")
-    assert overview.returncode == 0, overview.stderr[-2000:]
     page = _chromium(f"{url}/#/task-manager", "--dump-dom")
-    shot = _chromium(f"{url}/#/task-manager", f"--screenshot={shots / 'task-managers.png'}")
-    where = f"(screenshot: {shots / 'task-managers.png'})"
-    assert "Apache Flink" in overview.stdout and "Available Task Slots" in overview.stdout, where
-    # every taskmanager the REST API knows is a row of the page, by its id
-    assert all(i in page.stdout for i in tm_ids), (tm_ids, where)
-    assert shot.returncode == 0 and (shots / "task-managers.png").stat().st_size > 10_000, shot.stderr[-2000:]
+    try:
+        assert overview.returncode == 0 and page.returncode == 0, (overview.stderr + page.stderr)[-2000:]
+        assert "Apache Flink" in overview.stdout and "Available Task Slots" in overview.stdout
+        # every taskmanager the REST API knows is a row of the page, by its id
+        assert all(i in page.stdout for i in tm_ids), tm_ids
+    except AssertionError as e:     # what the browser showed goes with the failure
+        shot = shots / "task-managers.png"
+        try:
+            _chromium(f"{url}/#/task-manager", f"--screenshot={shot}")
+        except subprocess.TimeoutExpired:
+            shot = "none: the browser did not finish it"
+        raise AssertionError(f"{e} (screenshot: {shot})") from e
 
 
 def test_status_during_a_cell_shows_what_runs_on_each_node(fst_testbed, tmp_path):
