@@ -194,15 +194,16 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
         row["job_id"] = job_id
         raw, samples, used, states = _drive(tb, cluster, job_id, load_spec, bootstrap, events, results, injector)
         counters = pipeline.path_counters(cluster, job_id)      # while the job still runs
+        state_at_end, restarts = pipeline.job_status(cluster, job_id)
         if injector:    # a job still restarting after a fault is a result (not recovered), a failed one an error
-            row["job_state_at_end"] = pipeline.job_status(cluster, job_id)[0]
-            if row["job_state_at_end"] in ("FAILED", "CANCELED", "FINISHED"):
+            row["job_state_at_end"] = state_at_end
+            if state_at_end in ("FAILED", "CANCELED", "FINISHED"):
                 pipeline.check_running(cluster, job_id)
         else:
             pipeline.check_running(cluster, job_id)     # a job that failed during the load: its root causes
         row.update(measure.cell_metrics(raw, spec.warmup, samples))
         row.update(counters)
-        row["restarts"] = pipeline.job_status(cluster, job_id)[1]
+        row["restarts"] = restarts
         row.update(used)
         series = measure.timeseries(raw, samples)
         t0 = raw["t0"]
