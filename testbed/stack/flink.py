@@ -123,7 +123,8 @@ def deploy(tb: Testbed, placement: Placement, slots: int, jobmanager_cpus: float
             or jm.attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Env") != env:
         with step(log, f"restart the Flink jobmanager with {jm_cpus:g} cores" if jm_cpus else
                   "restart the Flink jobmanager without a CPU limit"):
-            jm.update(resources=services.resources(jm_cpus, MEMORY), env=env, force_update=True)
+            services.update(tb, JOBMANAGER, resources=services.resources(jm_cpus, MEMORY), env=env,
+                            force_update=True)
     services.label_nodes(tb, TM_LABEL, placement.nodes)
     n = len(placement.nodes)
     with step(log, f"{n} taskmanager(s) on {', '.join(placement.nodes)}"):
@@ -142,7 +143,8 @@ def deploy(tb: Testbed, placement: Placement, slots: int, jobmanager_cpus: float
               or services.cpu_limit(existing) != round(tm_cpus, 9)):
             # Swarm does not move running tasks when node labels change, and a new slot count is a
             # new configuration: restart them all
-            existing.update(image=tb.images["flink"], force_update=True, **spec)
+            services.update(tb, TASKMANAGER, timeout=timeout, image=tb.images["flink"], force_update=True,
+                            **spec)
         log.info(f"Flink web UI: {cluster.rest_url}" + (f" (or, through SSH: {cluster.tunnel}, then "
                  f"http://localhost:{REST_PORT})" if cluster.tunnel else ""), extra={"flink_ui": cluster.rest_url})
 

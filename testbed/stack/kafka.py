@@ -59,7 +59,7 @@ def deploy(tb: Testbed, node: str, spec: BrokerSpec = BrokerSpec(), cpus: float 
     existing = services.get(tb, BROKER)
     if existing is not None and services.cpu_limit(existing) != round(cpus, 9):
         with step(log, f"restart the broker with {cpus:g} cores" if cpus else "restart the broker without a CPU limit"):
-            existing.update(resources=services.resources(cpus))
+            services.update(tb, BROKER, resources=services.resources(cpus))
     if existing is None:
         with step(log, f"start the Kafka-protocol broker ({spec.name}) on {node}"):
             tb.manager.client.services.create(

@@ -7,7 +7,7 @@ import logging
 import docker.errors
 import docker.types
 
-from ..core.run import wait_for
+from ..core.run import GiveUp, wait_for
 from ..provision.testbed import Testbed
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,9 @@ def _start(machine, image: str, args: list[str], labels: dict, kw: dict):
 
 def resources(cores: float = 0.0, mem_limit: int | None = None) -> docker.types.Resources:
     """A service's limits: ``cores`` of CPU (0: none) and memory in bytes (None: none)."""
-    return docker.types.Resources(cpu_limit=int(round(cores * 1e9)) or None, mem_limit=mem_limit)
+    # NanoCPUs 0 is "no limit", and it must be said: the SDK's update merges the new limits into
+    # the old ones, so leaving the field out of an update would keep the old limit
+    return docker.types.Resources(cpu_limit=int(round(cores * 1e9)), mem_limit=mem_limit)
 
 
 def cpu_limit(svc) -> float:
@@ -97,6 +99,45 @@ def remove(tb: Testbed, name: str) -> None:
     svc = get(tb, name)
     if svc is not None:
         svc.remove()
+
+
+def update(tb: Testbed, service: str, /, timeout: float = 180, **spec) -> None:
+    """Update a service (``spec`` as for the SDK's ``Service.update``) and wait until it has
+    converged: as many tasks as it wants, each running and created from the new spec. Swarm stops
+    the old task before the new one starts, and a client that connected to the old one (its DNS
+    entry, its port) in between loses it: nothing may use the service before this returns."""
+    svc = get(tb, service)
+    svc.update(**spec)
+
+    def converged() -> bool:
+        svc.reload()
+        state = (svc.attrs.get("UpdateStatus") or {}).get("State")
+        if state in ("paused", "rollback_paused", "rollback_completed"):
+            raise GiveUp(f"the update of service {service} stopped ({state}): "
+                         f"{svc.attrs['UpdateStatus'].get('Message', '')}")
+        updated = _instant(svc.attrs["UpdatedAt"])     # both times are the manager's clock
+        template = _template(svc.attrs["Spec"]["TaskTemplate"])
+        want = svc.attrs["Spec"].get("Mode", {}).get("Replicated", {}).get("Replicas")
+        tasks = svc.tasks(filters={"desired-state": "running"})
+        # a task of the new spec: created after the update, or (an update that changed nothing
+        # Swarm restarts for) carrying the service's task template
+        return (bool(tasks) and (want is None or len(tasks) == want)
+                and all(t["Status"]["State"] == "running"
+                        and (_instant(t["CreatedAt"]) >= updated or _template(t.get("Spec", {})) == template)
+                        for t in tasks))
+
+    wait_for(converged, timeout, f"service {service} to run its new configuration", interval=0.5,
+             detail=lambda: describe(tb, service))
+
+
+def _template(spec: dict) -> dict:
+    return {k: v for k, v in spec.items() if k != "Runtime"}   # a default the tasks' copy leaves out
+
+
+def _instant(stamp: str) -> tuple[str, int]:
+    """An engine's RFC 3339 time (``2026-11-27T04:40:01.5Z``, 0 to 9 decimals) as a sortable pair."""
+    whole, _, frac = stamp.rstrip("Z").partition(".")
+    return whole, int((frac + "000000000")[:9])
 
 
 def running_tasks(tb: Testbed, name: str) -> list[dict]:

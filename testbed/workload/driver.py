@@ -114,10 +114,15 @@ def _wait_for_broker(bootstrap: str, timeout: float):
 
     deadline = time.monotonic() + timeout
     while True:
+        client = None
         try:
-            return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000,
-                                    client_id="fst-admin")
+            client = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000,
+                                      client_id="fst-admin")
+            client.list_topics()  # a metadata round trip: the broker that answered is still there
+            return client
         except (KafkaError, OSError) as e:
+            if client is not None:
+                client.close()
             if time.monotonic() > deadline:
                 raise SystemExit(f"broker {bootstrap} not reachable after {timeout:.0f}s: {e}")
             time.sleep(0.5)
