@@ -25,13 +25,13 @@ import json
 import logging
 import shutil
 import signal
-import sys
 import tempfile
 import warnings
 from pathlib import Path
 
 import pytest
 
+from .core import progress
 from .core import run as runmod
 from .experiment.options import EXPERIMENT, TESTBED, Experiment, OptionError, add_to, values
 from .experiment.session import Session
@@ -48,6 +48,7 @@ _owner_key = pytest.StashKey[str]()
 _session_key = pytest.StashKey[str]()
 _cells_key = pytest.StashKey[tuple]()
 _inventories_key = pytest.StashKey[list]()
+_live_key = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,16 +65,10 @@ class _TerminalHandler(logging.Handler):
 
     def __init__(self, config: pytest.Config):
         super().__init__(logging.INFO)
-        self.capman = config.pluginmanager.getplugin("capturemanager")
         self.setFormatter(runmod.Formatter())
 
     def emit(self, record: logging.LogRecord) -> None:
-        msg = self.format(record)
-        if self.capman is not None:
-            with self.capman.global_and_fixture_disabled():
-                print(msg, file=sys.stderr, flush=True)
-        else:
-            print(msg, file=sys.stderr, flush=True)
+        progress.echo(self.format(record))     # past the capture (``progress.configure``), above any bar
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -89,6 +84,10 @@ def pytest_configure(config: pytest.Config) -> None:
         handler = _TerminalHandler(config)
         logger.addHandler(handler)
         config.add_cleanup(lambda: logger.removeHandler(handler))
+    config.stash[_live_key] = bool(live)
+    capman = config.pluginmanager.getplugin("capturemanager")    # lines until the session starts
+    progress.configure("lines", suspend=capman.global_and_fixture_disabled if capman is not None else None)
+    config.add_cleanup(progress.configure)
     if _is_worker(config):
         return
     if config.getoption("--cloud") == "real" or config.getoption("--dry-run"):
@@ -316,6 +315,41 @@ def _cells(config: pytest.Config):
         warnings.warn(w, pytest.PytestConfigWarning, stacklevel=1)
     config.stash[_cells_key] = (cells, session.experiment.searches(cells))
     return config.stash[_cells_key]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Progress bars reach the terminal past the capture, as the log lines do. A worker's output
+    and pytest's live log get lines (a bar there would be drawn between pytest's own writes)."""
+    config = session.config
+    capman = config.pluginmanager.getplugin("capturemanager")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    terminal = (not config.stash.get(_live_key, False) and not _is_worker(config) and reporter is not None
+                and reporter._tw.hasmarkup)
+    progress.configure("auto" if terminal else "lines", terminal=terminal,
+                       suspend=capman.global_and_fixture_disabled if capman is not None else None,
+                       line=lambda: getattr(reporter._tw, "_current_line", ""))
+
+
+# pytest writes each phase's report (".", "F", "PASSED") where the bars are: they step aside for it
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report) -> None:
+    progress.pause()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    progress.resume()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item) -> None:
+    progress.resume()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item) -> None:
+    progress.resume()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

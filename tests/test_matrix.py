@@ -6,6 +6,7 @@ same folder; every file of the results folder is there."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -130,6 +131,9 @@ def test_the_cli_writes_the_same_results_folder_as_pytest(fst_testbed, tmp_path)
     }
     for how, r in runs.items():
         assert r.returncode == 0, (how, (r.stdout + r.stderr)[-4000:])
+        # output to a pipe, as in CI: the progress is lines, with no terminal control characters
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", r.stdout + r.stderr), how
+        assert "drive 200 events/s" in r.stderr + r.stdout, how
     assert "1 of 1 cell(s) add up" in runs["cli"].stdout
 
     def folder(root: Path) -> tuple[Path, set[str]]:

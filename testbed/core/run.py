@@ -12,11 +12,12 @@ import logging
 import os
 import secrets
 import socket
-import sys
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Callable, Iterator
+
+from . import progress
 
 LABEL_PROJECT = "io.flink-swarm-testbed"          # value: "1"
 LABEL_RUN = "io.flink-swarm-testbed.run"           # value: the run id
@@ -91,13 +92,23 @@ class Formatter(logging.Formatter):
         return super().formatMessage(record)
 
 
+class _EchoHandler(logging.Handler):
+    """Records on stderr, above the progress bars while they are shown."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            progress.echo(self.format(record))
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
 def configure_logging(level: int = logging.INFO, stream=None) -> None:
     """Show the testbed's log on stderr as the CLI prints it: ``[testbed 12:00:01] message``.
     (pytest shows the same records with its live log; the plugin turns that on.)"""
     logger = logging.getLogger("testbed")
     if any(getattr(h, "_fst", False) for h in logger.handlers):
         return
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _EchoHandler()
     handler.setFormatter(Formatter())
     handler._fst = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
@@ -106,13 +117,20 @@ def configure_logging(level: int = logging.INFO, stream=None) -> None:
 
 
 @contextmanager
-def step(logger: logging.Logger, what: str, **extra) -> Iterator[None]:
+def step(logger: logging.Logger, what: str, *, unit: str = "", total: float | None = None,
+         **extra) -> Iterator[progress.Progress | None]:
     """Log a long step's start and its duration (or failure). Records carry ``step`` (what),
-    ``phase`` (start, done, failed) and ``seconds``, so a reader need not parse the text."""
+    ``phase`` (start, done, failed) and ``seconds``, so a reader need not parse the text. With a
+    ``unit`` (cells, bytes, s) the step counts its work: it yields a ``Progress`` (a bar on a
+    terminal, a line every few seconds elsewhere), else None."""
     t0 = time.monotonic()
     logger.info("%s ...", what, extra={"step": what, "phase": "start", **extra})
     try:
-        yield
+        if unit:
+            with progress.Progress(what, total, unit, logger=logger) as p:
+                yield p
+        else:
+            yield None
     except BaseException:
         dt = time.monotonic() - t0
         logger.info("%s: failed after %.1fs", what, dt, extra={"step": what, "phase": "failed", "seconds": dt, **extra})

@@ -43,6 +43,15 @@ class Criteria:
         return True, ""
 
 
+def max_trials(start: float, max_rate: float, refine: int) -> int:
+    """The most trials ``find`` runs: the doublings from ``start`` up to ``max_rate``, then
+    ``refine`` halvings of the gap."""
+    doublings, rate = 0, start
+    while rate <= max_rate:
+        doublings, rate = doublings + 1, rate * 2
+    return doublings + refine
+
+
 def find(run_trial: Callable[[CellSpec], dict], base: CellSpec, *, start: float, max_rate: float,
          refine: int = 2, criteria: Criteria = Criteria()) -> dict:
     """Search the sustainable rate for ``base``'s taskmanagers and placement; ``run_trial`` runs

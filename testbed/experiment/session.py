@@ -21,6 +21,7 @@ import logging
 import time
 from pathlib import Path
 
+from ..core.progress import Progress
 from ..core.run import new_run_id
 from ..provision.testbed import Testbed
 from ..results import manifest, report
@@ -31,7 +32,7 @@ from .cell import CellSpec, run_cell
 from ..measure.metrics import NOT_APPLICABLE
 from ..workload.jobs import JobError
 from .options import MEASUREMENT_OPTIONS, Experiment, OptionError
-from .search import Criteria, find
+from .search import Criteria, find, max_trials
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Session:
         self._done = 0
         self._total = 0
         self._t0: float | None = None
+        self._matrix: Progress | None = None     # a bar of cells done (on a terminal)
         self.left_out: list[str] = []
 
     @property
@@ -154,6 +156,7 @@ class Session:
         try:
             row = run_cell(tb, spec, artifacts)
         except Exception as e:
+            self._cell_done(spec)
             logs = "\n\n".join(services.describe(tb, s, tail=80) for s in SERVICES)
             log_path = self.results.write_text(f"logs/{spec.key}-{started.replace(':', '')}.txt",
                                                f"{type(e).__name__}: {e}\n\n{logs}")
@@ -166,6 +169,7 @@ class Session:
         self.results.write_frame(f"latency/{row['cell']}.parquet", artifacts["latency"])
         self.results.write_frame(f"timeseries/{row['cell']}.parquet", artifacts["timeseries"])
         self.results.append("cells", row)
+        self._cell_done(spec)
         log.info(f"{spec.key}: p50 {row['latency_p50_ms']:.0f} ms, p99 {row['latency_p99_ms']:.0f} ms, "
                  f"{row['achieved_rate']:.0f} ev/s in, lost {row['lost']}, duplicated {row['duplicated']}"
                  + (", THE DRIVER FELL BEHIND" if row["driver_fell_behind"] else ""),
@@ -177,21 +181,28 @@ class Session:
         trial is a row of ``cells.csv``, the result a row of ``sustainable.csv``."""
         self.begin(tb)
         trials = 0
+        s = self.experiment.search
+        at_most = max_trials(s.start, s.max, s.refine)
 
         def trial(spec: CellSpec) -> dict:
             nonlocal trials
             trials += 1
-            log.info(f"sustainable throughput of {base.key}: trial {trials} at {spec.rate:,.0f} events/s")
+            log.info(f"sustainable throughput of {base.key}: trial {trials} (of at most {at_most}) "
+                     f"at {spec.rate:,.0f} events/s")
             spec = dataclasses.replace(spec, search=True)
             try:
                 return self.record(tb, spec)
             except Exception as e:  # recorded with its logs by record(); the search stops on it
                 return {"offered_rate": spec.rate, "lag_slope": float("nan"), "latency_p99_ms": float("nan"),
                         "lost": 0, "driver_fell_behind": False, "cell": None, "error": f"{type(e).__name__}: {e}"[:300]}
+            finally:
+                bar.update(trials, note=f"last at {spec.rate:,.0f} events/s")
 
-        s = self.experiment.search
-        res = find(trial, base, start=s.start, max_rate=s.max, refine=s.refine,
-                   criteria=Criteria(s.lag_slope, s.max_p99_ms))
+        # a bar only: the trials log their own lines, and the search may end before "at most"
+        with Progress(f"sustainable throughput of {base.key}", at_most, "trials (at most)",
+                      every=float("inf"), eta=False) as bar:
+            res = find(trial, base, start=s.start, max_rate=s.max, refine=s.refine,
+                       criteria=Criteria(s.lag_slope, s.max_p99_ms))
         row = {"cell_key": base.key, "run_id": tb.run_id, **res, "error": "", "ended": now()}
         self.results.append("sustainable", row)
         log.info(f"{base.key}: sustainable {res['sustainable_rate']:,.0f} ev/s (limited by {res['limited_by']})")
@@ -218,7 +229,8 @@ class Session:
         return rows
 
     def _announce(self, spec: CellSpec) -> None:
-        """Where a long matrix is: cell i of n, elapsed time, an estimate of the rest."""
+        """Where a long matrix is: cell i of n, elapsed time, an estimate of the rest (a line per
+        cell, and on a terminal a bar of the cells done)."""
         if self._t0 is None:
             self._t0 = time.monotonic()
         self._done += 1
@@ -228,10 +240,20 @@ class Session:
             if self._done > 1 else ""
         log.info(f"cell {self._done} of {total}: {spec.key} (elapsed {elapsed / 60:.1f} min{eta})",
                  extra={"cell_key": spec.key, "cell_index": self._done, "cells": total})
+        if self._matrix is None:
+            self._matrix = Progress(f"matrix of {self.id}", total, "cells", every=float("inf")).start()
+        self._matrix.update(total=total, note=spec.key)
+
+    def _cell_done(self, spec: CellSpec) -> None:
+        if self._matrix is not None and not spec.search:
+            self._matrix.advance()
 
     # -- afterwards ----------------------------------------------------------------------------------
     def finish(self) -> list[Path]:
         """Close the manifest and draw the figures of what this folder holds (if any cell ran)."""
+        if self._matrix is not None:
+            self._matrix.close()
+            self._matrix = None
         if not (self.path / "cells.csv").exists():
             return []
         manifest.finish(self.path)

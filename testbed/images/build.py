@@ -15,6 +15,7 @@ import logging
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -26,6 +27,7 @@ from typing import Callable
 import docker
 import docker.errors
 
+from ..core.progress import Progress
 from ..core.run import file_lock, step
 
 log = logging.getLogger(__name__)
@@ -142,8 +144,9 @@ def build_rootfs(client: docker.DockerClient, rootfs: Rootfs) -> str:
             target = Path(tmp) / "root"
             cmd = ["debootstrap", "--variant=minbase", f"--cache-dir={debs}",
                    "--include=" + ",".join(rootfs.packages), rootfs.suite, str(target), debian_mirror()]
-            with step(log, f"debootstrap {rootfs.name} rootfs ({len(rootfs.packages)} packages)"):
-                _run_logged(cmd, Path(tmp) / "debootstrap.log", f"debootstrap {rootfs.name}")
+            with step(log, f"debootstrap {rootfs.name} rootfs ({len(rootfs.packages)} packages)",
+                      unit="lines of output") as p:
+                _run_logged(cmd, Path(tmp) / "debootstrap.log", p)
             for rel in _TRIM:
                 if (target / rel).is_dir():
                     shutil.rmtree(target / rel, ignore_errors=True)
@@ -160,17 +163,18 @@ def build_rootfs(client: docker.DockerClient, rootfs: Rootfs) -> str:
     return rootfs.tag
 
 
-def _run_logged(cmd: list[str], logfile: Path, what: str) -> None:
-    """Run a long command, keep its output in a log, show a line of progress every ~200 lines."""
+def _run_logged(cmd: list[str], logfile: Path, progress: Progress) -> None:
+    """Run a long command, keep its output in a log, count its lines as progress (the last one is
+    the note: what it is doing)."""
+    what = progress.what
     with open(logfile, "w") as out:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert proc.stdout is not None
         tail: list[str] = []
-        for i, line in enumerate(proc.stdout, 1):
+        for line in proc.stdout:
             out.write(line)
             tail = (tail + [line.rstrip()])[-20:]
-            if i % 200 == 0:
-                log.info(f"{what}: {line.strip()[:100]}")
+            progress.advance(note=line.strip()[:70])
         if proc.wait() != 0:
             raise RuntimeError(f"{what} failed (exit {proc.returncode}); last lines:\n  "
                                + "\n  ".join(tail))
@@ -180,22 +184,34 @@ def pip_download(requirements: tuple[str, ...]) -> Path:
     """Fetch pinned PyPI artefacts (no dependencies) into the cache, once."""
     dest = cache_dir() / "pypi"
     dest.mkdir(exist_ok=True)
+
+    def have(req: str) -> bool:
+        name, _, version = req.partition("==")
+        stem = name.replace("-", "_").lower()
+        return any(p.name.lower().startswith(f"{stem}-{version}") for p in dest.iterdir())
+
     with cache_lock("pypi"):
-        for req in requirements:
-            name, _, version = req.partition("==")
-            stem = name.replace("-", "_").lower()
-            if any(p.name.lower().startswith(f"{stem}-{version}") for p in dest.iterdir()):
-                continue
-            with step(log, f"download {req} from PyPI"):
-                cmd = [_python(), "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-                       "-q", "-d", str(dest), req]
-                if name in IMAGE_PYTHON_WHEELS:   # for the images' Python, not the harness's
-                    cmd += ["--only-binary=:all:", "--python-version", IMAGE_PYTHON,
-                            "--platform", f"manylinux_2_28_{_machine()}"]
-                r = subprocess.run(cmd, capture_output=True, text=True)
-                if r.returncode != 0:
-                    raise RuntimeError(f"pip download {req} failed:\n{r.stderr[-2000:]}")
+        todo = [r for r in requirements if not have(r)]
+        if not todo:
+            return dest
+        with step(log, f"download {len(todo)} artefact(s) from PyPI", unit="files", total=len(todo)) as files:
+            for req in todo:
+                _pip_download(req, dest)
+                files.advance()
     return dest
+
+
+def _pip_download(req: str, dest: Path) -> None:
+    name = req.partition("==")[0]
+    cmd = [_python(), "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+           "-q", "-d", str(dest), req]
+    if name in IMAGE_PYTHON_WHEELS:   # for the images' Python, not the harness's
+        cmd += ["--only-binary=:all:", "--python-version", IMAGE_PYTHON,
+                "--platform", f"manylinux_2_28_{_machine()}"]
+    with step(log, f"download {req} from PyPI"):
+        r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"pip download {req} failed:\n{r.stderr[-2000:]}")
 
 
 def _machine() -> str:
@@ -207,6 +223,9 @@ def _machine() -> str:
 def _python() -> str:
     import sys
     return sys.executable
+
+
+_BUILD_STEP = re.compile(r"Step (\d+)/(\d+) :")
 
 
 def build_image(client: docker.DockerClient, recipe: Recipe) -> str:
@@ -227,7 +246,8 @@ def build_image(client: docker.DockerClient, recipe: Recipe) -> str:
                     recipe.prepare(ctxp, downloads or cache_dir())
             (ctxp / "Dockerfile").write_text(f"FROM {base}\n{recipe.dockerfile}")
             repo, tag = recipe.tag.split(":")
-            with step(log, f"docker build {recipe.tag}"):
+            steps = sum(1 for ln in recipe.dockerfile.splitlines() if ln.strip()) + 1
+            with step(log, f"docker build {recipe.tag}", unit="Dockerfile steps", total=steps) as p:
                 out = []
                 for chunk in client.api.build(path=ctx, tag=recipe.tag, rm=True, forcerm=True,
                                               labels={LABEL_KEY: recipe.key}, decode=True):
@@ -236,6 +256,9 @@ def build_image(client: docker.DockerClient, recipe: Recipe) -> str:
                                            + "".join(out[-20:]))
                     if "stream" in chunk:
                         out.append(chunk["stream"])
+                        m = _BUILD_STEP.match(chunk["stream"])
+                        if m:
+                            p.update(int(m[1]), total=int(m[2]))
         _prune_superseded(client, recipe.tag)
     return recipe.tag
 
@@ -291,13 +314,14 @@ def bundle(client: docker.DockerClient, tags: list[str]) -> Path:
     with cache_lock("bundle"):
         if path.exists():
             return path
-        with step(log, f"save {len(tags)} images to {path.name}"):
+        with step(log, f"save {len(tags)} images to {path.name}", unit="bytes") as p:
             resp = client.api.get(client.api._url("/images/get"), params={"names": tags}, stream=True)
             client.api._raise_for_status(resp)
             tmp = path.with_suffix(".part")
             with open(tmp, "wb") as f:
                 for chunk in resp.iter_content(1 << 20):
                     f.write(chunk)
+                    p.advance(len(chunk))
             tmp.rename(path)
         _prune_bundles(keep=path)
     return path

@@ -10,11 +10,12 @@ has every image is skipped.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from ..providers.base import Machine
 from ..core.plan import Plan
+from ..core.progress import Progress
+from ..core.run import step
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +25,26 @@ def missing(machine: Machine, image_ids: list[str]) -> list[str]:
     return [i for i in image_ids if i not in have]
 
 
+class _Counted:
+    """A file for the Docker API's upload that counts what was read of it (the bytes sent)."""
+
+    def __init__(self, f, size: int, progress: Progress):
+        self.f, self.size, self.progress = f, size, progress
+
+    def __len__(self) -> int:          # requests sends a Content-Length, as for the file itself
+        return self.size
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.progress.advance(len(data))
+        return data
+
+
 def _load(m: Machine, archive: Path, image_ids: list[str]) -> None:
-    with open(archive, "rb") as f:
-        for chunk in m.client.api.load_image(f):
+    size = archive.stat().st_size
+    with open(archive, "rb") as f, \
+            step(log, f"{m.hostname}: load {size / 1e6:,.0f} MB of images", unit="bytes", total=size, host=m.hostname) as p:
+        for chunk in m.client.api.load_image(_Counted(f, size, p)):
             if "error" in chunk:
                 raise RuntimeError(f"loading images into {m.hostname} failed: {chunk['error']}")
     gone = missing(m, image_ids)
@@ -61,11 +79,7 @@ def plan(machines: list[Machine], archive: str, image_ids: dict[str, str], tags:
                 return
             if registry and _pull(m, registry, tags, image_ids):
                 return
-            path = Path(ctx.get("archive", archive))
-            t0 = time.monotonic()
-            log.info(f"{m.hostname}: loading {path.stat().st_size / 1e6:.0f} MB of images ...", extra={"host": m.hostname})
-            _load(m, path, ids)
-            log.info(f"{m.hostname}: images loaded in {time.monotonic() - t0:.1f}s", extra={"host": m.hostname})
+            _load(m, Path(ctx.get("archive", archive)), ids)
         return run
 
     for m in machines:

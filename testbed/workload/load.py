@@ -133,9 +133,15 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
     w = spec.window
     sch = spec.schedule
     warm = f" after {sch.warmup_s:g}s at {sch.warmup_rate:,.0f}" if sch.first else ""
+    load_s = round(schedule.last_due_s(t0, sch) - t0)
     with step(log, f"drive {spec.rate:,.0f} events/s{warm} for {spec.duration:g}s from {spec.tasks} task(s) x "
-                   f"{spec.processes_per_task} process(es)" + (f", {spec.cpus:g} cores each" if spec.cpus else "")):
-        done = wait_for(lambda: _all_finished(tasks), spec.duration + 180, "the driver tasks to finish", interval=1,
+                   f"{spec.processes_per_task} process(es)" + (f", {spec.cpus:g} cores each" if spec.cpus else ""),
+              unit="s of load", total=load_s) as p:
+        def finished():
+            p.update(min(load_s, max(0, round(time.time() - t0))))
+            return _all_finished(tasks)
+
+        done = wait_for(finished, spec.duration + 180, "the driver tasks to finish", interval=1,
                         detail=lambda: "\n".join(services.describe(tb, s.name) for s in tasks))
         for name, task in done.items():
             if task["Status"]["State"] != "complete":
