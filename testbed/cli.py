@@ -78,6 +78,7 @@ def cmd_status(args) -> int:
             try:
                 s = tb.status()
                 s["flink_ui"] = _flink_ui(tb)
+                s["wan"]["measured"] = _measured(tb)
                 if args.figure:
                     s["figure"] = [str(p) for p in _status_figure(tb, s, args.figure)]
                 statuses.append(s)
@@ -120,6 +121,25 @@ def _flink_ui(tb: Testbed) -> dict:
         return {"url": cluster.rest_url, "answers": False, "why": f"{type(e).__name__}: {e}"[:200]}
 
 
+def _measured(tb: Testbed) -> dict:
+    """What the run's last fidelity check read per link (kept on its Swarm by the calibration):
+    ``{"at": time, "links": [{"clouds", "rtt_ms", "mbit", "ok"}]}``, or {} if none ran."""
+    import pandas as pd
+
+    from .results.topology_figure import measured_links
+    from .stack.calibrate import last
+
+    try:
+        rows = last(tb)
+    except Exception as e:  # noqa: BLE001 - status reports what it can
+        return {"error": f"{type(e).__name__}: {e}"}
+    if not rows:
+        return {}
+    links = [{"clouds": [a, b], **v, "ok": all(r["ok"] for r in rows if {r["src_cloud"], r["dst_cloud"]} == {a, b})}
+             for (a, b), v in measured_links(pd.DataFrame(rows)).items()]
+    return {"at": rows[0].get("measured_at"), "links": links}
+
+
 def _status_figure(tb: Testbed, s: dict, path: str) -> list:
     """The run's topology with what runs on each node now, as FILE (.png; a .pdf next to it)."""
     from pathlib import Path
@@ -134,8 +154,10 @@ def _status_figure(tb: Testbed, s: dict, path: str) -> list:
             if what not in runs.setdefault(t["node"], []):
                 runs[t["node"]].append(what)
     out = Path(path)
+    measured = {tuple(m["clouds"]): m for m in s["wan"].get("measured", {}).get("links", [])}
     return tf.draw(tb.topology, out.parent if str(out.parent) else Path("."), out.stem, runs=runs,
-                   title=f"run {tb.run_id}: {tb.topology.name}, what runs where now")
+                   measured=measured, title=f"run {tb.run_id}: {tb.topology.name}, what runs where now"
+                   + ("" if measured else " (no network measurement yet)"))
 
 
 def status_view(statuses: list[dict]):
@@ -174,12 +196,20 @@ def status_view(statuses: list[dict]):
                 f"answers ({ui.get('taskmanagers')} taskmanager(s), {ui.get('jobs_running')} job(s) running)"
                 if ui["answers"] else f"does not answer ({ui.get('why', '')})")))
         if s["wan"]["links"]:
-            w = Table(title=f"WAN ({s['wan']['backend']})", title_justify="left")
-            for col in ("link", "delay", "jitter", "loss", "bandwidth"):
+            got = s["wan"].get("measured") or {}
+            by_pair = {frozenset(m["clouds"]): m for m in got.get("links", [])}
+            when = (f"; measured {got['at']}" if got.get("at") else
+                    f"; measurement unreadable: {got['error']}" if got.get("error") else "; not measured yet")
+            w = Table(title=f"WAN ({s['wan']['backend']}{when})", title_justify="left")
+            for col in ("link", "delay (one way)", "jitter", "loss", "bandwidth", "measured RTT", "measured TCP", "in band"):
                 w.add_column(col)
             for d in s["wan"]["links"]:
+                m = by_pair.get(frozenset((d["src"], d["dst"])), {})
                 w.add_row(f"{d['src']} -> {d['dst']}", f"{d['delay_ms']:g} ms", f"{d['jitter_ms']:g} ms",
-                          f"{d['loss_pct']:g} %", f"{d['bandwidth_mbit'] or 'unlimited'} Mbit/s")
+                          f"{d['loss_pct']:g} %", f"{d['bandwidth_mbit'] or 'unlimited'} Mbit/s",
+                          f"{m['rtt_ms']:.1f} ms" if m.get("rtt_ms") is not None else "-",
+                          f"{m['mbit']:.0f} Mbit/s" if m.get("mbit") is not None else "-",
+                          ("yes" if m["ok"] else "NO") if m else "-")
             parts.append(w)
         for f in s.get("figure", []):
             parts.append(Text(f"figure: {f}"))

@@ -17,7 +17,7 @@ import pytest
 
 from testbed.core.run import wait_for
 from testbed.experiment.cell import CellSpec, run_cell
-from testbed.stack import flink
+from testbed.stack import calibrate, flink
 from testbed.workload.pipeline import WindowSpec
 
 pytestmark = [pytest.mark.engine, pytest.mark.exclusive("seed-network")]
@@ -63,6 +63,10 @@ def _flink_ui_in_a_browser(url: str, tm_ids: list[str], shots: Path) -> None:
 
 
 def test_status_during_a_cell_shows_what_runs_on_each_node(fst_testbed, tmp_path):
+    # the network as last measured (here its RTTs, before the load): kept on the run, shown by status
+    rtts = calibrate.rtt_matrix(fst_testbed)
+    calibrate.keep(fst_testbed, rtts)
+    between = [r["measured"] for r in rtts if r["src_cloud"] != r["dst_cloud"]]
     spec = CellSpec(taskmanagers=2, placement="multi-cloud", rate=200, duration=25, warmup=3, window=WindowSpec(2, 1, 0.5))
     done: dict = {}
     cell = threading.Thread(target=lambda: done.update(row=run_cell(fst_testbed, spec)), daemon=True)
@@ -78,12 +82,17 @@ def test_status_during_a_cell_shows_what_runs_on_each_node(fst_testbed, tmp_path
         assert set(tms) == {"azure-swarm-worker-1", "google-cloud-worker-1"}, s["tasks"]
         assert all(t["state"] == "running" and len(t["container"]) == 12 for t in tms.values()), tms
         assert s["flink_ui"]["answers"] and s["flink_ui"]["taskmanagers"] >= 2, s["flink_ui"]
+        (link,) = s["wan"]["measured"]["links"]
+        assert sorted(link["clouds"]) == ["azure", "google"] and link["mbit"] is None, link
+        assert link["rtt_ms"] == pytest.approx(sum(between) / len(between)), (link, between)
 
         text = _status(fst_testbed.run_id, "--figure", str(tmp_path / "now.png"))
         assert text.returncode == 0, text.stderr[-2000:]
         google = text.stdout[text.stdout.index("cloud google"):]
         assert "taskmanager running" in google.split("WAN")[0] and "\x1b" not in text.stdout
         assert "Flink web UI http://" in text.stdout and ": answers" in text.stdout
+        wan = text.stdout[text.stdout.index("WAN ("):]
+        assert "; measured 20" in wan and f"{link['rtt_ms']:.1f} ms" in wan, wan
         assert (tmp_path / "now.png").stat().st_size > 10_000 and (tmp_path / "now.pdf").exists()
 
         ui = flink.FlinkCluster(fst_testbed, None, 1)

@@ -22,7 +22,9 @@ STATUS = {
               {"service": "broker", "node": "azure-swarm-manager", "state": "running", "desired": "running",
                "container": "ba9876543210", "since": "", "error": ""}],
     "wan": {"backend": "nfqueue", "links": [{"src": "azure", "dst": "google", "delay_ms": 10.0, "jitter_ms": 0.0,
-                                             "loss_pct": 0.0, "bandwidth_mbit": 100.0}]},
+                                             "loss_pct": 0.0, "bandwidth_mbit": 100.0}],
+            "measured": {"at": "2026-11-27T04:50:00+00:00",
+                         "links": [{"clouds": ["azure", "google"], "rtt_ms": 20.43, "mbit": 96.2, "ok": True}]}},
     "flink_ui": {"url": "http://10.0.0.4:8081", "answers": True, "taskmanagers": 1, "jobs_running": 0},
 }
 
@@ -43,6 +45,14 @@ def test_each_cloud_lists_its_nodes_and_what_runs_there():
     assert "Flink web UI http://10.0.0.4:8081: answers (1 taskmanager(s), 0 job(s) running)" in text
     assert "azure -> google" in text and "100.0 Mbit/s" in text
     assert "\x1b" not in text                               # no control characters in a pipe
+    wan = text[text.index("WAN (nfqueue; measured 2026-11-27T04:50:00+00:00)"):]
+    assert "20.4 ms" in wan and "96 Mbit/s" in wan and "yes" in wan
+
+
+def test_a_link_not_measured_yet_says_so():
+    text = _text([{**STATUS, "wan": {**STATUS["wan"], "measured": {}}}])
+    wan = text[text.index("WAN (nfqueue; not measured yet)"):]
+    assert "20.4" not in wan and "100.0 Mbit/s" in wan
 
 
 def test_what_cannot_be_read_is_said():

@@ -19,14 +19,16 @@ whichever is larger.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
 import threading
+from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 
 from ..providers.base import Machine
-from ..core.run import step, wait_for
+from ..core.run import LABEL_KIND, LABEL_RUN, step, wait_for
 from ..provision.testbed import Testbed
 from ..model.topology import Link
 from .services import run_once
@@ -299,13 +301,51 @@ def loss(tb: Testbed, seconds: int = 6) -> list[dict]:
 
 
 def calibrate(tb: Testbed) -> list[dict]:
-    """Every measurement as a tidy row (kind, src, dst, clouds, target, tolerance, measured, ok)."""
+    """Every measurement as a tidy row (kind, src, dst, clouds, target, tolerance, measured, ok),
+    also kept on the run's Swarm (``last``), for ``testbed status`` in any process."""
     backend = tb.wan.backend if tb.wan else "none"
+    measured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     rows = rtt_matrix(tb) + jitter(tb) + throughput(tb) + loss(tb)
     for r in rows:
         r["backend"] = backend
         r["run_id"] = tb.run_id
+        r["measured_at"] = measured_at
+    keep(tb, rows)
     return rows
+
+
+KEPT = "fst-calibration"
+
+
+def keep(tb: Testbed, rows: list[dict]) -> None:
+    """Keep the rows as a Swarm config of the run (the run's own store: it goes with the Swarm,
+    on real hosts too), replacing the one kept before. Losing it loses no result (the results
+    folder has calibration.csv): only ``status`` reads it, so a failure is a warning."""
+    client = tb.manager.client
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    rows = [{"measured_at": stamp, **r} for r in rows]
+    try:
+        old = _kept(client, tb.run_id)
+        name = f"{KEPT}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%f')}"
+        client.configs.create(name=name, data=json.dumps(rows).encode(), labels=tb.labels(**{LABEL_KIND: "calibration"}))
+        for c in old:
+            c.remove()
+    except Exception as e:  # noqa: BLE001 - see above
+        log.warning(f"the calibration was not kept on the run's Swarm ({type(e).__name__}: {e}); "
+                    "`testbed status` will not show it")
+
+
+def _kept(client, run_id: str) -> list:
+    return [c for c in client.configs.list(filters={"label": f"{LABEL_RUN}={run_id}"}) if c.name.startswith(KEPT)]
+
+
+def last(tb: Testbed) -> list[dict]:
+    """The rows of the run's last calibration ([] if none was kept)."""
+    kept = _kept(tb.manager.client, tb.run_id)
+    if not kept:
+        return []
+    newest = max(kept, key=lambda c: c.name)
+    return json.loads(base64.b64decode(newest.attrs["Spec"]["Data"]))
 
 
 def check(rows: list[dict]) -> None:
