@@ -5,30 +5,20 @@ testbed's own collector's doing."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from testbed.experiment.cell import CellSpec, run_cell
-from testbed.model.topology import load as load_topology
-from testbed.providers.base import for_cloud
-from testbed.provision.testbed import Testbed
 from testbed.workload.pipeline import WindowSpec
+from tests.conftest import own_testbed
 
 # a topology of its own next to the seed's: not while the seed's network is measured
 pytestmark = [pytest.mark.engine, pytest.mark.exclusive("lifecycle")]
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def three(fst_locks):
-    with fst_locks.exclusive("lifecycle"), fst_locks.load():
-        tb = Testbed.up(for_cloud("emulated"), load_topology(ROOT / "tests" / "topologies" / "three-clouds.yaml"))
-    try:
+    with own_testbed(fst_locks, "three-clouds") as tb:
         yield tb
-    finally:
-        with fst_locks.load():
-            tb.down()
 
 
 def test_taskmanagers_in_the_two_clouds_without_the_broker_lose_nothing_unexplained(three):

@@ -61,7 +61,7 @@ def test_spreading_across_clouds_adds_the_wan_delay_to_window_latency(fst_testbe
     try:
         rows = {}
         for placement in ("single-cloud", "multi-cloud"):
-            spec = CellSpec(taskmanagers=2, placement=placement, rate=500, duration=20, warmup=5,
+            spec = CellSpec(taskmanagers=2, placement=placement, rate=500, duration=12, warmup=3,
                             window=WindowSpec(4, 1, 1))
             rows[placement] = run_cell(fst_testbed, spec)
     finally:
