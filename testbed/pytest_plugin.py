@@ -27,6 +27,7 @@ import shutil
 import signal
 import tempfile
 import warnings
+from typing import Iterator
 from pathlib import Path
 
 import pytest
@@ -331,6 +332,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                        line=lambda: getattr(reporter._tw, "_current_line", ""))
 
 
+def pytest_keyboard_interrupt(excinfo) -> None:
+    progress.shutdown()      # Ctrl-C: no bar over the teardown's lines and pytest's last words
+
+
 # pytest writes each phase's report (".", "F", "PASSED") where the bars are: they step aside for it
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_logreport(report) -> None:
@@ -363,13 +368,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def fst_session(request: pytest.FixtureRequest) -> Session:
+def fst_session(request: pytest.FixtureRequest) -> Iterator[Session]:
     """The experiment session writing ``results/<session id>/`` (its manifest before the first cell)."""
     session = _session(request.config)
     session.expect(sum(1 for item in request.session.items
                        if hasattr(item, "callspec") and "fst_cell" in item.callspec.params
                        and not session.finished(item.callspec.params["fst_cell"].key)))
-    return session
+    yield session
+    session.close()          # its bar of cells (the controller draws the report at the end)
 
 
 @pytest.fixture(scope="session")
@@ -429,6 +435,7 @@ def fst_testbed(request: pytest.FixtureRequest) -> Testbed:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Tear down every testbed this run provisioned (each on its own, so one failure does not keep
     another standing), then close the manifest and draw the figures."""
+    progress.shutdown()      # whatever bar is still up (a session ended by SIGTERM): lines from here
     config = session.config
     if _is_worker(config) or _shared_key not in config.stash:
         return

@@ -179,6 +179,8 @@ def test_pytest_shows_them_past_its_capture_as_lines_in_a_pipe_and_bars_on_a_ter
     screen = _screen(on_terminal)
     assert any(re.fullmatch(r"\.\.\s+\[100%\]", ln) for ln in screen), screen
     assert any(re.fullmatch(r"\[testbed [\d:]+\] tick 3", ln) for ln in screen), screen
+    # a second bar (the step's, under the matrix's) drawn without erasing the line above the bars
+    assert any(re.fullmatch(r"\[testbed [\d:]+\] a long step \.\.\.", ln) for ln in screen), screen
     assert not any("━" in ln for ln in screen) and "2 passed in" in screen[-1], screen
 
 

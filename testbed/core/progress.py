@@ -73,6 +73,19 @@ def pause() -> None:
         _paused = True
 
 
+def shutdown() -> None:
+    """Take the bars off the terminal for good (Ctrl-C, the end of a session): the steps still
+    counting go on as lines."""
+    global _bars, _paused
+    with _lock:
+        if _bars is not None and not _paused:
+            _take_down()
+        _bars, _paused = None, False
+        for p in _active:
+            p._task = None
+        _active.clear()
+
+
 def _take_down() -> None:
     """Stop showing the bars; write back the unfinished line they were drawn over."""
     with _suspend():
@@ -163,7 +176,8 @@ class Progress:
                 if not _paused:
                     with _suspend():
                         _bars.start()
-            self._task = _bars.add_task(self.what, total=self.total, text=self.text())
+            with _suspend():     # (rich draws as it adds a bar)
+                self._task = _bars.add_task(self.what, total=self.total, text=self.text())
             _active.append(self)
         self._draw(force=True)
         return self

@@ -249,11 +249,15 @@ class Session:
             self._matrix.advance()
 
     # -- afterwards ----------------------------------------------------------------------------------
-    def finish(self) -> list[Path]:
-        """Close the manifest and draw the figures of what this folder holds (if any cell ran)."""
+    def close(self) -> None:
+        """Take down the bar of cells (on a terminal)."""
         if self._matrix is not None:
             self._matrix.close()
             self._matrix = None
+
+    def finish(self) -> list[Path]:
+        """Close the manifest and draw the figures of what this folder holds (if any cell ran)."""
+        self.close()
         if not (self.path / "cells.csv").exists():
             return []
         manifest.finish(self.path)
