@@ -108,6 +108,9 @@ def update(tb: Testbed, service: str, /, timeout: float = 180, **spec) -> None:
     entry, its port) in between loses it: nothing may use the service before this returns."""
     svc = get(tb, service)
     svc.update(**spec)
+    svc.reload()
+    # read once: every later write of the service (the updater's "completed" too) moves UpdatedAt
+    updated = _instant(svc.attrs["UpdatedAt"])       # both times are the manager's clock
 
     def converged() -> bool:
         svc.reload()
@@ -115,12 +118,13 @@ def update(tb: Testbed, service: str, /, timeout: float = 180, **spec) -> None:
         if state in ("paused", "rollback_paused", "rollback_completed"):
             raise GiveUp(f"the update of service {service} stopped ({state}): "
                          f"{svc.attrs['UpdateStatus'].get('Message', '')}")
-        updated = _instant(svc.attrs["UpdatedAt"])     # both times are the manager's clock
         template = _template(svc.attrs["Spec"]["TaskTemplate"])
         want = svc.attrs["Spec"].get("Mode", {}).get("Replicated", {}).get("Replicas")
         tasks = svc.tasks(filters={"desired-state": "running"})
         # a task of the new spec: created after the update, or (an update that changed nothing
         # Swarm restarts for) carrying the service's task template
+        if want == 0:
+            return not tasks
         return (bool(tasks) and (want is None or len(tasks) == want)
                 and all(t["Status"]["State"] == "running"
                         and (_instant(t["CreatedAt"]) >= updated or _template(t.get("Spec", {})) == template)
