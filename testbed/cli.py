@@ -135,7 +135,11 @@ def _measured(tb: Testbed) -> dict:
         return {"error": f"{type(e).__name__}: {e}"}
     if not rows:
         return {}
-    links = [{"clouds": [a, b], **v, "ok": all(r["ok"] for r in rows if {r["src_cloud"], r["dst_cloud"]} == {a, b})}
+    def number(x):      # NaN (a measurement that read nothing) is null in JSON
+        return None if x is None or x != x else x
+
+    links = [{"clouds": [a, b], **{k: number(x) for k, x in v.items()},
+              "ok": all(r["ok"] for r in rows if {r["src_cloud"], r["dst_cloud"]} == {a, b})}
              for (a, b), v in measured_links(pd.DataFrame(rows)).items()]
     return {"at": rows[0].get("measured_at"), "links": links}
 

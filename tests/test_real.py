@@ -131,6 +131,12 @@ def test_dry_run_of_weave_lists_plugin_and_weave_commands_per_host_in_order(tmp_
         assert found == sorted(found), (h["hostname"], cmds)
     mgr = [line.split("$ ", 1)[1] for line in sections["azure-swarm-manager"]]
     assert any(c.startswith(f"docker network create --driver {plugin} --attachable") for c in mgr)
+    # down removes a killed run's partition routes on every host, first
+    for h in HOSTS:
+        down = [c.split("$ ", 1)[1] for c in sections[h["hostname"]]]
+        flush = [i for i, c in enumerate(down) if f"ip route flush proto {faults.ROUTE_PROTO}" in c]
+        leave = [i for i, c in enumerate(down) if c.startswith("docker swarm leave")]
+        assert len(flush) == 1 and flush[0] < leave[0], (h["hostname"], down)
     # NAT: the public address is advertised, Swarm listens on the private one
     assert "--advertise-addr 203.0.113.10 --listen-addr 10.0.0.4:2377 --data-path-addr 203.0.113.10" in text
     # secrets: a placeholder for the join token, the key file by name only
@@ -253,10 +259,19 @@ def test_real_path_runs_an_experiment_cell_over_ssh(ssh_hosts):
         assert row["events_sent"] > 1000 and row["lost"] == 0 and row["result_records"] > 0
         assert row["latency_p50_ms"] > 0 and row["provider"] == "real"
         _partition_on_the_hosts(tb)
+        # a partition its run did not heal (killed mid-cell): `down` removes its routes
+        left = faults.Injector(tb, parse("- {at: 0s, action: partition, clouds: [east, west]}\n", "cut.yaml"))
+        left.start(time.time())
+        wait_for(lambda: any(e["action"] == "partition" for e in left.events), 60, "the partition", interval=0.5)
+        assert not _reaches(tb, "west-worker", "east-manager")
     finally:
         tb.down()
-    # nothing left on the hosts: no swarm, no run containers, no marker
+    # nothing left on the hosts: no swarm, no run containers, no marker, no route
     for m in nodes.machines:
+        routes = services.run_once(m, tb.images["driver"], [f"ip route show proto {faults.ROUTE_PROTO}"],
+                                   entrypoint=["sh", "-c"], network_mode="host", labels=tb.labels(), timeout=60,
+                                   what="routes")
+        assert routes.strip() == "", (m.hostname, routes)
         info = m.client.info()
         assert info["Swarm"]["LocalNodeState"] == "inactive", m.hostname
         assert not m.client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={tb.run_id}"})

@@ -28,6 +28,8 @@ LABEL_CLOUD = "io.flink-swarm-testbed.cloud"
 LABEL_ROLE = "io.flink-swarm-testbed.role"
 LABEL_TOPOLOGY = "io.flink-swarm-testbed.topology"
 LABEL_TOPOLOGY_TEXT = "io.flink-swarm-testbed.topology-yaml"
+LABEL_IMAGES = "io.flink-swarm-testbed.images"     # on the manager: recipe name -> image id
+ROUTE_PROTO = 213    # the protocol number of the testbed's blackhole routes on real hosts (partitions)
 
 
 

@@ -28,6 +28,7 @@ import time
 
 import docker.errors
 
+from ..core.run import ROUTE_PROTO
 from ..model.scenario import Action, Scenario
 from ..provision.testbed import Testbed
 from ..stack import flink, kafka, services
@@ -35,7 +36,6 @@ from ..stack import flink, kafka, services
 log = logging.getLogger(__name__)
 
 STRESS = "fst-stress"
-ROUTE_PROTO = 213       # the testbed's blackhole routes on real hosts (a number no routing daemon uses)
 
 
 class FaultError(RuntimeError):

@@ -26,7 +26,7 @@ from .. import images as img
 from ..core import run as runmod
 from ..core.plan import HARNESS, Plan, execute
 from ..core.plan import render as plan_render
-from ..core.run import LABEL_PROJECT, LABEL_RUN, step
+from ..core.run import LABEL_IMAGES, LABEL_PROJECT, LABEL_RUN, step
 from ..providers.base import Machine, Provider, manager_of
 from ..providers.engine import host_client
 from ..providers.wan import Wan
@@ -35,7 +35,6 @@ from . import distribute, network, swarm, teardown
 
 log = logging.getLogger(__name__)
 
-LABEL_IMAGES = "io.flink-swarm-testbed.images"   # on the manager: recipe name -> image id
 
 
 @dataclass
@@ -171,7 +170,8 @@ class Testbed:
               f"broker / driver on {manager_of(machines).hostname}'s engine",
               note="the same stack code on every provider")
         p.add(HARNESS, "--- down ---", note="what `python -m testbed down` executes")
-        p.extend(teardown.plan(provider, machines, run_id, topology.network.driver, provider.weave[0]))
+        p.extend(teardown.plan(provider, machines, run_id, topology.network.driver, provider.weave[0],
+                               tool_image="<driver image>"))
         return plan_render(p, f"dry run of a {provider.name} run of {topology.source} ({len(machines)} hosts, "
                               f"network driver {topology.network.driver}); nothing is executed")
 
@@ -237,8 +237,8 @@ class Testbed:
         out = {"run_id": self.run_id, "topology": self.topology.name, "provider": self.provider.name,
                "network": {"name": self.network, "driver": self.topology.network.driver},
                "clouds": {c: [m.hostname for m in ms] for c, ms in self.clouds.items()},
-               "wan": {"backend": self.wan.backend if self.wan else None,
-                       "links": [vars(d) for d in self.wan.links.values()] if self.wan else []},
+               "wan": {"backend": self.wan.backend if self.wan else "none: the clouds' own network",
+                       "links": [vars(d) for d in self.wan.links.values()] if self.wan else self._stated_links()},
                "nodes": [{"hostname": m.hostname, "cloud": m.cloud, "role": m.role, "address": m.address,
                           "docker": m.docker_url} for m in self.machines]}
         try:
@@ -250,6 +250,13 @@ class Testbed:
         except Exception as e:  # noqa: BLE001
             out["tasks"] = {"error": str(e)}
         return out
+
+    def _stated_links(self) -> list[dict]:
+        """Without an emulated WAN (real clouds): the topology's links as stated, per direction, so
+        that what was measured has something to stand beside."""
+        return [{"src": a, "dst": b, "delay_ms": ln.rtt_ms / 2, "jitter_ms": ln.jitter_ms, "loss_pct": ln.loss_pct,
+                 "bandwidth_mbit": ln.bandwidth_mbit}
+                for ln in self.topology.links for a, b in (ln.clouds, ln.clouds[::-1])]
 
     def tasks(self) -> list[dict]:
         """What runs where: every task of the run's Swarm services that is meant to run or still
