@@ -14,7 +14,7 @@ HERE = Path(__file__).parent
 MINI = HERE / "topologies" / "mini.yaml"
 # modules whose tests share a testbed of the module's own: all on one xdist worker, which
 # provisions it once (pytest-xdist's xdist_group does not group under pytest 9: pytest-xdist#1386)
-ONE_WORKER = {"tests/test_jobs.py", "tests/test_real.py"}
+ONE_WORKER = {"test_jobs.py", "test_real.py"}
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -28,7 +28,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     class Scheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
-            return module if module in ONE_WORKER else nodeid
+            return module if module.rsplit("/", 1)[-1] in ONE_WORKER else nodeid
 
     return Scheduling(config, log)
 
