@@ -14,7 +14,7 @@ HERE = Path(__file__).parent
 MINI = HERE / "topologies" / "mini.yaml"
 # modules whose tests share a testbed of the module's own: all on one xdist worker, which
 # provisions it once (pytest-xdist's xdist_group does not group under pytest 9: pytest-xdist#1386)
-ONE_WORKER = {"test_jobs.py", "test_real.py"}
+ONE_WORKER = {"test_real.py"}
 
 
 @pytest.hookimpl(optionalhook=True)

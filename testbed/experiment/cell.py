@@ -123,6 +123,21 @@ class CellSpec:
                 "watermark_delay_s": w["watermark_delay_s"]}
 
 
+def clear_leftovers(tb: Testbed, cluster: flink.FlinkCluster | None = None) -> None:
+    """Stop what a killed run may have left on a testbed that is still up: its drivers (their load)
+    and its job. Before a cell, and before the network is measured (a resumed session's first
+    fidelity check once read a killed cell's load as 2 ms more RTT)."""
+    load.remove(tb)
+    if cluster is None:
+        if not services.exists(tb, flink.JOBMANAGER):
+            return
+        cluster = flink.FlinkCluster(tb, None, 1)
+    for job in cluster.rest("/jobs")["jobs"]:
+        if job["status"] in ("RUNNING", "CREATED", "RESTARTING", "INITIALIZING"):
+            log.info(f"cancel job {job['id']}, left running by an earlier run")
+            pipeline.cancel(cluster, job["id"])
+
+
 def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict:
     """Run one cell; returns its row. If ``artifacts`` is given, it receives the cell's raw
     ``latency`` samples and per-second ``timeseries`` (pandas frames)."""
@@ -168,11 +183,7 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     cluster = flink.deploy(tb, placement, spec.slots, spare_slots=spec.spare_slots, config=detect,
                            jobmanager_cpus=cpus["jobmanager"],
                            taskmanager_cpus=cpus["taskmanager"])
-    # what a killed run may have left on a testbed that is still up: its drivers and its job
-    load.remove(tb)
-    for job in cluster.rest("/jobs")["jobs"]:
-        if job["status"] in ("RUNNING", "CREATED", "RESTARTING", "INITIALIZING"):
-            pipeline.cancel(cluster, job["id"])
+    clear_leftovers(tb, cluster)
     row["flink_ui"] = cluster.rest_url
     row["flink_version"] = cluster.rest("/config").get("flink-version")
     row["registered_taskmanagers"] = len(cluster.taskmanagers())

@@ -28,7 +28,7 @@ from ..results import manifest, report
 from ..results.store import ResultsDir, host_facts, now
 from ..stack import services
 from ..model.topology import Topology
-from .cell import CellSpec, run_cell
+from .cell import CellSpec, clear_leftovers, run_cell
 from ..measure.metrics import NOT_APPLICABLE
 from ..workload.jobs import JobError
 from .options import MEASUREMENT_OPTIONS, Experiment, OptionError
@@ -106,6 +106,7 @@ class Session:
             tb.wan_check = "off" if mode == "off" else "no links"
             return
         with lock():
+            clear_leftovers(tb)         # a killed session's load would be measured too
             rows = calibrate(tb)
         tb.calibration = rows
         for r in rows:

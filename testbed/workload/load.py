@@ -92,9 +92,25 @@ def list_label(tb: Testbed) -> list[str]:
     return [f"{k}={v}" for k, v in tb.labels(component="driver").items()]
 
 
-def remove(tb: Testbed) -> None:
-    for name in names(tb):
+def remove(tb: Testbed, timeout: float = 60) -> None:
+    """Remove the driver services and wait until their containers are gone from every node (a
+    driver still stopping is still load)."""
+    gone = names(tb)
+    for name in gone:
         services.remove(tb, name)
+    if not gone:
+        return
+
+    def still() -> list[str]:
+        out = []
+        for m in tb.machines:
+            for c in m.client.containers.list(filters={"label": "com.docker.swarm.service.name"}):
+                if c.labels.get("com.docker.swarm.service.name") in gone:
+                    out.append(f"{c.name} on {m.hostname}")
+        return out
+
+    wait_for(lambda: not still(), timeout, "the driver containers to stop", interval=0.5,
+             detail=lambda: "still running: " + ", ".join(still()))
 
 
 def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
