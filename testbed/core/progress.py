@@ -149,7 +149,6 @@ class Progress:
         self._log = logger or log
         self._task = None
         self._t0 = self._last_line = self._last_draw = 0.0
-        self._shown = False
 
     # -- life cycle ----------------------------------------------------------------------------------
     def __enter__(self) -> "Progress":

@@ -322,11 +322,11 @@ def keep(tb: Testbed, rows: list[dict]) -> None:
     on real hosts too), replacing the one kept before. Losing it loses no result (the results
     folder has calibration.csv): only ``status`` reads it, so a failure is a warning."""
     client = tb.manager.client
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    rows = [{"measured_at": stamp, **r} for r in rows]
+    now = datetime.now(timezone.utc)
+    rows = [{"measured_at": now.isoformat(timespec="seconds"), **r} for r in rows]   # (calibrate's have it)
     try:
         old = _kept(client, tb.run_id)
-        name = f"{KEPT}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%f')}"
+        name = f"{KEPT}-{now.strftime('%Y%m%dT%H%M%S%f')}"
         client.configs.create(name=name, data=json.dumps(rows).encode(), labels=tb.labels(**{LABEL_KIND: "calibration"}))
         for c in old:
             c.remove()
