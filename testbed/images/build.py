@@ -36,6 +36,7 @@ PACKAGE = Path(__file__).resolve().parent.parent   # recipe files are named rela
 LABEL_KEY = "io.flink-swarm-testbed.image-key"
 DEBIAN_SUITE = "bookworm"
 IMAGE_PYTHON = "3.11"          # bookworm's python3
+IMAGE_GLIBC = (2, 36)          # bookworm's glibc: a manylinux wheel for any glibc up to it runs there
 # wheels downloaded for the images' Python and this machine's architecture: apache-flink (only its
 # platform-independent bin/ and conf/ are used) and confluent-kafka (librdkafka inside)
 IMAGE_PYTHON_WHEELS = ("apache-flink", "confluent-kafka")
@@ -135,18 +136,9 @@ def build_rootfs(client: docker.DockerClient, rootfs: Rootfs) -> str:
     with cache_lock(f"rootfs-{rootfs.name}"):
         if _image_exists(client, rootfs.tag):
             return rootfs.tag
-        if not shutil.which("debootstrap"):
-            raise RuntimeError("debootstrap is needed to build images offline; install it "
-                               "(apt-get install debootstrap) or run through scripts/with-env")
-        debs = cache_dir() / "debs" / rootfs.name  # not shared: parallel debootstraps race on it
-        debs.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f"fst-rootfs-{rootfs.name}-", dir=cache_dir()) as tmp:
             target = Path(tmp) / "root"
-            cmd = ["debootstrap", "--variant=minbase", f"--cache-dir={debs}",
-                   "--include=" + ",".join(rootfs.packages), rootfs.suite, str(target), debian_mirror()]
-            with step(log, f"debootstrap {rootfs.name} rootfs ({len(rootfs.packages)} packages)",
-                      unit="lines of output") as p:
-                _run_logged(cmd, Path(tmp) / "debootstrap.log", p)
+            _debootstrap(rootfs, target)
             for rel in _TRIM:
                 if (target / rel).is_dir():
                     shutil.rmtree(target / rel, ignore_errors=True)
@@ -161,6 +153,35 @@ def build_rootfs(client: docker.DockerClient, rootfs: Rootfs) -> str:
                     raise RuntimeError(f"tar of {target} failed")
         _prune_superseded(client, rootfs.tag)
     return rootfs.tag
+
+
+def debs_dir(rootfs: Rootfs) -> Path:
+    """The cached .deb files of one rootfs (not shared: parallel debootstraps race on one)."""
+    d = cache_dir() / "debs" / rootfs.name
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _debootstrap(rootfs: Rootfs, target: Path, download_only: bool = False) -> None:
+    if not shutil.which("debootstrap"):
+        raise RuntimeError("debootstrap is needed to build images offline; install it "
+                           "(apt-get install debootstrap) or run through scripts/with-env")
+    what = "download the packages of" if download_only else "debootstrap"
+    cmd = ["debootstrap", "--variant=minbase", f"--cache-dir={debs_dir(rootfs)}",
+           *(["--download-only"] if download_only else []),
+           "--include=" + ",".join(rootfs.packages), rootfs.suite, str(target), debian_mirror()]
+    with step(log, f"{what} {rootfs.name} rootfs ({len(rootfs.packages)} packages)",
+              unit="lines of output") as p:
+        _run_logged(cmd, target.parent / "debootstrap.log", p)
+
+
+def download_debs(rootfs: Rootfs) -> Path:
+    """Fill the cache with the .deb files of one rootfs from the mirror, without building it
+    (what a build from an empty cache downloads first); returns their folder."""
+    with cache_lock(f"rootfs-{rootfs.name}"), \
+            tempfile.TemporaryDirectory(prefix=f"fst-debs-{rootfs.name}-", dir=cache_dir()) as tmp:
+        _debootstrap(rootfs, Path(tmp) / "root", download_only=True)
+    return debs_dir(rootfs)
 
 
 def _run_logged(cmd: list[str], logfile: Path, progress: Progress) -> None:
@@ -206,12 +227,28 @@ def _pip_download(req: str, dest: Path) -> None:
     cmd = [_python(), "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
            "-q", "-d", str(dest), req]
     if name in IMAGE_PYTHON_WHEELS:   # for the images' Python, not the harness's
-        cmd += ["--only-binary=:all:", "--python-version", IMAGE_PYTHON,
-                "--platform", f"manylinux_2_28_{_machine()}"]
+        cmd += ["--only-binary=:all:", "--python-version", IMAGE_PYTHON]
+        for tag in image_platforms():
+            cmd += ["--platform", tag]
     with step(log, f"download {req} from PyPI"):
         r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"pip download {req} failed:\n{r.stderr[-2000:]}")
+
+
+def image_platforms(machine: str | None = None) -> list[str]:
+    """Every platform tag a wheel may carry to run on the images' glibc, newest first.
+
+    pip takes an explicit ``--platform`` literally: ``manylinux_2_28`` does not admit a wheel
+    tagged only ``manylinux2014`` (= ``manylinux_2_17``), as apache-flink's is. So all of them are
+    named, with the legacy aliases of 2.17, 2.12 and 2.5."""
+    arch = machine or _machine()
+    major, newest = IMAGE_GLIBC
+    tags = [f"manylinux_{major}_{minor}_{arch}" for minor in range(newest, 4, -1)]
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    for minor, alias in legacy.items():
+        tags.insert(tags.index(f"manylinux_{major}_{minor}_{arch}") + 1, f"{alias}_{arch}")
+    return tags
 
 
 def _machine() -> str:
