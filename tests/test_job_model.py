@@ -15,7 +15,8 @@ from testbed.experiment.options import Experiment, OptionError, values, TESTBED,
 from testbed.experiment.session import cell_ok
 from testbed.measure.metrics import cell_metrics, measured_latency
 from testbed.workload import driver, schedule
-from testbed.workload.jobs import Job, JobError, split_statements
+from testbed.workload.jobs import Job, JobError
+from testbed.workload.sql import statements
 from testbed.workload.load import LoadSpec, merge
 from testbed.workload.pipeline import WindowSpec
 from tests.test_load import _report
@@ -37,7 +38,7 @@ def test_builtin_jobs_and_their_sql():
         assert job.kind == "builtin" and job.label == name
         text = job.sql("ev-1", "res-1", "broker:9092", WindowSpec(4, 2, 1), 2)
         assert "CREATE TABLE events" in text and "CREATE TABLE results" in text and "'topic' = 'ev-1'" in text
-        assert [s for s in split_statements(text) if s.startswith("INSERT INTO results")]
+        assert [s for s in statements(text) if s.kind == "dml" and s.text.startswith("INSERT INTO results")]
     assert "HOP(TABLE events" in Job.parse("hop-window").sql("e", "r", "b", WindowSpec(4, 2, 1), 1)
     assert "TUMBLE(TABLE events" in Job.parse("tumble-window").sql("e", "r", "b", WindowSpec(4, 2, 1), 1)
     assert Job.parse("tumble-window").window(WindowSpec(4, 2, 1)) == WindowSpec(4, 4, 1)
@@ -52,8 +53,8 @@ def test_sql_file_is_templated_and_checked(tmp_path):
     for body, match in (
         ("INSERT INTO other SELECT * FROM events;", r"inserts into 'other'; the harness's sink table is `results`"),
         ("CREATE TABLE mine (a INT) WITH ('connector' = 'datagen');\nINSERT INTO results SELECT * FROM mine;",
-         "statement 1: CREATE TABLE mine .*may not define tables"),
-        ("SELECT * FROM events;", "no INSERT INTO results statement"),
+         r"statement 1 \(line 1\): CREATE TABLE mine .*may not define tables"),
+        ("-- INSERT INTO results SELECT * FROM events;\nCREATE VIEW v AS SELECT 1;", "no INSERT INTO results statement"),
         ("INSERT INTO results SELECT `key`, {windw} FROM events;", r"unknown template variable\(s\) \{windw\}"),
     ):
         f = tmp_path / "bad.sql"

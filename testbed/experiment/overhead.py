@@ -49,10 +49,9 @@ def plain_cell(stack: PlainStack, rate: float, duration: float, warmup: float, k
     job_id = None
     made = []
     try:
-        out = stack.run_once(stack.images["flink"], ["bash", "-c", 'printf "%s" "$JOB_SQL" > /tmp/job.sql && exec '
-                             f"bin/flink run -d -p {stack.parallelism} -c SqlRunner {pipeline.RUNNER} /tmp/job.sql"],
-                             environment={"JOB_SQL": job.sql(events, results, bootstrap, window, stack.parallelism),
-                                          **pipeline.flink_client_env()}, what="flink run")
+        command, env = pipeline.submit_command(job.sql(events, results, bootstrap, window, stack.parallelism),
+                                               stack.parallelism)
+        out = stack.run_once(stack.images["flink"], command, environment=env, what="flink run")
         job_id = pipeline.wait_running(stack, out.split("Job ID:")[-1].strip()[:32], 120)
         collector = stack.start(driver_image, base + ["collect", "--events", events, "--results", results, "--drain",
                                                       str(spec.drain_s), "--control", CONTROL, "--out",

@@ -29,7 +29,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import pipeline
+from . import pipeline, sql
 from .pipeline import WindowSpec, interval
 
 BUILTIN = {
@@ -117,9 +117,13 @@ class Job:
             text = data.decode()
         except UnicodeDecodeError:
             raise JobError(f"--job {spec}: {p} is not UTF-8 text") from None
-        render(text, template_values(bootstrap="b", events="e", results="r", parallelism=1,
+        try:
+            code = sql.strip_comments(text)    # a {name} in a comment is no template
+        except sql.SqlError as e:
+            raise JobError(f"--job {spec}: SQL file {p}, {e}") from None
+        render(code, template_values(bootstrap="b", events="e", results="r", parallelism=1,
                                      window=WindowSpec()), f"SQL file {p}")
-        check_sql(text, str(p))
+        check_sql(code, str(p))
         return cls(spec, "sql", str(p.resolve()), sha256=hashlib.sha256(data).hexdigest(), text=text)
 
     @classmethod
@@ -181,7 +185,7 @@ class Job:
     def statements(self, values: dict) -> str:
         """The SQL after the harness's tables (built-in or the user's, rendered)."""
         if self.kind == "sql":
-            return render(self.text, values, f"SQL file {self.path}")
+            return render(sql.strip_comments(self.text), values, f"SQL file {self.path}")
         if self.kind != "builtin":
             raise ValueError(f"{self.spec} is not a SQL job")
         window = "HOP(TABLE events, DESCRIPTOR(ets), {slide}, {window})" if self.spec == "hop-window" else \
@@ -207,7 +211,7 @@ class Job:
         if self.kind != "sql":
             return
         text = self.sql("events-check", "results-check", "broker:9092", window, 1)
-        skip = len(split_statements(pipeline.tables("e", "r", "b", window, 1)))
+        skip = len(sql.statements(pipeline.tables("e", "r", "b", window, 1)))
         try:
             pipeline.validate(tb, text, skip=skip)
         except ValueError as e:
@@ -219,42 +223,35 @@ class Job:
                 "job_args": self.args}
 
 
-_STATEMENT_END = re.compile(r";\s*(?:\r?\n|$)")
-
-
-def split_statements(text: str) -> list[str]:
-    """Statements end with ';' at the end of a line, as SqlRunner splits them."""
-    return [s.strip() for s in _STATEMENT_END.split(text) if s.strip()]
-
-
-def _code(statement: str) -> str:
-    """A statement without its leading -- comment lines."""
-    lines = statement.splitlines()
-    while lines and (not lines[0].strip() or lines[0].strip().startswith("--")):
-        lines.pop(0)
-    return "\n".join(lines)
-
-
 def check_sql(text: str, where: str) -> None:
     """What can be told without Flink: at least one INSERT, into ``results`` only; no tables of the
-    user's own (views are fine). Flink's planner checks the rest (``pipeline.validate``)."""
-    statements = split_statements(text)
+    user's own (views are fine); nothing the harness cannot classify. Flink's planner checks the
+    rest (``pipeline.validate``)."""
+    try:
+        parsed = sql.statements(text)
+    except sql.SqlError as e:
+        raise JobError(f"SQL file {where}, {e}") from None
     inserts = 0
-    for i, s in enumerate(statements, 1):
-        s = _code(s)
-        if not s:
-            continue
-        head = " ".join(s.split()[:4])
-        m = re.match(r"(?is)^(?:INSERT|EXECUTE\s+INSERT)\s+(?:INTO|OVERWRITE)\s+([`\"\w.]+)", s)
-        if m:
-            inserts += 1
-            if m.group(1).strip('`"').lower() != "results":
-                raise JobError(f"SQL file {where}, statement {i}: inserts into {m.group(1)!r}; the harness's sink "
-                               "table is `results` (and its source `events`)")
-        elif re.match(r"(?i)^CREATE\s+(TEMPORARY\s+)?TABLE", s) or re.match(r"(?i)^CREATE\s+CATALOG", s):
-            raise JobError(f"SQL file {where}, statement {i}: {head} ...: a job may not define tables; read "
-                           "`events` and write `results` (views are fine)")
-        elif re.match(r"(?i)^(DROP|ALTER|USE)\b", s):
-            raise JobError(f"SQL file {where}, statement {i}: {head} ...: not allowed in a job")
+    for s in parsed:
+        at = f"SQL file {where}, statement {s.number} (line {s.line})"
+        if s.kind == "dml":
+            for m in re.finditer(r"(?is)\bINSERT\s+(?:INTO|OVERWRITE)\s+([`\"\w.]+)", s.text):
+                inserts += 1
+                if m.group(1).strip('`"').lower() != "results":
+                    raise JobError(f"{at}: inserts into {m.group(1)!r}; the harness's sink table is `results` "
+                                   "(and its source `events`)")
+        elif s.kind == "table":
+            raise JobError(f"{at}: {s.head()} ...: a job may not define tables; read `events` and write `results` "
+                           "(views are fine)")
+        elif s.kind == "drop":
+            raise JobError(f"{at}: {s.head()} ...: not allowed in a job")
+        elif s.kind not in ("set", "ddl"):
+            raise JobError(f"{at}: not a statement a job may hold (SET, CREATE VIEW or FUNCTION, INSERT INTO "
+                           f"results, EXECUTE STATEMENT SET): {_short(s.text)}")
     if not inserts:
-        raise JobError(f"SQL file {where}: no INSERT INTO results statement (statements end with ';' at a line's end)")
+        raise JobError(f"SQL file {where}: no INSERT INTO results statement")
+
+
+def _short(text: str, n: int = 120) -> str:
+    one = " ".join(text.split())
+    return one if len(one) <= n else one[:n] + " ..."

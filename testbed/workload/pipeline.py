@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from ..core.run import GiveUp, step, wait_for
+from . import sql
 from ..stack import services
 from ..stack.flink import FlinkCluster
 from ..provision.testbed import Testbed
@@ -156,9 +157,10 @@ def validate(tb: Testbed, statements: str, skip: int = 0, timeout: float = 120) 
     script = ('printf "%s" "$JOB_SQL" > /tmp/job.sql && exec java -cp "$(printf \'%s:\' lib/*.jar)'
               f'{RUNNER}" SqlRunner --validate /tmp/job.sql')
     out = services.run_once(jm, tb.images["flink"], ["bash", "-c", script], network_mode="none",
-                            environment={"JOB_SQL": statements}, labels=tb.labels(), timeout=timeout,
+                            environment={"JOB_SQL": sql.runner_script(statements)}, labels=tb.labels(), timeout=timeout,
                             what="SQL validation", ok_codes=(0, 3))
     m = re.search(r"^INVALID statement (\d+): (.*)", out, re.M | re.S)
+    # (the runner numbers the statements as sql.statements does; the harness's come first)
     if m:
         said = list(dict.fromkeys(ln.strip() for ln in m.group(2).strip().splitlines()))   # causes repeat
         raise ValueError(f"statement {int(m.group(1)) - skip}: " + "\n".join(said)[:2000])
@@ -166,15 +168,21 @@ def validate(tb: Testbed, statements: str, skip: int = 0, timeout: float = 120) 
         raise RuntimeError(f"SQL validation printed no verdict:\n{out[-3000:]}")
 
 
+def submit_command(statements: str, parallelism: int) -> tuple[list[str], dict]:
+    """The command and environment of a one-shot Flink container that submits SQL statements with
+    the runner (``flink run``) to the jobmanager and prints the job's id."""
+    script = ('printf "%s" "$JOB_SQL" > /tmp/job.sql && exec bin/flink run -d '
+              f"-p {parallelism} -c SqlRunner {RUNNER} /tmp/job.sql")
+    return ["bash", "-c", script], {"JOB_SQL": sql.runner_script(statements), **flink_client_env()}
+
+
 def submit(cluster: FlinkCluster, statements: str, timeout: float = 120) -> str:
     """Submit from the jobmanager node; returns the job id once it is RUNNING with every task running."""
     tb: Testbed = cluster.testbed
     jm = tb.node(tb.topology.jobmanager.hostname)
-    script = ('printf "%s" "$JOB_SQL" > /tmp/job.sql && exec bin/flink run -d '
-              f"-p {cluster.parallelism} -c SqlRunner {RUNNER} /tmp/job.sql")
+    command, env = submit_command(statements, cluster.parallelism)
     with step(log, f"submit the SQL job (parallelism {cluster.parallelism})"):
-        out = services.run_once(jm, tb.images["flink"], ["bash", "-c", script], network=tb.network,
-                                environment={"JOB_SQL": statements, **flink_client_env()},
+        out = services.run_once(jm, tb.images["flink"], command, network=tb.network, environment=env,
                                 labels=tb.labels(), timeout=timeout, what="flink run")
         m = re.search(r"Job ID:\s*([0-9a-f]{32})", out)
         if not m:
