@@ -30,7 +30,7 @@ def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("options, says", [
     (["--taskmanagers", "4"], "4 taskmanagers do not fit placement 'multi-cloud': one taskmanager per node "
                               "and only 3 eligible"),
-    (["--taskmanagers", "two"], "--taskmanagers: expected a comma-separated list, got 'two'"),
+    (["--taskmanagers", "two"], "--taskmanagers: expected a comma-separated list of numbers, got 'two'"),
     (["--placement", "single-cloud:aws"], "unknown cloud 'aws'; clouds: azure, google"),
     (["--placement", "nodes:azure-swarm-worker-7"], "unknown node 'azure-swarm-worker-7'"),
     (["--rate", "0"], "rate must be > 0 events/s, got 0"),
@@ -39,7 +39,7 @@ def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     (["--window", "300", "--slide", "70", "--duration", "720"],
      "window size (300s) must be a multiple of the slide (70s)"),
     (["--window", "10", "--slide", "0.0004"], "window slide (slide_s) must be > 0 and whole milliseconds"),
-    (["--repetitions", "0"], "--repetitions must be >= 1"),
+    (["--repetitions", "0"], "--repetitions: must be >= 1"),
 ])
 def test_bad_experiment_options_fail_before_anything_starts(how, options, says, tmp_path):
     if how == "pytest":
@@ -51,6 +51,29 @@ def test_bad_experiment_options_fail_before_anything_starts(how, options, says, 
     assert says in out, out[-3000:]
     assert "provisioning topology" not in out
     assert not any(tmp_path.iterdir()), "nothing is written for a cell that never ran"
+
+
+@pytest.mark.parametrize("how", ["pytest", "cli"])
+def test_every_bad_option_is_reported_once_and_all_at_once(how, tmp_path):
+    options = ["--duration", "-5", "--taskmanagers", "0,1", "--placements", "nowhere,multi-cloud",
+               "--rates", "0,0", "--cpu-limits", "gpu=1", "--keys", "0"]
+    if how == "pytest":
+        r = _pytest(str(PIPELINE), "-p", "no:xdist", "--results", str(tmp_path), *options)
+    else:
+        r = _cli("run", "--results", str(tmp_path), *options)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    for says in ("5 bad experiment options", "--duration: must be > 0 s, got -5",
+                 "--taskmanagers: a count must be a whole number >= 1, got 0",
+                 "--rates: a rate must be > 0 events/s, got 0", "--cpu-limits: 'gpu=1' is not ROLE=CORES",
+                 "--keys: must be >= 1, got 0"):
+        assert out.count(says) == 1, (says, out[-3000:])
+    assert not any(tmp_path.iterdir())
+    # once the values are good, the matrix's own problems: an unknown placement is named once, whatever
+    # the taskmanager counts
+    r = _cli("run", "--results", str(tmp_path), "--taskmanagers", "1,2,3", "--placements", "nowhere,multi-cloud")
+    out = r.stdout + r.stderr
+    assert r.returncode == 2 and out.count("unknown placement 'nowhere'") == 1, out[-3000:]
 
 
 def test_experiments_refuse_xdist_on_one_testbed(tmp_path):

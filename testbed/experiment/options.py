@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from ..model.placement import choose
+from ..model.placement import BadPlacement, choose
 from ..providers.base import CLOUDS
 from ..results.store import RESULTS
 from ..model.topology import Topology
@@ -24,7 +24,17 @@ from .cell import CellSpec
 
 
 class OptionError(ValueError):
-    """A bad experiment option, found before anything starts."""
+    """Bad experiment options, found before anything starts: every problem, each once, each naming
+    its option."""
+
+    def __init__(self, *problems: str):
+        self.problems = [p.removeprefix("bad experiment option: ") for p in problems]
+        if len(self.problems) == 1:
+            text = f"bad experiment option: {self.problems[0]}"
+        else:
+            text = f"{len(self.problems)} bad experiment options:\n" + "\n".join(
+                "  - " + p.replace("\n", "\n    ") for p in self.problems)
+        super().__init__(text)
 
 
 @dataclass(frozen=True)
@@ -127,8 +137,8 @@ CPU_ROLES = ("taskmanager", "jobmanager", "broker", "driver")
 
 
 def parse_cpu_limits(text: str) -> tuple[tuple[str, float], ...]:
-    """'broker=1,driver=0.5' -> (('broker', 1.0), ('driver', 0.5)); OptionError naming the bad part."""
-    out = []
+    """'broker=1,driver=0.5' -> (('broker', 1.0), ('driver', 0.5)); OptionError naming every bad part."""
+    out, bad = [], []
     for part in _csv(text or "", "cpu-limits"):
         role, eq, cores = part.partition("=")
         role = role.strip()
@@ -136,10 +146,12 @@ def parse_cpu_limits(text: str) -> tuple[tuple[str, float], ...]:
             value = float(cores)
             if not eq or role not in CPU_ROLES or not (value >= 0 and math.isfinite(value)):
                 raise ValueError
+            out.append((role, value))
         except ValueError:
-            raise OptionError(f"bad experiment option: --cpu-limits: {part!r} is not ROLE=CORES with ROLE one of "
-                              f"{', '.join(CPU_ROLES)} and CORES >= 0") from None
-        out.append((role, value))
+            bad.append(f"--cpu-limits: {part!r} is not ROLE=CORES with ROLE one of {', '.join(CPU_ROLES)} "
+                       "and CORES >= 0")
+    if bad:
+        raise OptionError(*bad)
     return tuple(out)
 
 
@@ -175,7 +187,8 @@ def _csv(text: Any, what: str, cast=str) -> list:
     try:
         return [cast(v.strip()) for v in str(text).split(",") if v.strip()]
     except ValueError:
-        raise OptionError(f"--{what}: expected a comma-separated list, got {text!r}") from None
+        raise OptionError(f"--{what}: expected a comma-separated list{' of numbers' if cast is not str else ''}, "
+                          f"got {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -217,79 +230,115 @@ class Experiment:
 
     @classmethod
     def from_options(cls, o: dict[str, Any]) -> "Experiment":
-        """From option values (``values``); raises OptionError naming the option."""
+        """From option values (``values``); raises one OptionError naming every bad option, each once."""
+        bad: list[str] = []
+
+        def check(ok: bool, problem: str) -> bool:
+            if not ok:
+                bad.append(problem)
+            return ok
+
+        def number(name: str, text: Any, what: str, auto: str = "auto") -> float | None:
+            value = str(text if text is not None else auto).strip().lower()
+            try:
+                got = None if value == auto else float(value)
+                if got is not None and not (got >= 0 and math.isfinite(got)):
+                    raise ValueError
+                return got
+            except ValueError:
+                bad.append(f"--{name}: must be {auto} or {what} >= 0, got {value!r}")
+                return None
+
+        def listed(text: Any, name: str, cast=str) -> list:
+            try:
+                return _csv(text, name, cast)
+            except OptionError as e:
+                bad.append(e.problems[0])
+                return []
+
+        window = WindowSpec()
         try:
             window = WindowSpec(o["window"], o["slide"], o["watermark_delay"])
         except ValueError as e:
-            raise OptionError(f"bad experiment option: {e}") from None
-        if not 0 < o.get("warmup_fraction", 1.0) <= 1:
-            raise OptionError(f"bad experiment option: --warmup-fraction must be in (0, 1], got {o['warmup_fraction']}")
-        if o["repetitions"] < 1:
-            raise OptionError("bad experiment option: --repetitions must be >= 1")
+            bad.append(f"--window/--slide/--watermark-delay: {e}")
+        check(0 < o.get("warmup_fraction", 1.0) <= 1,
+              f"--warmup-fraction: must be in (0, 1], got {o.get('warmup_fraction')}")
+        check(o["repetitions"] >= 1, f"--repetitions: must be >= 1, got {o['repetitions']}")
+        duration_ok = check(o["duration"] > 0 and math.isfinite(o["duration"]),
+                            f"--duration: must be > 0 s, got {o['duration']:g}")
+        warmup_ok = check(o["warmup"] >= 0 and (not duration_ok or o["warmup"] < o["duration"]),
+                          f"--warmup: must be >= 0 s and shorter than --duration ({o['duration']:g}s), "
+                          f"got {o['warmup']:g}")
         for name in ("keys", "payload_bytes", "driver_processes", "spare_slots"):
-            if o.get(name, 0) < (1 if name == "keys" else 0):
-                raise OptionError(f"bad experiment option: --{name.replace('_', '-')} must be "
-                                  f"{'>= 1' if name == 'keys' else '>= 0'}, got {o[name]}")
-        scale = str(o.get("cpu_scale", "auto")).strip().lower()
+            low = 1 if name == "keys" else 0
+            check(o.get(name, low) >= low, f"--{name.replace('_', '-')}: must be >= {low}, got {o.get(name)}")
+        cpu_scale = number("cpu-scale", o.get("cpu_scale", "auto"), "a number")
+        checkpoint = number("checkpoint-interval", o.get("checkpoint_interval") or "auto", "seconds")
         try:
-            cpu_scale = None if scale == "auto" else float(scale)
-            if cpu_scale is not None and not (0 <= cpu_scale and math.isfinite(cpu_scale)):
-                raise ValueError
-        except ValueError:
-            raise OptionError(f"bad experiment option: --cpu-scale must be auto or a number >= 0, got {scale!r}") from None
-        try:
-            jobs = tuple(Job.parse(j, o.get("job_args") or "" if j.startswith("jar:") else "")
-                         for j in _csv(o.get("jobs") or "hop-window", "job"))
-            if o.get("job_args") and not any(j.kind == "jar" for j in jobs):
-                raise JobError("--job-args is for jar: jobs, and no --job is one")
-        except JobError as e:
-            raise OptionError(f"bad experiment option: {e}") from None
-        if len({j.label for j in jobs}) < len(jobs):
-            raise OptionError(f"bad experiment option: --job: two jobs with one name ({', '.join(j.label for j in jobs)})")
+            cpu_limits = parse_cpu_limits(o.get("cpu_limits") or "")
+        except OptionError as e:
+            bad.extend(e.problems)
+            cpu_limits = ()
+        taskmanagers = tuple(listed(o["taskmanagers"], "taskmanagers", int))
+        for tm in dict.fromkeys(taskmanagers):
+            check(tm >= 1, f"--taskmanagers: a count must be a whole number >= 1, got {tm}")
+        rates = tuple(listed(o["rates"], "rates", float))
+        for rate in dict.fromkeys(rates):
+            check(rate > 0 and math.isfinite(rate), f"--rates: a rate must be > 0 events/s, got {rate:g}")
+        jobs: list[Job] = []
+        for j in listed(o.get("jobs") or "hop-window", "job"):
+            try:
+                jobs.append(Job.parse(j, o.get("job_args") or "" if j.startswith("jar:") else ""))
+            except JobError as e:
+                bad.append(str(e))
+        check(not o.get("job_args") or any(j.kind == "jar" for j in jobs),
+              "--job-args is for jar: jobs, and no --job is one")
+        check(len({j.label for j in jobs}) == len(jobs),
+              f"--job: two jobs with one name ({', '.join(j.label for j in jobs)})")
+        if duration_ok and warmup_ok:
+            for job in jobs:
+                w = job.window(window)
+                need = CellSpec.min_duration(o["warmup"], w)
+                check(o["duration"] >= need,
+                      f"--duration: {o['duration']:g}s is too short for {w.describe()} after a warm-up of "
+                      f"{o['warmup']:g}s: no window is sure to close inside the measured part of the load. Give a "
+                      f"duration of at least {need:g}s (warm-up + slide + watermark delay), or a shorter slide")
         scenarios: list[Scenario | None] = []
-        for f in _csv(o.get("scenario") or "none", "scenario"):
+        for f in listed(o.get("scenario") or "none", "scenario"):
             try:
                 scenarios.append(None if f.lower() == "none" else load_scenario(f))
             except ScenarioError as e:
-                raise OptionError(f"bad experiment option: --scenario: {e}") from None
+                bad.append(f"--scenario: {e}")
         names = [sc.name if sc else "none" for sc in scenarios]
-        if len(set(names)) < len(names):
-            raise OptionError(f"bad experiment option: --scenario: two scenarios with one name ({', '.join(names)})")
-        interval = str(o.get("checkpoint_interval") or "auto").strip().lower()
-        try:
-            checkpoint = None if interval == "auto" else float(interval)
-            if checkpoint is not None and not (checkpoint >= 0 and math.isfinite(checkpoint)):
-                raise ValueError
-        except ValueError:
-            raise OptionError(f"bad experiment option: --checkpoint-interval must be auto or seconds >= 0, "
-                              f"got {interval!r}") from None
-        return cls(taskmanagers=tuple(_csv(o["taskmanagers"], "taskmanagers", int)),
-                   placements=tuple(_csv(o["placements"], "placements")),
-                   rates=tuple(_csv(o["rates"], "rates", float)), repetitions=o["repetitions"],
+        check(len(set(names)) == len(names), f"--scenario: two scenarios with one name ({', '.join(names)})")
+        if bad:
+            raise OptionError(*dict.fromkeys(bad))
+        return cls(taskmanagers=taskmanagers, placements=tuple(_csv(o["placements"], "placements")),
+                   rates=rates, repetitions=o["repetitions"],
                    duration=o["duration"], warmup=o["warmup"], warmup_fraction=o.get("warmup_fraction", 1.0),
                    window=window, sustainable=bool(o["sustainable"]),
                    search=Search(o["search_start"], o["search_max"], o["search_refine"], o["lag_slope"], o["max_p99"]),
                    keys=o.get("keys", 16), payload_bytes=o.get("payload_bytes", 0),
                    driver_nodes=tuple(_csv(o.get("driver_nodes") or "", "driver-nodes")),
-                   driver_processes=o.get("driver_processes", 0), cpu_scale=cpu_scale,
-                   cpu_limits=parse_cpu_limits(o.get("cpu_limits") or ""),
-                   cloud=o.get("cloud") or "emulated", jobs=jobs or (Job.parse("hop-window"),),
+                   driver_processes=o.get("driver_processes", 0), cpu_scale=cpu_scale, cpu_limits=cpu_limits,
+                   cloud=o.get("cloud") or "emulated", jobs=tuple(jobs) or (Job.parse("hop-window"),),
                    scenarios=tuple(scenarios) or (None,), checkpoint_interval_s=checkpoint,
                    checkpoint_mode=o.get("checkpoint_mode") or "at-least-once", spare_slots=o.get("spare_slots") or 0)
 
     def cell_options(self, topology: Topology) -> dict:
         """What every cell of the matrix shares besides its key, on ``topology``."""
-        for n in self.driver_nodes:
-            if n not in {m.hostname for m in topology.nodes}:
-                raise OptionError(f"bad experiment option: --driver-nodes: no node {n!r} in topology "
-                                  f"{topology.name!r}; nodes: {', '.join(m.hostname for m in topology.nodes)}")
+        bad = [f"--driver-nodes: no node {n!r} in topology {topology.name!r}; nodes: "
+               f"{', '.join(m.hostname for m in topology.nodes)}"
+               for n in dict.fromkeys(self.driver_nodes) if n not in {m.hostname for m in topology.nodes}]
         scale = self.cpu_scale if self.cpu_scale is not None else auto_cpu_scale(topology, self.cloud)
         for sc in self.scenarios:
             if sc:
                 try:
                     sc.check(topology, self.duration)
                 except ScenarioError as e:
-                    raise OptionError(f"bad experiment option: --scenario: {e}") from None
+                    bad.append(f"--scenario: {e}")
+        if bad:
+            raise OptionError(*bad)
         return dict(duration=self.duration, warmup=self.warmup, warmup_fraction=self.warmup_fraction,
                     window=self.window, keys=self.keys,
                     payload_bytes=self.payload_bytes, driver_nodes=self.driver_nodes,
@@ -304,36 +353,41 @@ class Experiment:
         problems: list[str] = []
         cells: list[CellSpec] = []
         shared = self.cell_options(topology)
-        try:
-            for tm in self.taskmanagers:
-                for placement in self.placements:
-                    try:
-                        choose(topology, placement, tm)
-                    except ValueError as e:
-                        problems.append(str(e))
-                        continue
-                    for job in self.jobs:
-                        for sc in self.scenarios:
-                            if sc:
+        errors: list[str] = []
+        for tm in self.taskmanagers:
+            for placement in self.placements:
+                try:
+                    chosen = choose(topology, placement, tm)
+                except BadPlacement as e:
+                    errors.append(f"--placements: {e}")
+                    continue
+                except ValueError as e:
+                    problems.append(str(e))
+                    continue
+                for job in self.jobs:
+                    for sc in self.scenarios:
+                        if sc:
+                            try:
+                                sc.check_placement(list(chosen.nodes))
+                            except ScenarioError as e:
+                                problems.append(f"{tm} taskmanager(s) {placement} with scenario {sc.name}: {e}")
+                                continue
+                        # checkpoints (and restarts) by default only where there are faults
+                        checkpoint = self.checkpoint_interval_s
+                        checkpoint = (5.0 if sc else 0.0) if checkpoint is None else checkpoint
+                        for rate in self.rates:
+                            for rep in range(1, self.repetitions + 1):
                                 try:
-                                    sc.check_placement(list(choose(topology, placement, tm).nodes))
-                                except ScenarioError as e:
-                                    problems.append(f"{tm} taskmanager(s) {placement} with scenario {sc.name}: {e}")
-                                    continue
-                            # checkpoints (and restarts) by default only where there are faults
-                            checkpoint = self.checkpoint_interval_s
-                            checkpoint = (5.0 if sc else 0.0) if checkpoint is None else checkpoint
-                            for rate in self.rates:
-                                if not (rate > 0 and math.isfinite(rate)):
-                                    raise ValueError(f"rate must be > 0 events/s, got {rate:g}")
-                                for rep in range(1, self.repetitions + 1):
                                     cells.append(CellSpec(taskmanagers=tm, placement=placement, rate=rate,
                                                           repetition=rep, job=job, scenario=sc,
                                                           checkpoint_interval_s=checkpoint, **shared))
-        except ValueError as e:
-            raise OptionError(f"bad experiment option: {e}") from None
+                                except ValueError as e:
+                                    errors.append(str(e))
+        if errors:
+            raise OptionError(*dict.fromkeys(errors))
+        problems = list(dict.fromkeys(problems))
         if not cells:
-            raise OptionError("bad experiment option: no cell of the matrix can be placed:\n  " + "\n  ".join(problems))
+            raise OptionError("no cell of the matrix can be placed:\n  " + "\n  ".join(problems))
         return cells, problems
 
     def searches(self, cells: list[CellSpec]) -> list[CellSpec]:

@@ -19,7 +19,11 @@ from .topology import Topology
 
 
 class PlacementError(ValueError):
-    pass
+    """A placement that cannot hold this many taskmanagers on this topology."""
+
+
+class BadPlacement(PlacementError):
+    """A placement that names no policy, cloud or worker node of the topology: wrong for any count."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ def choose(topology: Topology, policy: str, taskmanagers: int) -> Placement:
     if kind == "single-cloud":
         if arg:
             if arg not in topology.clouds:
-                raise PlacementError(f"placement {policy!r}: unknown cloud {arg!r}; clouds: "
+                raise BadPlacement(f"placement {policy!r}: unknown cloud {arg!r}; clouds: "
                                      + ", ".join(topology.clouds))
             cloud = arg
         else:
@@ -75,16 +79,16 @@ def choose(topology: Topology, policy: str, taskmanagers: int) -> Placement:
         pool = [h.strip() for h in arg.replace("+", ",").split(",") if h.strip()]
         for h in pool:
             if h not in {n.hostname for n in topology.nodes}:
-                raise PlacementError(f"placement {policy!r}: unknown node {h!r}; worker nodes: "
+                raise BadPlacement(f"placement {policy!r}: unknown node {h!r}; worker nodes: "
                                      + ", ".join(workers))
             if h not in workers:
-                raise PlacementError(f"placement {policy!r}: {h!r} is the {topology.node(h).role} node; "
+                raise BadPlacement(f"placement {policy!r}: {h!r} is the {topology.node(h).role} node; "
                                      "taskmanagers run on worker nodes: " + ", ".join(workers))
         if len(set(pool)) != len(pool):
-            raise PlacementError(f"placement {policy!r} names a node twice")
+            raise BadPlacement(f"placement {policy!r} names a node twice")
         where = "listed nodes"
     else:
-        raise PlacementError(f"unknown placement {policy!r}; use single-cloud, single-cloud:<cloud>, "
+        raise BadPlacement(f"unknown placement {policy!r}; use single-cloud, single-cloud:<cloud>, "
                              "multi-cloud or nodes:<host>+<host>+...")
     if taskmanagers > len(pool):
         raise PlacementError(
