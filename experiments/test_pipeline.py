@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pytest
 
-from testbed.experiment.session import cell_ok
+from testbed.experiment.session import cell_problems
 
 
 def test_cell(fst_cell, fst_session, fst_testbed):
@@ -28,7 +28,8 @@ def test_cell(fst_cell, fst_session, fst_testbed):
         pytest.skip(f"{fst_cell.key} finished in an earlier session of this run")
     row = fst_session.record(fst_testbed, fst_cell)
     # a cell whose accounting does not add up is a finding to look at, not a number to average
-    assert cell_ok(row), f"{fst_cell.key}: lost {row['lost']}, duplicated {row['duplicated']}"
+    problems = cell_problems(row)
+    assert not problems, f"{fst_cell.key}: {'; '.join(problems)}"
 
 
 def test_sustainable_throughput(fst_search_cell, fst_session, fst_testbed):

@@ -240,7 +240,7 @@ def cmd_clean(args) -> int:
 def cmd_run(args) -> int:
     """An experiment matrix, as ``pytest experiments/`` runs it: checked first, then provisioned (or
     attached), calibrated, measured cell by cell, reported and torn down."""
-    from .experiment.session import Session, cell_ok
+    from .experiment.session import Session, cell_problems
     opts = values(lambda k: getattr(args, k))
     # everything is checked before anything starts (no engine is asked until then)
     if args.cloud == "real" and not args.inventory:
@@ -291,9 +291,10 @@ def cmd_run(args) -> int:
                 tb.down()
     finally:
         session.finish()
-    bad = [r["cell_key"] for r in rows if not cell_ok(r)]
-    print(f"session {session.id}: {len(rows) - len(bad)} of {len(rows)} cell(s) add up"
-          + (f"; look at: {', '.join(bad)}" if bad else "") + f"; results in {session.path}")
+    bad = {r["cell_key"]: cell_problems(r) for r in rows if cell_problems(r)}
+    print(f"session {session.id}: {len(rows) - len(bad)} of {len(rows)} cell(s) add up; results in {session.path}")
+    for key, problems in bad.items():
+        print(f"  failed: {key}: {'; '.join(problems)}")
     return 1 if bad else 0
 
 

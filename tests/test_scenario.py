@@ -152,3 +152,58 @@ def test_a_fault_the_job_never_recovers_from_says_so():
     assert fault_times([]) == (pytest.approx(math.nan, nan_ok=True), pytest.approx(math.nan, nan_ok=True))
     assert job_state_at([(1.0, "RUNNING", 0), (3.0, "RESTARTING", 1)], np.array([0.0, 1.0, 2.5, 3.0, 9.0])) == \
         ["", "RUNNING", "RUNNING", "RESTARTING", "RESTARTING"]
+
+
+def test_back_in_band_is_the_first_sample_after_the_last_one_out_of_band():
+    from testbed.measure.recovery import back_in_band
+    t = np.array([1.0, 2, 3, 4, 5, 6])
+    assert back_in_band(t, [1, 9, 9, 1, 1, 1], band=2, since=0) == 4.0
+    assert back_in_band(t, [1, 1, 1, 1, 1, 1], band=2, since=2.5) == 2.5      # never out of band: at once
+    assert math.isnan(back_in_band(t, [1, 1, 1, 1, 1, 9], band=2, since=0))  # still out at the last one
+    assert back_in_band(t, [9, 1, 9, 1, 9, 1], band=2, since=0) == 6.0       # in band, out again: the last exit counts
+    assert math.isnan(back_in_band(t, [1] * 6, band=2, since=7))             # nothing measured after it
+    assert back_in_band(t[::-1], [1, 1, 1, 9, 9, 1], band=2, since=0) == 4.0  # order of the samples does not matter
+
+
+def _kill_at_20_in_70s(pre_latency_ms: float):
+    """The shape of a killed taskmanager's cell: windows of 10 s every 2 s, 70 s of load, the kill at
+    20 s, the job running again 8.4 s later, its source idle for 18 s more, latency up to ~40 s, and
+    back at its pre-fault level ~40 s after the fault, with 10 s of load left."""
+    events = [{"t_s": 20.0, "action": "kill", "what": "do"}]
+    ends = np.arange(16, 70, 2.0)
+    lats = np.where(ends < 20, pre_latency_ms, np.where(ends < 60, 39_900.0 - (ends - 20) * 600, 1500.0))
+    secs = np.arange(71.0)
+    processed = np.where((secs >= 20) & (secs < 46.4), 0.0, 1000.0)
+    processed[(secs >= 47) & (secs < 60)] = 3000.0                          # catching up
+    series = pd.DataFrame({"t_s": secs, "lag": np.nan, "processed_rate": processed})
+    states = [(t, "RUNNING" if t < 22 or t >= 28.4 else "RESTARTING", 0 if t < 22 else 1)
+              for t in sorted(set(np.arange(0, 71, 0.5)) | {28.4})]
+    return events, _latency(ends, lats), series, states
+
+
+@pytest.mark.parametrize("pre_latency_ms", [1500.0, 5000.0])
+def test_a_killed_taskmanager_back_in_band_with_10s_left_is_recovered(pre_latency_ms):
+    """With a warm-up of 15 s, the pre-fault windows end at 16 and 18 s: at 1.5 s they arrived before
+    the kill; at 5 s (a job slow to warm up) none had, and the band comes from those that ended before
+    it rather than from nothing (the row said recovered = False, with no time)."""
+    events, latency, series, states = _kill_at_20_in_70s(pre_latency_ms)
+    r = recovery(events, latency, series, states, warmup_s=15, rate=1000)
+    assert r["recovered"] and r["recovery_by"] == "latency", r
+    assert r["band_from"] == ("windows that arrived before the fault" if pre_latency_ms < 2000
+                              else "windows that ended before the fault (none had arrived)")
+    assert r["latency_band_ms"] == max(1.5 * pre_latency_ms, pre_latency_ms + 500)
+    assert r["recovery_time_s"] == pytest.approx(60 - 20)          # the first window back at 1.5 s
+    assert r["running_again_s"] == pytest.approx(8.4) and r["processing_again_s"] == pytest.approx(47 - 20)
+    assert r["peak_latency_ms"] == 39_900.0
+
+
+def test_duplicates_of_a_fault_cell_with_at_least_once_checkpoints_are_expected_not_a_failure():
+    from testbed.experiment.session import cell_ok, cell_problems
+    base = {"accounting": "windows", "lost": 0, "duplicated": 30_000, "scenario": "kill-google.yaml",
+            "checkpoint_interval_s": 5.0, "checkpoint_mode": "at-least-once"}
+    assert cell_ok(base) and cell_problems(base) == []
+    assert cell_problems({**base, "checkpoint_mode": "exactly-once"}) == ["duplicated 30000 (exactly-once checkpoints)"]
+    assert cell_problems({**base, "scenario": ""}) == ["duplicated 30000 (a cell without faults)"]
+    assert cell_problems({**base, "scenario": float("nan")}) == ["duplicated 30000 (a cell without faults)"]  # read back from CSV
+    assert cell_problems({**base, "lost": 3}) == ["lost 3"]
+    assert cell_problems({**base, "error": "RuntimeError: boom\nmore"}) == ["error: RuntimeError: boom"]

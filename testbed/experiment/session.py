@@ -39,12 +39,43 @@ log = logging.getLogger(__name__)
 SERVICES = ("jobmanager", "taskmanager", "broker", "driver")
 
 
-def cell_ok(row: dict) -> bool:
-    """A cell that ran and whose accounting adds up (nothing lost, nothing duplicated), or whose job
-    gives nothing to account (accounting "not applicable")."""
+def duplicates_expected(row: dict) -> bool:
+    """A cell with faults and at-least-once checkpoints: after a restart the job replays from its last
+    checkpoint and emits again what it had emitted since, by design. In exactly-once mode, and in a
+    cell without faults, a duplicate is a failure."""
+    scenario = row.get("scenario")
+    return isinstance(scenario, str) and bool(scenario) and _number(row.get("checkpoint_interval_s")) > 0 \
+        and row.get("checkpoint_mode", "at-least-once") == "at-least-once"
+
+
+def _number(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def cell_problems(row: dict) -> list[str]:
+    """What is wrong with a cell, in words: its error, events lost, unexpected duplicates. Empty for a
+    cell that ran and whose accounting adds up, or whose job gives nothing to account ("not
+    applicable"). A scenario cell that did not recover is a result, not a problem."""
     if row.get("error"):
-        return False
-    return row.get("accounting") == NOT_APPLICABLE or (row.get("lost") == 0 and row.get("duplicated") == 0)
+        return [f"error: {str(row['error']).splitlines()[0][:200]}"]
+    if row.get("accounting") == NOT_APPLICABLE:
+        return []
+    out = []
+    if row.get("lost") != 0:
+        out.append(f"lost {row.get('lost')}")
+    if row.get("duplicated") != 0 and not duplicates_expected(row):
+        mode = " (a cell without faults)" if not isinstance(row.get("scenario"), str) or not row.get("scenario") \
+            else f" ({row.get('checkpoint_mode')} checkpoints)" if _number(row.get("checkpoint_interval_s")) > 0 \
+            else " (no checkpoints)"
+        out.append(f"duplicated {row.get('duplicated')}{mode}")
+    return out
+
+
+def cell_ok(row: dict) -> bool:
+    return not cell_problems(row)
 
 
 class Session:

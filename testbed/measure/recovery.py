@@ -9,11 +9,16 @@ Definitions (the README explains why):
 - the **bands**: latency within max(1.5 × the pre-fault p99, the pre-fault p99 + 500 ms), consumer lag
   within the pre-fault maximum + half a second of events (pre-fault: windows after the warm-up whose
   result arrived before the fault, lag samples from the end of the warm-up to the fault);
-- **recovery time** = from the fault to the first moment after which every window's latency and
-  every lag sample stay inside their bands (latency alone when the job restarted: the source's
-  record counter starts again with the job, so the lag's level is no longer comparable;
-  ``recovery_by`` says which) (NaN and ``recovered = False`` if that never happens
-  before the load ends); windows whose latency left the band after the fault are ``windows_late``.
+  (``band_from`` says which windows: those that arrived before the fault, or, when none had, those
+  that ended after the warm-up and before it);
+- **recovered at T** when every later window, up to the last one measured, is within the latency
+  band (``back_in_band``), and, when the job did not restart, every later lag sample within the lag
+  band (after a restart the source's record counter starts again with the job, so the lag's level is
+  no longer comparable; ``recovery_by`` says which). **recovery time** = T - fault (NaN and
+  ``recovered = False`` if the last window measured is still out of band); windows whose latency left
+  the band after the fault are ``windows_late``;
+- **processing again** = the first second after running again in which the job's source read more
+  than a tenth of the offered rate (the job's state says RUNNING before its tasks read anything).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 LATENCY_FACTOR, LATENCY_MARGIN_MS, LAG_MARGIN_S = 1.5, 500.0, 0.5
+PROCESSING_FRACTION = 0.1       # "processing again": the source reads more than this share of the rate per second
 
 
 def fault_times(events: list[dict]) -> tuple[float, float]:
@@ -46,14 +52,44 @@ def job_state_at(states: list[tuple[float, str, int]], secs: np.ndarray) -> list
     return out
 
 
+def back_in_band(t: np.ndarray, value: np.ndarray, band: float, since: float) -> float:
+    """The rule recovery is judged by: the moment T >= ``since`` such that every sample at or after T,
+    up to the last one measured, is within ``band``; i.e. the first sample after the last one out of
+    band (``since`` itself when none after it is out of band). NaN when the last sample is out of band
+    or no sample follows ``since``."""
+    t, value = np.asarray(t, dtype=float), np.asarray(value, dtype=float)
+    keep = t >= since
+    t, value = t[keep], value[keep]
+    if not len(t):
+        return math.nan
+    order = np.argsort(t, kind="stable")
+    t, value = t[order], value[order]
+    out = np.flatnonzero(value > band)
+    if not len(out):
+        return since
+    last = t[out[-1]]
+    later = t[t > last]
+    return float(later.min()) if len(later) else math.nan
+
+
+def processing_again(series: pd.DataFrame, since: float, threshold: float) -> float:
+    """The first second at or after ``since`` in which the source read more than ``threshold`` records
+    (the per-second ``processed_rate``); NaN if it never did before the load ended."""
+    if "processed_rate" not in series or math.isnan(since):
+        return math.nan
+    g = series[(series["t_s"] >= since) & (series["processed_rate"] > threshold)]
+    return float(g["t_s"].min()) if len(g) else math.nan
+
+
 def recovery(events: list[dict], latency: pd.DataFrame, series: pd.DataFrame,
              states: list[tuple[float, str, int]], warmup_s: float, rate: float) -> dict:
     """The recovery columns of a cell's row. ``latency``: window_end_s, latency_ms, in_stats;
-    ``series``: t_s, lag; ``states``: (s after t0, job state, numRestarts) samples."""
+    ``series``: t_s, lag (and processed_rate); ``states``: (s after t0, job state, numRestarts) samples."""
     fault, heal = fault_times(events)
     out = {"fault_at_s": fault, "heal_at_s": heal, "flink_noticed_s": math.nan, "running_again_s": math.nan,
+           "processing_again_s": math.nan,
            "restarts": max((r for _t, _s, r in states if r is not None), default=0),
-           "pre_fault_p99_ms": math.nan, "latency_band_ms": math.nan, "lag_band": math.nan,
+           "pre_fault_p99_ms": math.nan, "latency_band_ms": math.nan, "band_from": "", "lag_band": math.nan,
            "peak_latency_ms": math.nan, "windows_late": 0, "recovery_time_s": math.nan, "recovered": False,
            "recovery_by": ""}
     if math.isnan(fault):
@@ -65,15 +101,26 @@ def recovery(events: list[dict], latency: pd.DataFrame, series: pd.DataFrame,
         out["flink_noticed_s"] = noticed - fault
         again = next((t for t, s, _r in states if t > noticed and s == "RUNNING"), None)
         out["running_again_s"] = again - fault if again is not None else math.nan
+        # RUNNING is the job's state, not its source's progress: when did it read records again?
+        out["processing_again_s"] = processing_again(series, again if again is not None else math.nan,
+                                                     PROCESSING_FRACTION * rate) - fault
     lat = latency[latency["in_stats"]] if "in_stats" in latency else latency
     # before the fault: the windows whose result arrived before it (a window that ends just before
-    # the fault fires only once later events move the watermark past it, so it may be hit too)
+    # the fault fires only once later events move the watermark past it, so it may be hit too). When
+    # none had (a fault early in the load, a job slow to warm up), the windows that ended after the
+    # warm-up and before the fault; the row says which (band_from)
     arrived = lat["window_end_s"] + lat["latency_ms"] / 1000
-    pre = lat[(lat["window_end_s"] >= warmup_s) & (arrived < fault)]["latency_ms"]
+    measured = lat["window_end_s"] >= warmup_s
+    pre = lat[measured & (arrived < fault)]["latency_ms"]
+    out["band_from"] = "windows that arrived before the fault"
+    if pre.empty:
+        pre = lat[measured & (lat["window_end_s"] < fault)]["latency_ms"]
+        out["band_from"] = "windows that ended before the fault (none had arrived)"
     after = lat[arrived >= fault].sort_values("window_end_s")
     lag = series.dropna(subset=["lag"])
     pre_lag = lag[(lag["t_s"] >= warmup_s) & (lag["t_s"] < fault)]["lag"]
     if pre.empty:
+        out["band_from"] = "no window ended between the warm-up and the fault"
         return out
     p99 = float(np.percentile(pre, 99))
     band = max(LATENCY_FACTOR * p99, p99 + LATENCY_MARGIN_MS)
@@ -81,16 +128,16 @@ def recovery(events: list[dict], latency: pd.DataFrame, series: pd.DataFrame,
     out.update(pre_fault_p99_ms=p99, latency_band_ms=band, lag_band=lag_band,
                peak_latency_ms=float(after["latency_ms"].max()) if len(after) else math.nan,
                windows_late=int((after["latency_ms"] > band).sum()))
-    # the last moment out of band; recovered just after it, if something in band follows
-    bad = list(after.loc[after["latency_ms"] > band, "window_end_s"])
+    at = back_in_band(after["window_end_s"], after["latency_ms"], band, fault)
     # the lag counts what the source read, and a restarted job's counters start again from its last
     # checkpoint: after a restart the lag's level is not comparable, and only latency decides
-    out["recovery_by"] = "latency" if out["restarts"] > restarts_before else "latency and lag"
-    if out["restarts"] <= restarts_before:
-        bad += list(lag.loc[(lag["t_s"] >= fault) & (lag["lag"] > lag_band), "t_s"])
-    last_bad = max(bad, default=fault)
-    ok_after = (after["window_end_s"] > last_bad).any()
-    if ok_after:
-        recovered_at = max(fault, min(after.loc[after["window_end_s"] > last_bad, "window_end_s"])) if bad else fault
-        out.update(recovery_time_s=recovered_at - fault, recovered=True)
+    restarted = out["restarts"] > restarts_before
+    out["recovery_by"] = "latency" if restarted else "latency and lag"
+    if not restarted and not math.isnan(at):
+        lag_at = back_in_band(lag["t_s"], lag["lag"], lag_band, fault)
+        # recovered at the first window end at or after both moments
+        later = after.loc[after["window_end_s"] >= max(at, lag_at), "window_end_s"] if not math.isnan(lag_at) else []
+        at = float(min(later)) if len(later) else math.nan
+    if not math.isnan(at):
+        out.update(recovery_time_s=at - fault, recovered=True)
     return out
