@@ -178,7 +178,9 @@ def _kill_at_20_in_70s(pre_latency_ms: float):
     series = pd.DataFrame({"t_s": secs, "lag": np.nan, "processed_rate": processed})
     states = [(t, "RUNNING" if t < 22 or t >= 28.4 else "RESTARTING", 0 if t < 22 else 1)
               for t in sorted(set(np.arange(0, 71, 0.5)) | {28.4})]
-    return events, _latency(ends, lats), series, states
+    # RUNNING again at 28.4 s, but the replacement taskmanager's tasks deploy only at 45 s
+    tasks = [(t, 2 if t < 22 or t >= 45 else 1, 2) for t in np.arange(0, 71, 0.5)]
+    return events, _latency(ends, lats), series, states, tasks
 
 
 @pytest.mark.parametrize("pre_latency_ms", [1500.0, 5000.0])
@@ -186,14 +188,15 @@ def test_a_killed_taskmanager_back_in_band_with_10s_left_is_recovered(pre_latenc
     """With a warm-up of 15 s, the pre-fault windows end at 16 and 18 s: at 1.5 s they arrived before
     the kill; at 5 s (a job slow to warm up) none had, and the band comes from those that ended before
     it rather than from nothing (the row said recovered = False, with no time)."""
-    events, latency, series, states = _kill_at_20_in_70s(pre_latency_ms)
-    r = recovery(events, latency, series, states, warmup_s=15, rate=1000)
+    events, latency, series, states, tasks = _kill_at_20_in_70s(pre_latency_ms)
+    r = recovery(events, latency, series, states, warmup_s=15, rate=1000, tasks=tasks)
     assert r["recovered"] and r["recovery_by"] == "latency", r
     assert r["band_from"] == ("windows that arrived before the fault" if pre_latency_ms < 2000
                               else "windows that ended before the fault (none had arrived)")
     assert r["latency_band_ms"] == max(1.5 * pre_latency_ms, pre_latency_ms + 500)
     assert r["recovery_time_s"] == pytest.approx(60 - 20)          # the first window back at 1.5 s
     assert r["running_again_s"] == pytest.approx(8.4) and r["processing_again_s"] == pytest.approx(47 - 20)
+    assert r["tasks_running_again_s"] == pytest.approx(45 - 20)
     assert r["peak_latency_ms"] == 39_900.0
 
 

@@ -203,7 +203,7 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
         settings = pipeline.recovery_settings(spec.checkpoint_interval_s, spec.checkpoint_mode)
         job_id = _submit(cluster, spec.job, bootstrap, events, results, window, settings)
         row["job_id"] = job_id
-        raw, samples, used, states = _drive(tb, cluster, job_id, load_spec, bootstrap, events, results, injector)
+        raw, samples, used, states, tasks = _drive(tb, cluster, job_id, load_spec, bootstrap, events, results, injector)
         counters = pipeline.path_counters(cluster, job_id)      # while the job still runs
         state_at_end, restarts = pipeline.job_status(cluster, job_id)
         if injector:    # a job still restarting after a fault is a result (not recovered), a failed one an error
@@ -219,12 +219,14 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
         series = measure.timeseries(raw, samples)
         t0 = raw["t0"]
         series["job_state"] = recovery.job_state_at([(t - t0, st, r) for t, st, r in states], series["t_s"].to_numpy())
+        series["tasks_running"] = recovery.tasks_running_at([(t - t0, n, k) for t, n, k in tasks],
+                                                            series["t_s"].to_numpy())
         row["lag_slope"] = measure.lag_slope(series, spec.warmup, spec.duration)
         latency = measure.measured_latency(raw, spec.warmup)
         if injector:
             injector.stop()
             row.update(recovery.recovery(injector.events, latency, series, [(t - t0, st, r) for t, st, r in states],
-                                         spec.warmup, spec.rate))
+                                         spec.warmup, spec.rate, tasks=[(t - t0, n, k) for t, n, k in tasks]))
             row["missing_windows_after_fault"] = _missing_after(raw, row["fault_at_s"])
             row["scenario_events"] = json.dumps(injector.events)
         row.update(measure.loss_attribution(row))
@@ -278,12 +280,14 @@ CPU_MEASURED = {"taskmanager": flink.TASKMANAGER, "jobmanager": flink.JOBMANAGER
 
 
 def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: str, events: str,
-           results: str, injector=None) -> tuple[dict, list, dict, list]:
+           results: str, injector=None) -> tuple[dict, list, dict, list, list]:
     """Run the load (and the scenario's faults, from t0); sample Flink's source counter and the job's
     state meanwhile; return the driver's raw measurements, the counter samples, the CPU the services
-    used during the load (cores, from their containers) and the job-state samples (t, state, restarts)."""
+    used during the load (cores, from their containers), the job-state samples (t, state, restarts) and
+    the task samples (t, tasks running, tasks)."""
     samples: list[tuple[float, int]] = []
     states: list[tuple[float, str, int | None]] = []
+    tasks: list[tuple[float, int, int]] = []
     stop = threading.Event()
     cpu_at: dict[str, tuple[float, dict]] = {}
 
@@ -300,7 +304,9 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: st
                 pass
             try:
                 t = time.time()
-                states.append((t, *pipeline.job_status(cluster, job_id)))
+                state, restarts, running, total = pipeline.job_sample(cluster, job_id)
+                states.append((t, state, restarts))
+                tasks.append((t, running, total))
             except Exception:  # noqa: BLE001
                 pass
             stop.wait(0.8)     # with the sample's own wait: a fetch every 1.05 s (update interval 1 s)
@@ -325,7 +331,7 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: st
         for t in timers:
             t.cancel()
             t.join()
-    return raw, samples, cpu_used(cpu_at, raw), states
+    return raw, samples, cpu_used(cpu_at, raw), states, tasks
 
 
 def cpu_used(cpu_at: dict, raw: dict) -> dict:

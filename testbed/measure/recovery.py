@@ -17,8 +17,10 @@ Definitions (the README explains why):
   no longer comparable; ``recovery_by`` says which). **recovery time** = T - fault (NaN and
   ``recovered = False`` if the last window measured is still out of band); windows whose latency left
   the band after the fault are ``windows_late``;
-- **processing again** = the first second after running again in which the job's source read more
-  than a tenth of the offered rate (the job's state says RUNNING before its tasks read anything).
+- **tasks running again** = the first sample after running again with every task of the job
+  RUNNING (the job is RUNNING once it is scheduled again; its tasks may still wait for a slot, a
+  replacement taskmanager, or deploy); **processing again** = the first second after running again
+  in which the job's source read more than a tenth of the offered rate.
 """
 
 from __future__ import annotations
@@ -52,6 +54,16 @@ def job_state_at(states: list[tuple[float, str, int]], secs: np.ndarray) -> list
     return out
 
 
+def tasks_running_at(tasks: list[tuple[float, int, int]], secs: np.ndarray) -> list[float]:
+    """The job's tasks RUNNING at each second (the last sample at or before it; NaN before the first)."""
+    ts = [t for t, _n, _k in tasks]
+    out = []
+    for t in secs:
+        i = int(np.searchsorted(ts, t, side="right")) - 1
+        out.append(float(tasks[i][1]) if i >= 0 else math.nan)
+    return out
+
+
 def back_in_band(t: np.ndarray, value: np.ndarray, band: float, since: float) -> float:
     """The rule recovery is judged by: the moment T >= ``since`` such that every sample at or after T,
     up to the last one measured, is within ``band``; i.e. the first sample after the last one out of
@@ -82,12 +94,14 @@ def processing_again(series: pd.DataFrame, since: float, threshold: float) -> fl
 
 
 def recovery(events: list[dict], latency: pd.DataFrame, series: pd.DataFrame,
-             states: list[tuple[float, str, int]], warmup_s: float, rate: float) -> dict:
+             states: list[tuple[float, str, int]], warmup_s: float, rate: float,
+             tasks: list[tuple[float, int, int]] = ()) -> dict:
     """The recovery columns of a cell's row. ``latency``: window_end_s, latency_ms, in_stats;
-    ``series``: t_s, lag (and processed_rate); ``states``: (s after t0, job state, numRestarts) samples."""
+    ``series``: t_s, lag (and processed_rate); ``states``: (s after t0, job state, numRestarts) samples;
+    ``tasks``: (s after t0, tasks RUNNING, tasks) samples."""
     fault, heal = fault_times(events)
     out = {"fault_at_s": fault, "heal_at_s": heal, "flink_noticed_s": math.nan, "running_again_s": math.nan,
-           "processing_again_s": math.nan,
+           "tasks_running_again_s": math.nan, "processing_again_s": math.nan,
            "restarts": max((r for _t, _s, r in states if r is not None), default=0),
            "pre_fault_p99_ms": math.nan, "latency_band_ms": math.nan, "band_from": "", "lag_band": math.nan,
            "peak_latency_ms": math.nan, "windows_late": 0, "recovery_time_s": math.nan, "recovered": False,
@@ -101,7 +115,9 @@ def recovery(events: list[dict], latency: pd.DataFrame, series: pd.DataFrame,
         out["flink_noticed_s"] = noticed - fault
         again = next((t for t, s, _r in states if t > noticed and s == "RUNNING"), None)
         out["running_again_s"] = again - fault if again is not None else math.nan
-        # RUNNING is the job's state, not its source's progress: when did it read records again?
+        # RUNNING is the job's state: when were all its tasks running, and when did its source read again?
+        all_running = next((t for t, n, k in tasks if again is not None and t >= again and k and n == k), None)
+        out["tasks_running_again_s"] = all_running - fault if all_running is not None else math.nan
         out["processing_again_s"] = processing_again(series, again if again is not None else math.nan,
                                                      PROCESSING_FRACTION * rate) - fault
     lat = latency[latency["in_stats"]] if "in_stats" in latency else latency

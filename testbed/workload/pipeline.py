@@ -251,13 +251,25 @@ def recovery_settings(checkpoint_interval_s: float, mode: str = "at-least-once")
 
 def job_status(cluster: FlinkCluster, job_id: str) -> tuple[str, int | None]:
     """The job's state and how often it restarted (``numRestarts``)."""
-    state = cluster.rest(f"/jobs/{job_id}", timeout=5)["state"]
+    state, restarts, _running, _total = job_sample(cluster, job_id)
+    return state, restarts
+
+
+def job_sample(cluster: FlinkCluster, job_id: str) -> tuple[str, int | None, int, int]:
+    """The job's state, how often it restarted (``numRestarts``), and how many of its tasks are
+    RUNNING of how many: a job is RUNNING as soon as it is scheduled again, while its tasks may still
+    wait for a slot, deploy or initialise."""
+    job = cluster.rest(f"/jobs/{job_id}", timeout=5)
+    state = job["state"]
+    vertices = job.get("vertices") or []
+    running = sum(int((v.get("tasks") or {}).get("RUNNING", 0)) for v in vertices)
+    total = sum(int(v.get("parallelism", 0)) for v in vertices)
     try:
         got = cluster.rest(f"/jobs/{job_id}/metrics?get=numRestarts", timeout=5)
         restarts = int(float(got[0]["value"])) if got else None
     except (OSError, ValueError, KeyError):
         restarts = None
-    return state, restarts
+    return state, restarts, running, total
 
 
 def check_running(cluster: FlinkCluster, job_id: str) -> None:
