@@ -105,3 +105,11 @@ def test_what_a_job_may_not_hold_is_refused_by_number_line_and_text(tmp_path, bo
     with pytest.raises(JobError, match=match) as e:
         Job.parse(f"sql:{f}")
     assert "bad.sql" in str(e.value)
+
+
+def test_an_insert_phrase_inside_a_literal_is_no_insert(tmp_path):
+    f = tmp_path / "mine.sql"
+    f.write_text("INSERT INTO results SELECT 'insert into foo' AS `key`, ts FROM events;")
+    assert Job.parse(f"sql:{f}").kind == "sql"
+    assert [s.text.count("INSERT") for s in sql.statements("EXECUTE STATEMENT SET BEGIN INSERT INTO results "
+                                                            "SELECT 1;; INSERT INTO results SELECT 2; END;")] == [2]

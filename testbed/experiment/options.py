@@ -256,11 +256,12 @@ class Experiment:
                 bad.append(e.problems[0])
                 return []
 
-        window = WindowSpec()
+        window, window_ok = WindowSpec(), True
         try:
             window = WindowSpec(o["window"], o["slide"], o["watermark_delay"])
         except ValueError as e:
             bad.append(f"--window/--slide/--watermark-delay: {e}")
+            window_ok = False
         check(0 < o.get("warmup_fraction", 1.0) <= 1,
               f"--warmup-fraction: must be in (0, 1], got {o.get('warmup_fraction')}")
         check(o["repetitions"] >= 1, f"--repetitions: must be >= 1, got {o['repetitions']}")
@@ -286,16 +287,17 @@ class Experiment:
         for rate in dict.fromkeys(rates):
             check(rate > 0 and math.isfinite(rate), f"--rates: a rate must be > 0 events/s, got {rate:g}")
         jobs: list[Job] = []
-        for j in listed(o.get("jobs") or "hop-window", "job"):
+        specs = listed(o.get("jobs") or "hop-window", "job")
+        for j in specs:
             try:
                 jobs.append(Job.parse(j, o.get("job_args") or "" if j.startswith("jar:") else ""))
             except JobError as e:
                 bad.append(str(e))
-        check(not o.get("job_args") or any(j.kind == "jar" for j in jobs),
+        check(not o.get("job_args") or any(j.startswith("jar:") for j in specs),
               "--job-args is for jar: jobs, and no --job is one")
         check(len({j.label for j in jobs}) == len(jobs),
               f"--job: two jobs with one name ({', '.join(j.label for j in jobs)})")
-        if duration_ok and warmup_ok:
+        if duration_ok and warmup_ok and window_ok:
             for job in jobs:
                 w = job.window(window)
                 need = CellSpec.min_duration(o["warmup"], w)

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -43,34 +44,45 @@ def duplicates_expected(row: dict) -> bool:
     """A cell with faults and at-least-once checkpoints: after a restart the job replays from its last
     checkpoint and emits again what it had emitted since, by design. In exactly-once mode, and in a
     cell without faults, a duplicate is a failure."""
-    scenario = row.get("scenario")
-    return isinstance(scenario, str) and bool(scenario) and _number(row.get("checkpoint_interval_s")) > 0 \
-        and row.get("checkpoint_mode", "at-least-once") == "at-least-once"
+    mode = row.get("checkpoint_mode")
+    return _text(row.get("scenario")) != "" and _number(row.get("checkpoint_interval_s")) > 0 \
+        and (_text(mode) or "at-least-once") == "at-least-once"
+
+
+def _text(v) -> str:
+    """A row's text field; '' for one absent or read back from CSV as NaN."""
+    return v if isinstance(v, str) else ""
 
 
 def _number(v) -> float:
     try:
         return float(v)
     except (TypeError, ValueError):
-        return 0.0
+        return math.nan
 
 
 def cell_problems(row: dict) -> list[str]:
     """What is wrong with a cell, in words: its error, events lost, unexpected duplicates. Empty for a
     cell that ran and whose accounting adds up, or whose job gives nothing to account ("not
-    applicable"). A scenario cell that did not recover is a result, not a problem."""
-    if row.get("error"):
-        return [f"error: {str(row['error']).splitlines()[0][:200]}"]
+    applicable"). A scenario cell that did not recover is a result, not a problem. Rows read back
+    from cells.csv (NaN for empty fields) give the same answer as the rows written."""
+    if _text(row.get("error")):
+        return [f"error: {row['error'].splitlines()[0][:200]}"]
     if row.get("accounting") == NOT_APPLICABLE:
         return []
     out = []
-    if row.get("lost") != 0:
-        out.append(f"lost {row.get('lost')}")
-    if row.get("duplicated") != 0 and not duplicates_expected(row):
-        mode = " (a cell without faults)" if not isinstance(row.get("scenario"), str) or not row.get("scenario") \
-            else f" ({row.get('checkpoint_mode')} checkpoints)" if _number(row.get("checkpoint_interval_s")) > 0 \
-            else " (no checkpoints)"
-        out.append(f"duplicated {row.get('duplicated')}{mode}")
+    lost, duplicated = _number(row.get("lost")), _number(row.get("duplicated"))
+    if math.isnan(lost):
+        out.append("lost: not measured")
+    elif lost:
+        out.append(f"lost {lost:.0f}")
+    if math.isnan(duplicated):
+        out.append("duplicated: not measured")
+    elif duplicated and not duplicates_expected(row):
+        mode = (" (a cell without faults)" if not _text(row.get("scenario"))
+                else " (no checkpoints)" if not _number(row.get("checkpoint_interval_s")) > 0
+                else f" ({row.get('checkpoint_mode')} checkpoints)")
+        out.append(f"duplicated {duplicated:.0f}{mode}")
     return out
 
 

@@ -9,8 +9,8 @@ Definitions (the README explains why):
 - the **bands**: latency within max(1.5 × the pre-fault p99, the pre-fault p99 + 500 ms), consumer lag
   within the pre-fault maximum + half a second of events (pre-fault: windows after the warm-up whose
   result arrived before the fault, lag samples from the end of the warm-up to the fault);
-  (``band_from`` says which windows: those that arrived before the fault, or, when none had, those
-  that ended after the warm-up and before it);
+  (``band_from`` says how many; when none had arrived, there is no band and no recovery time: a
+  window that ended before the fault but arrived after it carries the fault's delay);
 - **recovered at T** when every later window, up to the last one measured, is within the latency
   band (``back_in_band``), and, when the job did not restart, every later lag sample within the lag
   band (after a restart the source's record counter starts again with the job, so the lag's level is
@@ -128,16 +128,15 @@ def recovery(events: list[dict], latency: pd.DataFrame, series: pd.DataFrame,
     arrived = lat["window_end_s"] + lat["latency_ms"] / 1000
     measured = lat["window_end_s"] >= warmup_s
     pre = lat[measured & (arrived < fault)]["latency_ms"]
-    out["band_from"] = "windows that arrived before the fault"
     if pre.empty:
-        pre = lat[measured & (lat["window_end_s"] < fault)]["latency_ms"]
-        out["band_from"] = "windows that ended before the fault (none had arrived)"
+        # a window that ended before the fault but arrived after it carries the fault's delay: no band
+        out["band_from"] = ("no window arrived between the end of the warm-up and the fault: no band to "
+                            "recover into (a later fault or a shorter warm-up gives one)")
+        return out
+    out["band_from"] = f"{len(pre)} windows that arrived between the end of the warm-up and the fault"
     after = lat[arrived >= fault].sort_values("window_end_s")
     lag = series.dropna(subset=["lag"])
     pre_lag = lag[(lag["t_s"] >= warmup_s) & (lag["t_s"] < fault)]["lag"]
-    if pre.empty:
-        out["band_from"] = "no window ended between the warm-up and the fault"
-        return out
     p99 = float(np.percentile(pre, 99))
     band = max(LATENCY_FACTOR * p99, p99 + LATENCY_MARGIN_MS)
     lag_band = (float(pre_lag.max()) if len(pre_lag) else 0.0) + LAG_MARGIN_S * rate
@@ -148,8 +147,10 @@ def recovery(events: list[dict], latency: pd.DataFrame, series: pd.DataFrame,
     # the lag counts what the source read, and a restarted job's counters start again from its last
     # checkpoint: after a restart the lag's level is not comparable, and only latency decides
     restarted = out["restarts"] > restarts_before
-    out["recovery_by"] = "latency" if restarted else "latency and lag"
-    if not restarted and not math.isnan(at):
+    lag_after = lag[lag["t_s"] >= fault]
+    out["recovery_by"] = "latency" if restarted else "latency and lag" if len(lag_after) \
+        else "latency (no lag samples after the fault)"
+    if not restarted and len(lag_after) and not math.isnan(at):
         lag_at = back_in_band(lag["t_s"], lag["lag"], lag_band, fault)
         # recovered at the first window end at or after both moments
         later = after.loc[after["window_end_s"] >= max(at, lag_at), "window_end_s"] if not math.isnan(lag_at) else []

@@ -235,7 +235,9 @@ def check_sql(text: str, where: str) -> None:
     for s in parsed:
         at = f"SQL file {where}, statement {s.number} (line {s.line})"
         if s.kind == "dml":
-            for m in re.finditer(r"(?is)\bINSERT\s+(?:INTO|OVERWRITE)\s+([`\"\w.]+)", s.text):
+            # the statement's own INSERT, and a statement set's: not a phrase inside a literal
+            for m in re.finditer(r"(?is)(?:^|^EXECUTE\s+|;\s*|\bBEGIN\s+)INSERT\s+(?:INTO|OVERWRITE)\s+([`\"\w.]+)",
+                                 sql.blank_literals(s.text)):
                 inserts += 1
                 if m.group(1).strip('`"').lower() != "results":
                     raise JobError(f"{at}: inserts into {m.group(1)!r}; the harness's sink table is `results` "

@@ -62,6 +62,11 @@ _KINDS = (
 _STATEMENT_SET = re.compile(r"(?is)^EXECUTE\s+STATEMENT\s+SET\s+BEGIN\b")
 
 
+def blank_literals(text: str) -> str:
+    """The text with the inside of every string literal removed (``'...'`` -> ``''``)."""
+    return re.sub(r"'(?:[^']|'')*'", "''", text)
+
+
 def kind_of(text: str) -> str:
     if _SET.match(text):
         return "set"
@@ -119,6 +124,9 @@ def _split_code(code: str) -> list[tuple[int, str]]:
             j = i + 1
             while True:
                 j = code.find(c, j)
+                if j < 0:               # (strip_comments refuses an unterminated literal first)
+                    j = n
+                    break
                 if j + 1 < n and code[j + 1] == c:
                     j += 2
                     continue
@@ -147,6 +155,8 @@ def statements(text: str) -> list[Statement]:
             continue
         at = offset + (len(piece) - len(piece.lstrip()))
         if pending:
+            if not s:
+                continue            # ';;' inside a statement set, as anywhere else
             pending.append(s)
             if s.upper() != "END":
                 continue
