@@ -26,6 +26,13 @@ def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
                           cwd=cwd)
 
 
+def _run(how: str, results: Path, *options: str) -> subprocess.CompletedProcess:
+    """An experiment run through pytest or the CLI, with its results in ``results``."""
+    if how == "pytest":
+        return _pytest(str(PIPELINE), "-p", "no:xdist", "--results", str(results), *options)
+    return _cli("run", "--results", str(results), *options)
+
+
 @pytest.mark.parametrize("how", ["pytest", "cli"])
 @pytest.mark.parametrize("options, says", [
     (["--taskmanagers", "4"], "4 taskmanagers do not fit placement 'multi-cloud': one taskmanager per node "
@@ -42,10 +49,7 @@ def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     (["--repetitions", "0"], "--repetitions: must be >= 1"),
 ])
 def test_bad_experiment_options_fail_before_anything_starts(how, options, says, tmp_path):
-    if how == "pytest":
-        r = _pytest(str(PIPELINE), "-p", "no:xdist", "--results", str(tmp_path), *options)
-    else:
-        r = _cli("run", "--results", str(tmp_path), *options)
+    r = _run(how, tmp_path, *options)
     out = r.stdout + r.stderr
     assert r.returncode != 0
     assert says in out, out[-3000:]
@@ -57,10 +61,7 @@ def test_bad_experiment_options_fail_before_anything_starts(how, options, says, 
 def test_every_bad_option_is_reported_once_and_all_at_once(how, tmp_path):
     options = ["--duration", "-5", "--taskmanagers", "0,1", "--placements", "nowhere,multi-cloud",
                "--rates", "0,0", "--cpu-limits", "gpu=1", "--keys", "0"]
-    if how == "pytest":
-        r = _pytest(str(PIPELINE), "-p", "no:xdist", "--results", str(tmp_path), *options)
-    else:
-        r = _cli("run", "--results", str(tmp_path), *options)
+    r = _run(how, tmp_path, *options)
     out = r.stdout + r.stderr
     assert r.returncode != 0
     for says in ("5 bad experiment options", "--duration: must be > 0 s, got -5",

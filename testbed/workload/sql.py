@@ -79,6 +79,21 @@ def strip_comments(text: str) -> str:
     return "".join(piece for piece, _code in _scan(text))
 
 
+def _past_quoted(text: str, i: int) -> int:
+    """The index just past the literal or quoted identifier that opens at ``i`` (a doubled quote
+    inside stands for one); SqlError naming the line when it never closes."""
+    c, j, n = text[i], i + 1, len(text)
+    while True:
+        j = text.find(c, j)
+        if j < 0:
+            what = "string literal" if c == "'" else "quoted identifier"
+            raise SqlError(f"line {text.count(chr(10), 0, i) + 1}: unterminated {what} {text[i:i + 30]!r}")
+        if j + 1 < n and text[j + 1] == c:
+            j += 2
+            continue
+        return j + 1
+
+
 def _scan(text: str):
     """(piece, is_code) in order; pieces of comments are replaced by what stands for them."""
     i, n = 0, len(text)
@@ -86,17 +101,7 @@ def _scan(text: str):
     while i < n:
         c = text[i]
         if c in "'`\"":
-            j = i + 1
-            while True:
-                j = text.find(c, j)
-                if j < 0:
-                    what = {"'": "string literal", "`": "quoted identifier", '"': "quoted identifier"}[c]
-                    raise SqlError(f"line {text.count(chr(10), 0, i) + 1}: unterminated {what} {text[i:i + 30]!r}")
-                if j + 1 < n and text[j + 1] == c:      # '' inside '...' (`` inside `...`) stands for one
-                    j += 2
-                    continue
-                break
-            i = j + 1
+            i = _past_quoted(text, i)
         elif text.startswith("--", i):
             yield text[start:i], True
             j = text.find("\n", i)
@@ -121,17 +126,7 @@ def _split_code(code: str) -> list[tuple[int, str]]:
     while i < n:
         c = code[i]
         if c in "'`\"":
-            j = i + 1
-            while True:
-                j = code.find(c, j)
-                if j < 0:               # (strip_comments refuses an unterminated literal first)
-                    j = n
-                    break
-                if j + 1 < n and code[j + 1] == c:
-                    j += 2
-                    continue
-                break
-            i = j + 1
+            i = _past_quoted(code, i)
         elif c == ";":
             pieces.append((start, code[start:i]))
             start = i = i + 1
