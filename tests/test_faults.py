@@ -46,8 +46,9 @@ def test_a_killed_taskmanager_is_recovered_from_with_checkpoints(fst_testbed):
     assert row["recovered"] and 0 < row["recovery_time_s"] < 30 and row["recovery_by"] == "latency", said
     assert row["lost"] == 0, said                          # checkpoints: replayed, not lost
     assert row["peak_latency_ms"] > row["pre_fault_p99_ms"], said
-    # RUNNING is the job's state; its source reads again at or after it
-    assert row["running_again_s"] <= row["processing_again_s"] < row["recovery_time_s"] + 1, said
+    # RUNNING is the job's state; its source's counter moves again at or after it (the counter, read
+    # through the REST API, can lag the results after a restart: processing_again_s is no bound on recovery)
+    assert row["running_again_s"] <= row["processing_again_s"], said
     assert cell_ok(row), cell_problems(row)                # at-least-once: its duplicates are expected
     assert row["cell_key"].endswith("-kill-google-tm") and row["checkpoint_storage"] == "jobmanager"
     assert "RESTARTING" in set(artifacts["timeseries"]["job_state"]) or row["restarts"] >= 1
