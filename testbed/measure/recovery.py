@@ -44,24 +44,24 @@ def fault_times(events: list[dict]) -> tuple[float, float]:
     return fault, heal
 
 
-def job_state_at(states: list[tuple[float, str, int]], secs: np.ndarray) -> list[str]:
-    """The job's state at each second (the last sample at or before it; '' before the first)."""
-    ts = [t for t, _s, _r in states]
+def _last_at(samples: list[tuple], secs: np.ndarray, field: int, before_first):
+    """Field ``field`` of the last sample at or before each second (``before_first`` before the first)."""
+    ts = [sample[0] for sample in samples]
     out = []
     for t in secs:
         i = int(np.searchsorted(ts, t, side="right")) - 1
-        out.append(states[i][1] if i >= 0 else "")
+        out.append(samples[i][field] if i >= 0 else before_first)
     return out
+
+
+def job_state_at(states: list[tuple[float, str, int]], secs: np.ndarray) -> list[str]:
+    """The job's state at each second (the last sample at or before it; '' before the first)."""
+    return _last_at(states, secs, 1, "")
 
 
 def tasks_running_at(tasks: list[tuple[float, int, int]], secs: np.ndarray) -> list[float]:
     """The job's tasks RUNNING at each second (the last sample at or before it; NaN before the first)."""
-    ts = [t for t, _n, _k in tasks]
-    out = []
-    for t in secs:
-        i = int(np.searchsorted(ts, t, side="right")) - 1
-        out.append(float(tasks[i][1]) if i >= 0 else math.nan)
-    return out
+    return [float(n) for n in _last_at(tasks, secs, 1, math.nan)]
 
 
 def back_in_band(t: np.ndarray, value: np.ndarray, band: float, since: float) -> float:
