@@ -240,7 +240,7 @@ def cmd_clean(args) -> int:
 def cmd_run(args) -> int:
     """An experiment matrix, as ``pytest experiments/`` runs it: checked first, then provisioned (or
     attached), calibrated, measured cell by cell, reported and torn down."""
-    from .experiment.session import Session, cell_problems
+    from .experiment.session import Session, cell_problems, testbed_limited
     opts = values(lambda k: getattr(args, k))
     # everything is checked before anything starts (no engine is asked until then)
     if args.cloud == "real" and not args.inventory:
@@ -295,6 +295,11 @@ def cmd_run(args) -> int:
     print(f"session {session.id}: {len(rows) - len(bad)} of {len(rows)} cell(s) add up; results in {session.path}")
     for key, problems in bad.items():
         print(f"  failed: {key}: {'; '.join(problems)}")
+    limited = {r["cell_key"]: r.get("testbed_limited_why", "") for r in rows if testbed_limited(r)}
+    if limited:
+        print(f"  {len(limited)} of {len(rows)} cell(s) measured the testbed, not the system (left out of the means):")
+    for key, why in limited.items():
+        print(f"  saturated: {key}: {why}")
     return 1 if bad else 0
 
 
@@ -328,7 +333,7 @@ def cmd_preflight(args) -> int:
 
 def cmd_report(args) -> int:
     from .results.report import report
-    written = report(args.folder)
+    written = report(args.folder, include_saturated=args.include_saturated)
     print("\n".join(str(p) for p in written))
     return 0
 
@@ -336,9 +341,12 @@ def cmd_report(args) -> int:
 def cmd_bench(args) -> int:
     if args.what == "overhead":
         return _bench_overhead(args)
+    if args.what == "broker":
+        return _bench_broker(args)
     from .workload import bench
     res = bench.driver(rate=args.rate or 100_000, duration=args.duration or 10, processes=args.processes,
-                       partitions=args.partitions, keys=args.keys, payload_bytes=args.payload_bytes,
+                       partitions=args.partitions, keys=args.keys,
+                       payload_bytes=100 if args.payload_bytes is None else args.payload_bytes,
                        broker_cpus=args.broker_cpus)
     if args.json:
         json.dump(res, sys.stdout, indent=2)
@@ -350,6 +358,30 @@ def cmd_bench(args) -> int:
                   "events_sent", "lost", "broker_cpu_cores"):
             print(f"  {k:18} {res[k]:,}" if isinstance(res[k], (int, float)) else f"  {k:18} {res[k]}")
     return 0 if res["lost"] == 0 and not res["errors"] else 1
+
+
+def _bench_broker(args) -> int:
+    """The broker alone with a cell's producers and consumers, per minute (workload/bench.py)."""
+    from .workload import bench
+    from .workload.load import parse_properties
+    res = bench.broker(rate=args.rate or 1000, duration=args.duration or 300, partitions=args.partitions,
+                       consumers=args.consumers or args.partitions + 1,
+                       payload_bytes=args.payload_bytes or 0, broker_cpus=args.broker_cpus,
+                       producer_properties=dict(parse_properties(args.producer_properties)),
+                       fetch_wait_ms=args.fetch_wait_ms)
+    if args.json:
+        json.dump(res, sys.stdout, indent=2)
+        print()
+    else:
+        print(f"{res['broker']}: {res['rate']:,.0f} events/s into {res['partitions']} partitions, "
+              f"{res['consumers']} consumers (fetch.wait.max.ms {res['fetch_wait_ms']}), producer "
+              + ", ".join(f"{k}={v}" for k, v in res["producer_properties"].items()))
+        cols = ("minute", "acked_per_s", "ack_rtt_p50_ms", "ack_rtt_p99_ms", "read_latency_p50_ms",
+                "read_latency_p99_ms", "broker_cpu_cores")
+        print("  ".join(f"{c:>19}" for c in cols))
+        for r in res["minutes"]:
+            print("  ".join(f"{'-' if r[c] is None else r[c]:>19}" for c in cols))
+    return 0 if res["events_acked"] == res["events_sent"] else 1
 
 
 def _bench_overhead(args) -> int:
@@ -425,10 +457,13 @@ def main(argv: list[str] | None = None) -> int:
     ca.set_defaults(fn=cmd_calibrate)
     rp = sub.add_parser("report", help="draw the figures and summary tables of a results folder")
     rp.add_argument("folder", help="results/<session id>")
+    rp.add_argument("--include-saturated", action="store_true", help="average cells the testbed saturated "
+                    "(testbed_limited) into the means too")
     rp.set_defaults(fn=cmd_report)
     be = sub.add_parser("bench", help="benchmarks: `bench driver` measures the load driver alone against the broker; "
+                        "`bench broker` the broker alone with a cell's producer and consumers, per minute; "
                         "`bench overhead` the passthrough job on the emulated Swarm against plain containers")
-    be.add_argument("what", choices=("driver", "overhead"))
+    be.add_argument("what", choices=("driver", "broker", "overhead"))
     be.add_argument("--rate", type=float, default=None, help="offered events/s (default: driver 100000, overhead 1000)")
     be.add_argument("--duration", type=float, default=None, help="seconds of load (default: driver 10, overhead 30)")
     be.add_argument("--warmup", type=float, default=10, help="overhead: seconds excluded from the statistics (default 10)")
@@ -437,7 +472,14 @@ def main(argv: list[str] | None = None) -> int:
                     "(python -m testbed up); default: bring up --topology and remove it at the end")
     be.add_argument("--topology", default="seed", help="overhead: the topology to bring up (default seed)")
     be.add_argument("--processes", type=int, default=1, help="driver processes (default 1)")
-    be.add_argument("--payload-bytes", type=int, default=100, help="bytes per event (default 100)")
+    be.add_argument("--payload-bytes", type=int, default=None, help="bytes per event (default: driver 100, "
+                    "broker 0, a cell's unpadded event)")
+    be.add_argument("--consumers", type=int, default=0, help="broker: consumers, one per partition and one that "
+                    "reads all, as the results collector does (default partitions + 1)")
+    be.add_argument("--producer-properties", default="", metavar="K=V,...",
+                    help="broker: librdkafka settings over the driver's defaults, e.g. linger.ms=100")
+    be.add_argument("--fetch-wait-ms", type=int, default=500, help="broker: the consumers' fetch.wait.max.ms "
+                    "(default 500, Kafka's Java consumer's, as Flink's source uses)")
     be.add_argument("--broker-cpus", type=float, default=0.0, help="limit the broker to this many cores (default 0: none)")
     be.add_argument("--partitions", type=int, default=4, help="partitions of the topic (default 4)")
     be.add_argument("--keys", type=int, default=16, help="distinct keys (default 16)")

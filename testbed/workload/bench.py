@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import docker
 import docker.errors
@@ -100,3 +101,95 @@ def _once(client: docker.DockerClient, image: str, network: str, labels: dict, m
     if code != 0:
         raise RuntimeError(f"driver {' '.join(args[3:5])} exited {code}:\n{out[-3000:]}")
     return out
+
+
+def broker(rate: float = 1000, duration: float = 300, partitions: int = 4, consumers: int = 5,
+           payload_bytes: int = 0, broker_cpus: float = 0.0, producer_properties: dict | None = None,
+           fetch_wait_ms: int = 500, client: docker.DockerClient | None = None) -> dict:
+    """The broker alone as a cell loads it: one driver producer at ``rate`` events/s into ``partitions``
+    partitions, and ``consumers`` consumers reading them as they arrive (a cell's source subtasks, one
+    partition each, plus the results collector, which reads every partition). Per minute: the produce
+    requests' round-trip time (p50, p99), the produce-to-read latency (p50, p99), the events
+    acknowledged per second, the broker's CPU."""
+    if rate <= 0 or duration < 60 or partitions < 1 or consumers < 1:
+        raise ValueError("rate must be > 0, duration >= 60 s (the table is per minute), partitions and consumers >= 1")
+    client = client or host_client()
+    with step(log, "images (built only if their inputs changed)"):
+        tags = img.build_all(client, img.APP_RECIPES)
+    run_id = f"bench-{runmod.new_run_id()}"
+    labels = runmod.labels(run_id, runmod.owner_token())
+    made: list = []
+    net = client.networks.create(f"fst-{run_id}", driver="bridge", labels=labels)
+    props = dict(producer_properties or {})
+    minutes = int(duration // 60)
+    try:
+        spec = BrokerSpec()
+        b = client.containers.create(tags["broker"], list(spec.args), name=f"fst-{run_id}-broker",
+                                     labels=labels, detach=True, nano_cpus=int(broker_cpus * 1e9) or None)
+        made.append(b)
+        net.connect(b, aliases=[BROKER])
+        b.start()
+        base = ["/opt/driver/driver.py", "--bootstrap", spec.bootstrap]
+        _once(client, tags["driver"], net.name, labels, made, base + ["admin", "--create", f"events:{partitions}"], 120)
+        t0 = time.time() + 15        # the containers start meanwhile
+        readers = []
+        for i in range(consumers):
+            parts = (list(range(partitions)) if i == consumers - 1 and consumers > 1
+                     else [p for p in range(partitions) if p % max(1, consumers - 1) == i] or [i % partitions])
+            c = client.containers.run(tags["driver"], base + [
+                "consume", "--events", "events", "--partitions", ",".join(map(str, parts)), "--t0", repr(t0),
+                "--duration", repr(float(duration) + 5), "--fetch-wait-ms", str(fetch_wait_ms)],
+                network=net.name, labels=labels, detach=True)
+            made.append(c)
+            readers.append(c)
+        prod = client.containers.run(tags["driver"], base + [
+            "produce", "--events", "events", "--rate", repr(float(rate)), "--duration", repr(float(duration)),
+            "--payload-bytes", str(payload_bytes), "--t0", repr(t0), "--producer-properties", json.dumps(props)],
+            network=net.name, labels=labels, detach=True)
+        made.append(prod)
+        cpu = []
+        with step(log, f"bench broker: {rate:,.0f} events/s into {partitions} partitions, {consumers} consumers, "
+                       f"{duration:g}s", unit="min", total=minutes) as progress:
+            time.sleep(max(0.0, t0 - time.time()))
+            for m in range(minutes):
+                before = container_cpu_seconds(b)
+                time.sleep(max(0.0, t0 + 60 * (m + 1) - time.time()))
+                cpu.append(round((container_cpu_seconds(b) - before) / 60, 3))
+                progress.update(m + 1)
+        outs = []
+        for c in (prod, *readers):
+            code = c.wait(timeout=duration + 240)["StatusCode"]
+            out = c.logs().decode(errors="replace")
+            if code != 0:
+                raise RuntimeError(f"a bench container exited {code}:\n{out[-3000:]}")
+            outs.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for c in made:
+            try:
+                c.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        net.remove()
+    produced, read = outs[0], outs[1:]
+    rows = []
+    for m in range(minutes):
+        acks = [r for r in produced["ack_stats"] if 60 * m <= r[0] < 60 * (m + 1)]
+        lat = [c["minutes"].get(str(m)) for c in read]
+        lat = [x for x in lat if x and x["n"]]
+        acked = produced["acked_per_s"][60 * m:60 * (m + 1)]
+        rows.append({"minute": m + 1, "acked_per_s": round(sum(acked) / 60, 1),
+                     "ack_rtt_p50_ms": round(sorted(r[1] for r in acks)[len(acks) // 2], 2) if acks else None,
+                     "ack_rtt_p99_ms": round(max(r[2] for r in acks), 2) if acks else None,
+                     "read_latency_p50_ms": max(x["p50"] for x in lat) if lat else None,
+                     "read_latency_p99_ms": max(x["p99"] for x in lat) if lat else None,
+                     "broker_cpu_cores": cpu[m] if m < len(cpu) else None})
+    return {"broker": BrokerSpec().name, "rate": rate, "duration_s": duration, "partitions": partitions,
+            "consumers": consumers, "fetch_wait_ms": fetch_wait_ms, "payload_bytes": payload_bytes,
+            "producer_properties": {**driver_defaults(), **props}, "broker_cpus_limit": broker_cpus or None,
+            "events_sent": produced["sent"], "events_acked": produced["acked"], "late_events": produced["behind"],
+            "host_cpus": client.info().get("NCPU"), "minutes": rows}
+
+
+def driver_defaults() -> dict:
+    from .driver import PRODUCER_DEFAULTS
+    return dict(PRODUCER_DEFAULTS)

@@ -162,14 +162,51 @@ def _control(args, name: str, timeout: float) -> dict:
     raise SystemExit(f"no {path} from the harness after {timeout:.0f}s")
 
 
+# The producer's settings a cell may change (``--producer-properties``), with the testbed's defaults.
+# linger.ms bounds the record batches per second and partition (1000 / linger.ms): a broker whose
+# cost per fetch grows with the batches it stores (Tansu's memory storage) then holds up for a whole
+# cell; it adds at most linger.ms to when an event reaches the broker (README, "The broker").
+PRODUCER_DEFAULTS = {"linger.ms": 100, "batch.num.messages": 10000, "batch.size": 1_000_000, "acks": 1}
+FIXED = ("bootstrap.servers", "client.id", "delivery.report.only.error", "statistics.interval.ms")
+
+
 def _producer_config(args, client_id: str) -> dict:
+    props = json.loads(getattr(args, "producer_properties", "") or "{}")
+    fixed = sorted(set(props) & set(FIXED))
+    if fixed:
+        raise SystemExit(f"--producer-properties may not set {', '.join(fixed)}: the driver's measurements need them")
     return {
-        "bootstrap.servers": args.bootstrap, "client.id": client_id, "acks": 1,
-        "linger.ms": 5, "batch.num.messages": 10000, "batch.size": 1_000_000,
+        **PRODUCER_DEFAULTS,
         "queue.buffering.max.messages": 2_000_000, "queue.buffering.max.kbytes": 2_097_151,
+        "enable.idempotence": False, **props,
+        "bootstrap.servers": args.bootstrap, "client.id": client_id,
         "delivery.report.only.error": True,       # acknowledgements are counted from the queue's length
-        "enable.idempotence": False,
+        "statistics.interval.ms": 1000,           # the broker's answer times, per second (AckStats)
     }
+
+
+class AckStats:
+    """librdkafka's statistics, once a second: the brokers' round-trip time of produce requests (how
+    long the broker took to acknowledge, p50/p99/max over the second, ms) and how long events waited
+    in the client's queue before they were sent (p99, ms; linger.ms included)."""
+
+    def __init__(self):
+        self.t0 = 0.0
+        self.rows: list[list] = []      # [s since t0, rtt p50, rtt p99, rtt max, queue wait p99, requests]
+
+    def __call__(self, text: str) -> None:
+        if not self.t0:
+            return
+        st = json.loads(text)
+        rtt = [b["rtt"] for b in st.get("brokers", {}).values() if b.get("nodeid", -1) >= 0 and b["rtt"].get("cnt")]
+        wait = [b["int_latency"] for b in st.get("brokers", {}).values()
+                if b.get("nodeid", -1) >= 0 and b["int_latency"].get("cnt")]
+        if not rtt:
+            return
+        worst = max(rtt, key=lambda r: r["p99"])
+        self.rows.append([round(time.time() - self.t0, 2), worst["p50"] / 1000, worst["p99"] / 1000,
+                          max(r["max"] for r in rtt) / 1000, max((w["p99"] for w in wait), default=0) / 1000,
+                          sum(r["cnt"] for r in rtt)])
 
 
 def _send_slice(s: int, S: int, args, start, out) -> None:
@@ -186,11 +223,13 @@ def _send_slice(s: int, S: int, args, start, out) -> None:
             if len(errors) < 10:
                 errors.append(str(err))
 
-    p = Producer({**_producer_config(args, f"fst-driver-{s}"), "on_delivery": on_delivery})
+    stats = AckStats()
+    p = Producer({**_producer_config(args, f"fst-driver-{s}"), "on_delivery": on_delivery, "stats_cb": stats})
     meta = p.list_topics(args.events, timeout=args.timeout)      # connected, the topic's leaders known
     parts = len(meta.topics[args.events].partitions) or 1
     out.put({"ready": s})
     t0 = start.get()
+    stats.t0 = t0
     sch = Schedule(args.rate, args.duration, args.warmup_rate, args.warmup_s)
     keys, size = args.keys, args.payload_bytes
     rate, first, warm_rate, warm_s = sch.rate, sch.first, sch.warmup_rate, sch.warmup_s
@@ -202,6 +241,7 @@ def _send_slice(s: int, S: int, args, start, out) -> None:
         return min(mine, max(0, (sch.due_by(t) - s + S - 1) // S))
     produce, poll, topic = p.produce, p.poll, args.events
     acked_per_s: list[int] = []
+    queued_per_s: list[int] = []     # events sent and not yet acknowledged, at the end of each second
     acked_before = 0
     behind = 0
     max_lag = 0.0
@@ -212,8 +252,10 @@ def _send_slice(s: int, S: int, args, start, out) -> None:
         """Close every whole second of the run that has passed: its acknowledgements."""
         nonlocal acked_before
         while now - t0 >= len(acked_per_s) + 1:
-            acked = k - len(p) - failed[0]
+            queued = len(p)
+            acked = k - queued - failed[0]
             acked_per_s.append(acked - acked_before)
+            queued_per_s.append(queued)
             acked_before = acked
 
     wait = t0 - time.time()
@@ -255,7 +297,8 @@ def _send_slice(s: int, S: int, args, start, out) -> None:
     out.put({"slice": s, "slices": S, "sent": k, "acked": k - unacked - failed[0], "failed": failed[0],
              "unacknowledged": unacked, "behind": behind, "max_lag_ms": round(max(0.0, max_lag) * 1000, 1),
              "queue_full_waits": full_waits, "cpu_s": round(ru.ru_utime + ru.ru_stime, 3),
-             "ended": time.time(), "errors": errors, "acked_per_s": acked_per_s})
+             "ended": time.time(), "errors": errors, "acked_per_s": acked_per_s, "queued_per_s": queued_per_s,
+             "ack_stats": stats.rows})
 
 
 def produce(args) -> int:
@@ -297,7 +340,33 @@ def produce(args) -> int:
                       "behind": sum(r["behind"] for r in reports), "max_lag_ms": max(r["max_lag_ms"] for r in reports),
                       "cpu_s": round(sum(r["cpu_s"] for r in reports), 3),
                       "elapsed_s": round(max(r["ended"] for r in reports) - t0, 3),
-                      "errors": [e for r in reports for e in r["errors"]][:10], "processes": P}))
+                      "errors": [e for r in reports for e in r["errors"]][:10], "processes": P,
+                      "ack_stats": sorted(row for r in reports for row in r["ack_stats"]),
+                      "acked_per_s": [sum(v) for v in zip(*(r["acked_per_s"] for r in reports))],
+                      "queued_per_s": [sum(v) for v in zip(*(r["queued_per_s"] for r in reports))]}))
+    return 0
+
+
+def consume(args) -> int:
+    """Read partitions of a topic from their start for ``--duration`` s after ``--t0`` (a broker
+    benchmark's consumers: ``python -m testbed bench broker``). Prints, per minute since t0, the records
+    read and their produce-to-read latency (now - the record's timestamp) p50/p99/max, ms."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": args.bootstrap, "group.id": f"fst-bench-{os.getpid()}",
+                  "enable.auto.commit": False, "fetch.wait.max.ms": args.fetch_wait_ms, "fetch.min.bytes": 1})
+    c.assign([TopicPartition(args.events, int(p), OFFSET_BEGINNING) for p in args.partitions.split(",")])
+    per_min: dict[int, list[int]] = {}
+    end = args.t0 + args.duration
+    while time.time() < end:
+        for m in c.consume(num_messages=10000, timeout=0.1):
+            if m.error():
+                continue
+            now = int(time.time() * 1000)
+            per_min.setdefault(int((now / 1000 - args.t0) // 60), []).append(now - m.timestamp()[1])
+    c.close()
+    print(json.dumps({"partitions": args.partitions,
+                      "minutes": {m: spread(v) for m, v in sorted(per_min.items()) if m >= 0}}))
     return 0
 
 
@@ -373,6 +442,7 @@ def collect(args) -> int:
     flush_ts = None
     flush_file = os.path.join(args.control, "flush.json")
     consumed = 0
+    delivery: list[int] = []     # ms from the record's timestamp (the job's producer) to its arrival here
 
     def take(batch) -> None:
         nonlocal last_result, consumed
@@ -383,6 +453,8 @@ def collect(args) -> int:
                 parsed = parse_result(r.value, arrival)
                 if parsed is None:
                     continue
+                if r.timestamp is not None and r.timestamp > 0:
+                    delivery.append(arrival - r.timestamp)
                 kind, row = parsed
                 got[kind].append(row)
                 last_result = time.time()
@@ -425,11 +497,21 @@ def collect(args) -> int:
     c.close()
     _write(args.out, {"flush_ts_ms": flush_ts, "ended_ms": int(time.time() * 1000), "results": got["window"],
                       "event_results": got["event"], "other_results": got["other"][:100],
-                      "other_count": len(got["other"]), "read_records": consumed, "unread_offsets": unread})
+                      "other_count": len(got["other"]), "read_records": consumed, "unread_offsets": unread,
+                      "delivery_ms": spread(delivery)})
     print(json.dumps({"results": len(got["window"]), "windows": len(windows), "target": target,
                       "event_results": len(got["event"]), "other_results": len(got["other"]),
                       "read_records": consumed, "unread_offsets": unread}))
     return 0
+
+
+def spread(values: list) -> dict:
+    """n, p50, p99 and max of ``values`` (nearest rank; the driver has no numpy)."""
+    if not values:
+        return {"n": 0, "p50": None, "p99": None, "max": None}
+    v = sorted(values)
+    at = lambda q: v[min(len(v) - 1, max(0, math.ceil(q * len(v)) - 1))]  # noqa: E731
+    return {"n": len(v), "p50": at(0.5), "p99": at(0.99), "max": v[-1]}
 
 
 def _write(path: str, data: dict) -> None:
@@ -465,8 +547,17 @@ def main(argv=None) -> int:
     b.add_argument("--control", default="", help="folder where this task writes ready.json once its processes "
                    "are connected, and the harness then writes start.json (t0)")
     b.add_argument("--flush-timeout", type=float, default=60, help="seconds to wait for acknowledgements")
+    b.add_argument("--producer-properties", default="", help="JSON object of librdkafka settings over the "
+                   "driver's defaults (PRODUCER_DEFAULTS)")
     b.add_argument("--out", default="")
     b.set_defaults(func=produce)
+    r = sub.add_parser("consume", help="read partitions for a while; latency per minute (bench broker)")
+    r.add_argument("--events", required=True)
+    r.add_argument("--partitions", required=True, help="comma-separated partition numbers")
+    r.add_argument("--t0", type=float, required=True, help="epoch s the producers start at")
+    r.add_argument("--duration", type=float, required=True, help="seconds to read after t0")
+    r.add_argument("--fetch-wait-ms", type=int, default=500, help="fetch.wait.max.ms (Kafka's consumer: 500)")
+    r.set_defaults(func=consume)
     c = sub.add_parser("collect", help="read the results; flush when the harness says so")
     c.add_argument("--events", required=True)
     c.add_argument("--results", required=True)

@@ -60,6 +60,7 @@ class LoadSpec:
     warmup_rate: float = 0.0        # events/s during the first warmup_s seconds (0: rate)
     warmup_s: float = 0.0
     output: str = "windows"         # what the job writes: windows (counted), events (one per event), any
+    producer_properties: tuple[tuple[str, str], ...] = ()   # librdkafka settings over the driver's defaults
 
     @property
     def schedule(self) -> Schedule:
@@ -76,6 +77,20 @@ class LoadSpec:
     @property
     def drain_s(self) -> float:
         return self.window.size_s + self.window.watermark_delay_s + 30
+
+
+def parse_properties(text: str, what: str = "--producer-properties") -> tuple[tuple[str, str], ...]:
+    """``k=v,k=v`` (client settings) as sorted pairs; an item without ``=`` or a key given twice is an
+    error that names it."""
+    out: dict[str, str] = {}
+    for item in filter(None, (x.strip() for x in (text or "").split(","))):
+        k, eq, v = item.partition("=")
+        if not eq or not k.strip():
+            raise ValueError(f"{what}: {item!r} is not key=value")
+        if k.strip() in out:
+            raise ValueError(f"{what}: {k.strip()} is given twice")
+        out[k.strip()] = v.strip()
+    return tuple(sorted(out.items()))
 
 
 def task_name(i: int) -> str:
@@ -126,7 +141,8 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
         "produce", "--events", events, "--rate", repr(float(spec.rate)), "--duration", repr(float(spec.duration)),
         "--slice", f"{i}/{spec.tasks}", "--processes", str(spec.processes_per_task), "--keys", str(spec.keys),
         "--payload-bytes", str(spec.payload_bytes), "--control", CONTROL, "--out", f"{CONTROL}/driver.json",
-        "--warmup-rate", repr(float(spec.warmup_rate)), "--warmup-s", repr(float(spec.warmup_s))],
+        "--warmup-rate", repr(float(spec.warmup_rate)), "--warmup-s", repr(float(spec.warmup_s)),
+        "--producer-properties", json.dumps(dict(spec.producer_properties))],
         spec.cpus) for i, node in enumerate(spec.nodes)]
     every = [collector, *tasks]
     with step(log, f"start {spec.tasks} driver task(s) on {', '.join(spec.nodes)} and the results collector"):
@@ -223,6 +239,7 @@ def merge(spec: LoadSpec, reports: list[dict], collected: dict, expected: list[l
         # the records of the results topic the collector read (harness flush results included), and
         # the offsets it had not reached when it stopped (0: it read the topic to its end)
         "read_records": collected.get("read_records"), "unread_offsets": collected.get("unread_offsets"),
+        "delivery_ms": collected.get("delivery_ms"),
     }
 
 
