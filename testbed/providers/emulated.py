@@ -44,6 +44,10 @@ NODE_LOCAL_POOL = "10.202.0.0/16"
 ROUTER_CPU_SHARES = 262144
 
 
+CPU_PERIOD_US = 100_000
+CGROUP_STATE = "/run/fst-cgroup"     # written by the node's entrypoint: "nested <parent>" or "flat: <why>"
+
+
 def _name(run_id: str, suffix: str) -> str:
     return f"fst-{run_id}-{suffix}"
 
@@ -122,8 +126,10 @@ class EmulatedProvider:
                 containers[node.hostname] = self._start_node(
                     node_image, _name(run_id, node.hostname), node.hostname, nets[node.cloud].name,
                     labels, {**shared_hc, "Binds": shared_hc.get("Binds", []) + [f"{vol.name}:/var/lib/docker:rw"],
-                             # the VM's size, as a cap (the host is shared; nothing is reserved)
-                             "NanoCpus": int(min(node.cpus, ncpu) * 1e9), "Memory": node.memory_bytes},
+                             # the VM's size, as a cap (the host is shared; nothing is reserved);
+                             # a cell sets the node's CPU budget on it (set_node_cpus)
+                             "CpuPeriod": CPU_PERIOD_US, "CpuQuota": int(min(node.cpus, ncpu) * CPU_PERIOD_US),
+                             "Memory": node.memory_bytes},
                     {"FST_AUTHORIZED_KEYS": ssh_authorized_keys} if ssh_authorized_keys else {})
 
         machines = []
@@ -139,6 +145,30 @@ class EmulatedProvider:
                                     {"container": c.name, "subnet": subnets[node.cloud]}))
         self._wait_engines(machines)
         return machines
+
+    # -- CPU: one budget per node, as a VM's CPUs ------------------------------------------------
+    def cpu_nesting(self, machines: list[Machine]) -> dict[str, str]:
+        """hostname -> how its engine places containers: ``nested <cgroup>`` (under the node
+        container's own cgroup, so the node's CPU limit is shared by all of them) or ``flat: <why>``."""
+        out = {}
+        for m in machines:
+            code, text = self.client.containers.get(m.info["container"]).exec_run(["cat", CGROUP_STATE])
+            out[m.hostname] = text.decode(errors="replace").strip() if code == 0 else "flat: the node did not say"
+        return out
+
+    def set_node_cpus(self, machines: list[Machine], cores: dict[str, float]) -> None:
+        """Give each node ``cores`` CPUs (its budget), shared by everything on it; unchanged ones stay."""
+        for m in machines:
+            c = self.client.containers.get(m.info["container"])
+            quota = int(round(cores[m.hostname] * CPU_PERIOD_US))
+            if c.attrs["HostConfig"].get("CpuQuota") != quota:
+                c.update(cpu_quota=quota)
+
+    def node_cpu_seconds(self, machines: list[Machine]) -> dict[str, float]:
+        """CPU time each node's container (with every container nested under it) has used so far."""
+        def used(c) -> float:
+            return c.stats(stream=False, one_shot=True)["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+        return {m.hostname: used(self.client.containers.get(m.info["container"])) for m in machines}
 
     def _wan(self, run_id: str, subnets: dict[str, str], router_ips: dict[str, str]) -> Wan:
         router = self.client.containers.get(_name(run_id, "wan"))

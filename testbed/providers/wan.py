@@ -152,6 +152,15 @@ class Wan:
         rule = f"FORWARD -s {self.subnets[d.src]} -d {self.subnets[d.dst]} -j NFQUEUE --queue-num {queue}"
         self.sh(f"iptables -t mangle -C {rule} 2>/dev/null || iptables -t mangle -A {rule}")
 
+    def counters(self) -> dict:
+        """Cumulative counters of the emulation, read before and after a cell (measure/saturation.py):
+        ``drops``, packets its queues dropped beyond the configured loss (None where the two cannot be
+        told apart: netem with loss configured), and with the NFQUEUE holder ``held`` / ``late``,
+        packets it held and those it released over 2 ms late."""
+        out = self.sh("tc -s qdisc show; echo '#nfq'; cat /proc/net/netfilter/nfnetlink_queue 2>/dev/null || true; "
+                      "echo '#stats'; cat /run/wan-*.stats 2>/dev/null || true")
+        return parse_counters(out, self.backend, any(d.loss_pct for d in self.links.values()))
+
     def set_link(self, a: str, b: str, **changes) -> None:
         """Change a link during a run (both directions): rtt_ms, jitter_ms, loss_pct, bandwidth_mbit."""
         for src, dst in ((a, b), (b, a)):
@@ -163,3 +172,32 @@ class Wan:
                 if k in changes:
                     kw[k] = changes[k]
             self.set_direction(replace(d, **kw))
+
+
+def parse_counters(text: str, backend: str, loss_configured: bool) -> dict:
+    """``Wan.counters`` from the router's ``tc -s qdisc show``, ``/proc/net/netfilter/nfnetlink_queue``
+    and the holders' stats files (each ``{"held": n, "late": m}``)."""
+    tc, _, rest = text.partition("#nfq")
+    nfq, _, stats = rest.partition("#stats")
+    drops, kind = 0, None
+    for line in tc.splitlines():
+        words = line.split()
+        if words[:1] == ["qdisc"]:
+            kind = words[1]
+        elif "dropped" in line and kind in ("pfifo", "netem"):
+            drops += int(line.split("dropped")[1].split(",")[0].strip())
+    out: dict = {"drops": None if backend == "netem" and loss_configured else drops}
+    if backend == "nfqueue":
+        for line in nfq.strip().splitlines():   # queue portid waiting copy_mode range queue_dropped user_dropped ...
+            f = line.split()
+            if len(f) >= 7 and out["drops"] is not None:
+                out["drops"] += int(f[5]) + int(f[6])
+        held = late = 0
+        text, at, dec = stats.strip(), 0, json.JSONDecoder()
+        while at < len(text):           # the files' objects, one after another
+            c, at = dec.raw_decode(text, at)
+            held, late = held + c.get("held", 0), late + c.get("late", 0)
+            while at < len(text) and text[at].isspace():
+                at += 1
+        out.update(held=held, late=late)
+    return out

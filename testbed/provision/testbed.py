@@ -52,6 +52,7 @@ class Testbed:
     wan_check: str = "not run"      # its verdict: passed | flagged: <misses> | off | no links
     preflight: dict = field(default_factory=dict)           # real hosts: the preflight report (hosts, ports)
     owned: bool = False             # made by this handle's ``up``: leaving ``with`` removes it
+    cpu_nesting: dict | None = None  # emulated: node -> whether its containers share its CPU budget (provision/cpu.py)
 
     # -- lookups -------------------------------------------------------------------------------
     def node(self, hostname: str) -> Machine:

@@ -7,7 +7,8 @@ Speaks nfnetlink_queue directly over a netlink socket (standard library only, no
 Each packet of the queue is dropped with probability ``loss_pct``/100 or released ``delay_ms``
 (+ uniform jitter in [-jitter_ms, +jitter_ms]) after it arrived. Releases never overtake each
 other (no reordering), so one batch verdict releases every packet that is due. CONFIG is re-read
-when it changes, so a link can be degraded and healed during a run.
+when it changes, so a link can be degraded and healed during a run. ``/run/wan-QUEUE.stats`` counts
+the packets held and those released more than 2 ms late (the holder itself was the limit).
 
 It must see *forwarded* packets (iptables FORWARD -j NFQUEUE on a router): a held packet that was
 sent by a local TCP socket still counts against that socket (TCP small queues) and throttles it.
@@ -34,6 +35,7 @@ NF_DROP, NF_ACCEPT = 0, 1
 NLM_F_REQUEST = 1
 NLMSG_ERROR = 2
 AF_UNSPEC = 0
+LATE_S = 0.002      # a packet released more than this after it was due was held too long
 
 
 def msg(queue: int, kind: int, attrs: list[tuple[int, bytes]]) -> bytes:
@@ -138,6 +140,8 @@ def main() -> int:
     q = Queue(num)
     held: deque = deque()          # (release time, packet id), release times non-decreasing
     last_release = 0.0
+    counts = {"held": 0, "late": 0}  # packets held, and released over LATE_S after they were due
+    stats = f"/run/wan-{num}.stats"
     next_check = time.monotonic() + 1
     print(f"wan-delay queue {num}: bound; {cfg}", flush=True)
     while True:
@@ -153,13 +157,19 @@ def main() -> int:
             jitter = random.uniform(-cfg["jitter"], cfg["jitter"]) if cfg["jitter"] else 0.0
             last_release = max(last_release, now + max(0.0, cfg["delay"] + jitter))
             held.append((last_release, pid))
+            counts["held"] += 1
         due = None
         while held and held[0][0] <= now + 0.0001:
-            due = held.popleft()[1]
+            at, due = held.popleft()
+            if now - at > LATE_S:
+                counts["late"] += 1
         if due is not None:
             q.verdict(due, NF_ACCEPT, batch=True)
         if now >= next_check:   # a changed link applies within 0.1 s (os.stat is cheap)
             next_check = now + 0.1
+            with open(stats + ".new", "w") as f:   # read by the harness before and after each cell
+                json.dump(counts, f)
+            os.replace(stats + ".new", stats)
             try:
                 m = os.stat(path).st_mtime
                 if m != mtime:

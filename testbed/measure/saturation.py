@@ -1,0 +1,159 @@
+"""Whether the testbed itself was the limit of a cell: every part of the measuring path reports its
+own saturation, and ``testbed_limited`` names the parts that saturated. Pure functions, no I/O.
+
+A cell whose row names a part here measured that part, not the system under test: the report
+draws it hollow and leaves it out of means (unless asked), and the summary counts such cells.
+
+- ``driver``:    more than 0.1 % of the events went out over 100 ms late (``driver_fell_behind``);
+- ``broker``:    acknowledgements fell behind: at some second after warm-up the events sent and not
+                 yet acknowledged were more than ``BACKLOG_LIMIT_S`` of the offered rate, or one
+                 produce request waited more than ``ACK_LIMIT_MS`` for its answer, or the broker (or
+                 its node, under one CPU budget per node) used at least ``CPU_NEAR`` of its CPU;
+- ``collector``: results reached the collector more than ``DELIVERY_LIMIT_MS`` (p99) after the job's
+                 sink wrote them (the broker's fetch or the collector itself), or it left results unread;
+- ``wan``:       the emulated WAN dropped packets it was not told to drop (its queues overflowed), or
+                 its userspace holder released more than ``LATE_LIMIT`` of the packets late;
+- ``host``:      the machine that runs the emulated clouds was busy at least ``HOST_BUSY_LIMIT`` of the
+                 load, or lost at least ``STEAL_LIMIT`` of its CPU time to its hypervisor (steal).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+BACKLOG_LIMIT_S = 1.0
+ACK_LIMIT_MS = 2000.0
+CPU_NEAR = 0.9
+DELIVERY_LIMIT_MS = 1000.0
+LATE_LIMIT = 0.01
+HOST_BUSY_LIMIT = 0.95
+STEAL_LIMIT = 0.05
+NAN = float("nan")
+
+
+def _rate_at(params: dict, t: float) -> float:
+    warm_s, warm = params.get("warmup_s", 0.0), params.get("warmup_rate", 0.0)
+    return warm if warm and t < warm_s else params["rate"]
+
+
+def broker(raw: dict, warmup_s: float, cpu_used: float, cpu_limit: float, node: tuple | None = None) -> dict:
+    """The broker's acknowledgements after warm-up: their backlog (events sent and not yet
+    acknowledged, in seconds of the offered rate, largest at the end of a second), the produce
+    requests' round-trip time as librdkafka measured it each second (median p50, largest p99 and
+    max, ms), and its CPU against its limit, or with ``node`` = (cores used, budget) its node's
+    against the node's CPU budget (shared with the driver there)."""
+    prm = raw["params"]
+    lo, hi = int(math.ceil(warmup_s)), int(math.floor(prm["duration"]))
+    queued = np.zeros(max(hi, 0) + 1)
+    stats = []
+    for p in raw["producers"]:
+        q = p.get("queued_per_s") or []
+        for s in range(min(len(q), len(queued))):
+            queued[s] += q[s]
+        stats += [r for r in p.get("ack_stats") or [] if warmup_s <= r[0] <= prm["duration"]]
+    backlog = max((queued[s] / _rate_at(prm, s) for s in range(lo, min(hi, len(queued)))), default=NAN) \
+        if any(p.get("queued_per_s") for p in raw["producers"]) else NAN
+    out = {"broker_backlog_max_s": round(float(backlog), 3) if backlog == backlog else NAN,
+           "broker_ack_p50_ms": float(np.median([r[1] for r in stats])) if stats else NAN,
+           "broker_ack_p99_ms": float(max(r[2] for r in stats)) if stats else NAN,
+           "broker_ack_max_ms": float(max(r[3] for r in stats)) if stats else NAN,
+           "broker_cpu_of_limit": round(cpu_used / cpu_limit, 3) if cpu_limit and cpu_used == cpu_used else NAN}
+    out["broker_node_cpu_of_budget"] = round(node[0] / node[1], 3) if node and node[1] and node[0] == node[0] else NAN
+    why = []
+    if out["broker_backlog_max_s"] > BACKLOG_LIMIT_S:
+        why.append(f"its acknowledgements fell {out['broker_backlog_max_s']:.1f} s of events behind")
+    if out["broker_ack_max_ms"] > ACK_LIMIT_MS:
+        why.append(f"a produce request waited {out['broker_ack_max_ms'] / 1000:.1f} s for its answer")
+    if out["broker_cpu_of_limit"] >= CPU_NEAR:
+        why.append(f"it used {out['broker_cpu_of_limit']:.0%} of its {cpu_limit:g}-core limit")
+    if out["broker_node_cpu_of_budget"] >= CPU_NEAR:
+        why.append(f"its node used {out['broker_node_cpu_of_budget']:.0%} of its {node[1]:g}-core budget")
+    out["_why"] = why
+    return out
+
+
+def collector(raw: dict) -> dict:
+    """How long results took from the job's sink (the record's timestamp) to the collector."""
+    d = raw.get("delivery_ms") or {}
+    out = {"collector_delivery_p50_ms": _f(d.get("p50")), "collector_delivery_p99_ms": _f(d.get("p99")),
+           "collector_delivery_max_ms": _f(d.get("max"))}
+    why = []
+    if out["collector_delivery_p99_ms"] > DELIVERY_LIMIT_MS:
+        why.append(f"results reached the collector {out['collector_delivery_p99_ms'] / 1000:.1f} s (p99) after "
+                   "the job's sink wrote them")
+    unread = raw.get("unread_offsets")
+    if unread:
+        why.append(f"it left {unread} results unread")
+    out["_why"] = why
+    return out
+
+
+def host(before: tuple | None, after: tuple | None) -> dict:
+    """The host's CPU over the load from two ``/proc/stat`` readings (``host_cpu_times``): the busy
+    share of all its CPUs and the share stolen by its hypervisor."""
+    if not before or not after:
+        return {"host_cpu_busy": NAN, "host_cpu_steal": NAN, "_why": []}
+    d = [b - a for a, b in zip(before, after)]
+    total = sum(d[:8])        # user nice system idle iowait irq softirq steal (guest is inside user)
+    if total <= 0:
+        return {"host_cpu_busy": NAN, "host_cpu_steal": NAN, "_why": []}
+    idle = d[3] + d[4]
+    out = {"host_cpu_busy": round((total - idle) / total, 3), "host_cpu_steal": round(d[7] / total, 3)}
+    why = []
+    if out["host_cpu_busy"] >= HOST_BUSY_LIMIT:
+        why.append(f"the host's CPUs were {out['host_cpu_busy']:.0%} busy")
+    if out["host_cpu_steal"] >= STEAL_LIMIT:
+        why.append(f"its hypervisor stole {out['host_cpu_steal']:.0%} of the host's CPU time")
+    out["_why"] = why
+    return out
+
+
+def host_cpu_times(text: str) -> tuple[int, ...]:
+    """The aggregate ``cpu`` line of ``/proc/stat``, as integers."""
+    for line in text.splitlines():
+        if line.startswith("cpu "):
+            return tuple(int(v) for v in line.split()[1:])
+    raise ValueError("no aggregate cpu line in /proc/stat")
+
+
+def wan(before: dict | None, after: dict | None) -> dict:
+    """The emulated WAN over the load, from two ``Wan.counters()`` readings: packets its queues
+    dropped (the configured loss is not among them) and the share its holder released late."""
+    if not before or not after:
+        return {"wan_queue_drops": NAN, "wan_late_fraction": NAN, "_why": []}
+    drops = after["drops"] - before["drops"] if after.get("drops") is not None and before.get("drops") is not None else NAN
+    held = after.get("held", 0) - before.get("held", 0)
+    late = (after.get("late", 0) - before.get("late", 0)) / held if held > 0 else (0.0 if "held" in after else NAN)
+    out = {"wan_queue_drops": drops, "wan_late_fraction": round(late, 4) if late == late else NAN}
+    why = []
+    if drops == drops and drops > 0:
+        why.append(f"its queues dropped {drops:g} packets beyond the configured loss")
+    if late == late and late > LATE_LIMIT:
+        why.append(f"its holder released {late:.1%} of the packets late")
+    out["_why"] = why
+    return out
+
+
+def limited(row: dict, parts: dict[str, dict]) -> dict:
+    """``testbed_limited``: the parts that saturated, comma-separated ('' if none), and
+    ``testbed_limited_why``: what each did. ``parts``: part -> its report (with ``_why``); the
+    driver's own verdict comes from the row."""
+    why = {}
+    if row.get("driver_fell_behind") is True or row.get("driver_fell_behind") == "True":
+        why["driver"] = [f"{row.get('driver_late_fraction', NAN):.1%} of the events went out over 100 ms late"]
+    for name, rep in parts.items():
+        if rep.get("_why"):
+            why[name] = rep["_why"]
+    return {"testbed_limited": ",".join(why),
+            "testbed_limited_why": "; ".join(f"{n}: {', '.join(w)}" for n, w in why.items())}
+
+
+def columns(parts: dict[str, dict]) -> dict:
+    """The reports' columns for the row (without their reasons)."""
+    return {k: v for rep in parts.values() for k, v in rep.items() if not k.startswith("_")}
+
+
+def _f(v) -> float:
+    return NAN if v is None else float(v)
