@@ -173,3 +173,12 @@ def test_absent_counters_are_not_read_as_zero_loss():
     row = {**BASE, "lost": float("nan"), "sink_records_sent": float("nan"), "results_unread": float("nan"),
            "result_records_read": None, "late_records_dropped": float("nan")}
     assert measure.loss_attribution(row) == {"loss_cause": "not applicable"}
+
+
+def test_how_long_the_source_counter_kept_one_value():
+    from testbed.measure.metrics import counter_unchanged_s
+    fresh = [(float(t), 100 * t) for t in range(20)]
+    assert counter_unchanged_s(fresh, 2, 18) == 0.0
+    frozen = fresh[:8] + [(float(t), 700) for t in range(8, 15)] + [(float(t), 100 * t) for t in range(15, 20)]
+    assert counter_unchanged_s(frozen, 2, 18) == 7.0     # 7 from t=7 to t=14; the value changes at 15
+    assert counter_unchanged_s(fresh[:1], 0, 20) != counter_unchanged_s(fresh[:1], 0, 20)   # NaN: one sample

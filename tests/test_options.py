@@ -124,7 +124,7 @@ def test_cpu_scale_auto_fits_the_topology_into_this_machine_and_is_off_on_real_c
     from testbed.experiment.options import auto_cpu_scale, host_cores
     from testbed.model.topology import load
     seed = load("seed")                     # five VMs of 2 CPUs
-    assert auto_cpu_scale(seed, "emulated", cores=2) == 0.2
+    assert auto_cpu_scale(seed, "emulated", cores=2) == 0.175     # (2 - 0.25 reserve) / 10 CPUs
     assert auto_cpu_scale(seed, "emulated", cores=64) == 1.0     # never larger than the VMs
     assert auto_cpu_scale(seed, "real", cores=2) == 0.0
     cells, _ = _exp(taskmanagers="1", placements="single-cloud", repetitions=1).cells(seed)

@@ -74,14 +74,44 @@ def test_summary_and_figures_from_known_data(tmp_path):
     ok = cells[cells["error"] == ""]
     for _, r in summ.iterrows():
         g = ok[(ok.taskmanagers == r.taskmanagers) & (ok.placement == r.placement)]["latency_p50_ms"]
-        lo, hi = stats.t.interval(0.95, len(g) - 1, loc=g.mean(), scale=stats.sem(g))
-        assert r["p50_ms"] == pytest.approx(g.mean()) and r["p50_ci95_ms"] == pytest.approx((hi - lo) / 2)
+        lg = np.log(g)
+        lo, hi = stats.t.interval(0.95, len(g) - 1, loc=lg.mean(), scale=stats.sem(lg))
+        assert r["p50_ms"] == pytest.approx(stats.gmean(g))
+        assert (r["p50_ci95_lo_ms"], r["p50_ci95_hi_ms"]) == pytest.approx((np.exp(lo), np.exp(hi)))
+        assert r["saturated"] == 0 and r["testbed_limited"] != r["testbed_limited"]    # NaN: none
     names = {p.name for p in written}
     for fig in ("latency_vs_taskmanagers", "latency_cdf", "sustainable_throughput"):
         assert {f"{fig}.pdf", f"{fig}.png"} <= names
     assert len(list((tmp_path / "report" / "timeseries").glob("*.png"))) == len(cells)
     assert "| taskmanagers |" in (tmp_path / "report" / "summary.md").read_text()
     assert all(p.stat().st_size > 1000 for p in written if p.suffix in (".png", ".pdf"))
+
+
+def test_a_latency_interval_stays_above_zero_however_the_repetitions_spread():
+    m, lo, hi, n = report.log_mean_ci([1200.0, 11_700.0, 20_300.0])     # the spread of a broker-bound cell
+    assert n == 3 and 0 < lo < m < hi
+    assert report.mean_ci([1200.0, 11_700.0, 20_300.0])[1] > report.mean_ci([1200.0, 11_700.0, 20_300.0])[0]
+    m, lo, hi, _ = report.log_mean_ci([-5.0, 10.0, 20.0])     # a latency <= 0: the arithmetic interval
+    assert m == pytest.approx(25 / 3) and lo < 0
+
+
+def test_saturated_cells_are_counted_drawn_hollow_and_left_out_of_the_means(tmp_path):
+    rng = np.random.default_rng(3)
+    cells = _cells(rng)
+    cells["testbed_limited"] = ""
+    one = (cells.taskmanagers == 2) & (cells.placement == "multi-cloud") & (cells.repetition == 3)
+    cells.loc[one, ["latency_p50_ms", "testbed_limited"]] = [26_000.0, "broker"]
+    _write_folder(tmp_path, cells, rng)
+    report.report(tmp_path)
+    summ = pd.read_csv(tmp_path / "report" / "summary.csv")
+    r = summ[(summ.taskmanagers == 2) & (summ.placement == "multi-cloud")].iloc[0]
+    kept = cells[(cells.taskmanagers == 2) & (cells.placement == "multi-cloud") & ~one]["latency_p50_ms"]
+    assert (r["saturated"], r["testbed_limited"], r["repetitions"]) == (1, "broker", 2)
+    assert r["p50_ms"] == pytest.approx(stats.gmean(kept))
+    assert (summ[summ.index != r.name]["saturated"] == 0).all()
+    with_it = report.summary(pd.read_csv(tmp_path / "cells.csv"), include_saturated=True)
+    r2 = with_it[(with_it.taskmanagers == 2) & (with_it.placement == "multi-cloud")].iloc[0]
+    assert r2["repetitions"] == 3 and r2["p50_ms"] > 2 * r["p50_ms"]
 
 
 def test_report_names_a_folder_without_results(tmp_path):
@@ -183,3 +213,20 @@ def test_recovery_summary_and_figure_per_scenario_and_placement(tmp_path):
     cut = rec[rec["scenario"] == "cut"].iloc[0]
     assert cut["recovered"] == 0 and np.isnan(cut["recovery_time_s"])
     assert {"recovery.md", "recovery_time.png", "recovery_time.pdf"} <= written
+
+
+def test_minutes_of_a_long_cell(tmp_path):
+    cells = pd.DataFrame([{"cell": "soak", "cell_key": "tm3-multi-cloud-r1000-rep1", "duration": 180.0},
+                          {"cell": "short", "cell_key": "tm1-single-cloud-r1000-rep1", "duration": 60.0}])
+    t = np.arange(181.0)
+    series = pd.concat([pd.DataFrame({"cell": c, "t_s": t, "offered_rate": 1000.0,
+                                      "achieved_rate": np.where(t < 120, 1000.0, 900.0),
+                                      "broker_cpu_cores": np.where(t < 60, 0.05, 0.1)}) for c in ("soak", "short")])
+    samples = pd.DataFrame({"cell": "soak", "window_end_s": np.arange(2.0, 180.0, 2.0),
+                            "latency_ms": np.where(np.arange(2.0, 180.0, 2.0) < 60, 1000.0, 1500.0), "in_stats": True})
+    m = report.minutes(cells, series, samples)
+    assert m["cell_key"].unique().tolist() == ["tm3-multi-cloud-r1000-rep1"]   # only cells of two minutes or more
+    assert m["minute"].tolist() == [1, 2, 3]
+    assert m["acked_fraction"].tolist() == pytest.approx([1.0, 1.0, 0.9])
+    assert m["p50_ms"].tolist() == [1000.0, 1500.0, 1500.0]
+    assert m["broker_cpu_cores"].tolist() == pytest.approx([0.05, 0.1, 0.1])

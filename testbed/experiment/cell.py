@@ -21,9 +21,11 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from ..measure import metrics as measure
+from ..measure import saturation
 from ..results.store import now
 from ..stack import flink, kafka, services
 from ..model.placement import choose
+from ..provision import cpu
 from ..provision.testbed import Testbed
 from ..measure import recovery
 from ..model.scenario import Scenario
@@ -61,6 +63,7 @@ class CellSpec:
     checkpoint_interval_s: float = 0.0  # > 0: checkpoints and restarts (pipeline.recovery_settings)
     checkpoint_mode: str = "at-least-once"
     spare_slots: int = 0                # per taskmanager, beyond ``slots``: room to restart without a lost one
+    producer_properties: tuple[tuple[str, str], ...] = ()   # the driver's librdkafka settings over its defaults
 
     def __post_init__(self):
         if not (isinstance(self.rate, (int, float)) and self.rate > 0 and math.isfinite(self.rate)):
@@ -119,6 +122,9 @@ class CellSpec:
                  checkpoint_storage="jobmanager" if self.checkpoint_interval_s else "",
                  restart_strategy="fixed-delay 2 s" if self.checkpoint_interval_s else "none")
         d["cpu_limits"] = ",".join(f"{r}={c:g}" for r, c in self.cpu_limits)
+        # what the driver's producer ran with: its defaults and the cell's settings over them
+        d["producer_properties"] = json.dumps({**driver.PRODUCER_DEFAULTS, **dict(self.producer_properties)},
+                                              sort_keys=True)
         return {"cell_key": self.key, **d, "window_s": w["size_s"], "slide_s": w["slide_s"],
                 "watermark_delay_s": w["watermark_delay_s"]}
 
@@ -151,7 +157,9 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     driver_nodes = spec.driver_nodes or (broker_node,)
     for n in (broker_node, *driver_nodes):
         tb.node(n)
-    scale = spec.cpu_scale
+    # one CPU budget per emulated node (provision/cpu.py); limits per service only where nodes cannot share one
+    cpu_model = cpu.apply(tb, spec.cpu_scale)
+    scale = spec.cpu_scale if cpu_model.kind in ("per service", "the VMs' own") else 0.0
     if scale and len({tb.topology.node(n).cpus for n in placement.nodes}) > 1 \
             and "taskmanager" not in dict(spec.cpu_limits):
         raise ValueError(f"taskmanager nodes {', '.join(placement.nodes)} differ in CPUs: one service cannot limit "
@@ -164,7 +172,8 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     load_spec = load.LoadSpec(rate=spec.rate, duration=spec.duration, window=window, nodes=tuple(driver_nodes),
                               keys=spec.keys, payload_bytes=spec.payload_bytes, processes=spec.driver_processes,
                               cpus=cpus["driver"], warmup_rate=spec.rate * spec.warmup_fraction,
-                              warmup_s=spec.warmup, output=spec.job.output)   # (a fraction of 1: one rate)
+                              warmup_s=spec.warmup, output=spec.job.output,   # (a fraction of 1: one rate)
+                              producer_properties=spec.producer_properties)
     cell = uuid.uuid4().hex[:8]
     row: dict = {"run_id": tb.run_id, "cell": cell, **spec.params(), "broker_node": broker_node,
                  "driver_nodes": ",".join(driver_nodes), "driver_tasks": load_spec.tasks,
@@ -175,7 +184,7 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
                  "taskmanager_clouds": ",".join(placement.clouds(tb.topology)),
                  "provider": tb.provider.name, "wan_backend": tb.wan.backend if tb.wan else "none",
                  "wan_links": json.dumps([vars(d) for d in tb.wan.links.values()]) if tb.wan else "[]",
-                 "wan_check": tb.wan_check,
+                 "wan_check": tb.wan_check, **cpu_model.record(),
                  "started": now()}
     # with faults: a lost taskmanager noticed within seconds (by default after two missed 10 s heartbeats)
     detect = {"heartbeat.interval": "1000 ms", "heartbeat.timeout": "8000 ms"} if spec.scenario else {}
@@ -215,12 +224,19 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
         row.update(measure.cell_metrics(raw, spec.warmup, samples))
         row.update(counters)
         row["restarts"] = restarts
+        parts = testbed_parts(raw, spec.warmup, used, cpus["broker"], broker_node,
+                              cpu_model.budgets.get(broker_node, 0.0) if cpu_model.kind == "node budget" else 0.0)
+        used.pop("_path", None)
+        broker_cpu = used.pop("_broker_cpu", [])
         row.update(used)
+        row.update(saturation.columns(parts))
+        row.update(saturation.limited(row, parts))
         series = measure.timeseries(raw, samples)
         t0 = raw["t0"]
         series["job_state"] = recovery.job_state_at([(t - t0, st, r) for t, st, r in states], series["t_s"].to_numpy())
         series["tasks_running"] = recovery.tasks_running_at([(t - t0, n, k) for t, n, k in tasks],
                                                             series["t_s"].to_numpy())
+        series["broker_cpu_cores"] = measure.cores_at([(t - t0, v) for t, v in broker_cpu], series["t_s"].to_numpy())
         row["lag_slope"] = measure.lag_slope(series, spec.warmup, spec.duration)
         latency = measure.measured_latency(raw, spec.warmup)
         if injector:
@@ -294,10 +310,35 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: st
     def cpu_now() -> tuple[float, dict]:
         return time.time(), {role: services.cpu_seconds(tb, name) for role, name in CPU_MEASURED.items()}
 
+    def path_now() -> dict:
+        """The measuring path's own counters: the host's CPU (emulated clouds run on it) and the WAN's."""
+        out: dict = {}
+        if tb.provider.name == "emulated":
+            with open("/proc/stat") as f:
+                out["host"] = saturation.host_cpu_times(f.read())
+        try:
+            out["nodes"] = (time.time(), cpu.node_seconds(tb))
+        except Exception as e:  # noqa: BLE001
+            log.warning(f"could not read the nodes' CPU time: {e}")
+        if tb.wan:
+            try:
+                out["wan"] = tb.wan.counters()
+            except Exception as e:  # noqa: BLE001 - the row then says "not measured"
+                log.warning(f"could not read the WAN's counters: {e}")
+        return out
+
     counter = pipeline.SourceCounter(cluster, job_id)
+    broker_cpu: list[tuple[float, float]] = []      # (t, the broker's CPU seconds so far), every ~5 s
 
     def sample() -> None:
+        n = 0
         while not stop.is_set():
+            if n % 5 == 0:
+                try:
+                    broker_cpu.append((time.time(), sum(services.cpu_seconds(tb, kafka.BROKER).values())))
+                except Exception:  # noqa: BLE001 - a missed sample is not an error
+                    pass
+            n += 1
             try:
                 samples.append(counter.sample())
             except Exception:  # noqa: BLE001 - a missed sample is not an error
@@ -317,8 +358,12 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: st
         if injector:
             injector.start(t0)
         cpu_at["start"] = cpu_now()
-        timers.append(threading.Timer(max(0.0, t0 + spec.duration - time.time()),
-                                      lambda: cpu_at.setdefault("end", cpu_now())))
+        cpu_at["path_start"] = path_now()
+
+        def at_end():
+            cpu_at.setdefault("end", cpu_now())
+            cpu_at.setdefault("path_end", path_now())
+        timers.append(threading.Timer(max(0.0, t0 + spec.duration - time.time()), at_end))
         timers[0].start()
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -331,7 +376,27 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: st
         for t in timers:
             t.cancel()
             t.join()
-    return raw, samples, cpu_used(cpu_at, raw), states, tasks
+    used = cpu_used(cpu_at, raw)
+    start, end = cpu_at.get("path_start", {}), cpu_at.get("path_end", {})
+    used["_path"] = (start, end)
+    (ta, a), (tb_, b) = start.get("nodes", (0, None)), end.get("nodes", (0, None))
+    used["node_cpu_used"] = cpu.node_used(a, b, tb_ - ta)
+    used["_broker_cpu"] = broker_cpu
+    return raw, samples, used, states, tasks
+
+
+def testbed_parts(raw: dict, warmup_s: float, used: dict, broker_cpus: float, broker_node: str = "",
+                  broker_node_budget: float = 0.0) -> dict:
+    """Each part of the measuring path's report on itself (measure/saturation.py)."""
+    start, end = used.get("_path", ({}, {}))
+    node = None
+    if broker_node_budget and used.get("node_cpu_used"):
+        node = (json.loads(used["node_cpu_used"]).get(broker_node, float("nan")), broker_node_budget)
+    return {"broker": saturation.broker(raw, warmup_s, used.get("broker_cpu_cores", float("nan")), broker_cpus,
+                                        node=node),
+            "collector": saturation.collector(raw),
+            "wan": saturation.wan(start.get("wan"), end.get("wan")),
+            "host": saturation.host(start.get("host"), end.get("host"))}
 
 
 def cpu_used(cpu_at: dict, raw: dict) -> dict:

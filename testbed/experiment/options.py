@@ -8,17 +8,20 @@ defaults and help, and give the same ``Experiment``.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ..model.placement import BadPlacement, choose
+from ..provision import cpu
+from ..provision.cpu import host_cores  # noqa: F401 - part of this module's interface
 from ..providers.base import CLOUDS
 from ..results.store import RESULTS
 from ..model.topology import Topology
 from ..model.scenario import Scenario, ScenarioError
 from ..model.scenario import load as load_scenario
+from ..workload import driver
 from ..workload.jobs import Job, JobError
+from ..workload.load import parse_properties
 from ..workload.pipeline import SEED_WINDOW, WindowSpec
 from .cell import CellSpec
 
@@ -111,11 +114,16 @@ EXPERIMENT = (
                                                    "may repeat); they share one schedule (default: one on the broker's node)")),
     Opt(("--driver-processes",), dict(type=int, default=0, help="processes per driver task (default 0: one per "
                                                                 "100,000 events/s of its share)")),
-    Opt(("--cpu-scale",), dict(default="auto", help="limit every service (taskmanager, jobmanager, broker, driver) to its "
-        "node's CPUs times this; auto (default): with --cloud=emulated, this machine's cores / the topology's CPUs, "
-        "so that the topology fits and a taskmanager adds capacity; with --cloud=real, none; 0: none")),
+    Opt(("--cpu-scale",), dict(default="auto", help="give every emulated node its CPUs times this as one budget, shared "
+        "by everything on it as a VM's CPUs are (where nodes cannot share one: each service its node's CPUs times "
+        "this); auto (default): with --cloud=emulated, (this machine's cores - 0.25 for the WAN router and the "
+        "harness) / the topology's CPUs; with --cloud=real, none; 0: none")),
     Opt(("--cpu-limits",), dict(default="", metavar="ROLE=CORES,...", help="per-role CPU limits that replace "
         "--cpu-scale's for taskmanager, jobmanager, broker or driver, in cores (0: none), e.g. broker=1,driver=0.5")),
+    Opt(("--producer-properties",), dict(default="", metavar="K=V,...", help="the load driver's librdkafka "
+        "settings over its defaults, e.g. linger.ms=20 (recorded in every row; README, 'The broker')")),
+    Opt(("--include-saturated",), dict(action="store_true", help="report: average cells whose row says the testbed "
+        "itself was the limit (testbed_limited) into the means; by default they are drawn hollow and left out")),
     Opt(("--resume",), dict(default=None, metavar="SESSION",
                             help="continue results/<SESSION>/: skip the cells it already finished")),
     Opt(("--sustainable",), dict(action="store_true",
@@ -132,7 +140,7 @@ EXPERIMENT = (
 # what a cell's numbers depend on besides its key (taskmanagers, placement, rate, repetition):
 # a resumed run must give the same
 MEASUREMENT_OPTIONS = ("job_args", "checkpoint_interval", "checkpoint_mode", "spare_slots", "duration", "warmup", "warmup_fraction", "window", "slide", "watermark_delay", "keys", "payload_bytes",
-                       "driver_nodes", "cpu_scale", "cpu_limits")
+                       "driver_nodes", "cpu_scale", "cpu_limits", "producer_properties")
 CPU_ROLES = ("taskmanager", "jobmanager", "broker", "driver")
 
 
@@ -155,21 +163,12 @@ def parse_cpu_limits(text: str) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
-def host_cores() -> int:
-    """This machine's cores (those this process may use)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:   # not on Linux
-        return os.cpu_count() or 1
-
-
 def auto_cpu_scale(topology: Topology, cloud: str, cores: int | None = None) -> float:
-    """Emulated: shrink every node so that the topology's CPUs fit this machine's cores (never grow
-    them); real VMs are their own size (0: no limits)."""
+    """Emulated: shrink every node so that the topology's CPUs and a reserve for the instrument fit
+    this machine's cores (never grow them; provision/cpu.py); real VMs are their own size (0: no limits)."""
     if cloud != "emulated":
         return 0.0
-    total = sum(n.cpus for n in topology.nodes)
-    return round(min(1.0, (cores or host_cores()) / total), 4) if total else 0.0
+    return cpu.auto_scale(sum(n.cpus for n in topology.nodes), cores)
 
 
 def add_to(group, options: tuple[Opt, ...]) -> None:
@@ -227,6 +226,7 @@ class Experiment:
     checkpoint_interval_s: float | None = None      # None: 5 s with a scenario, else off
     checkpoint_mode: str = "at-least-once"
     spare_slots: int = 0
+    producer_properties: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_options(cls, o: dict[str, Any]) -> "Experiment":
@@ -280,6 +280,13 @@ class Experiment:
         except OptionError as e:
             bad.extend(e.problems)
             cpu_limits = ()
+        try:
+            producer_properties = parse_properties(o.get("producer_properties") or "")
+            fixed = sorted(set(dict(producer_properties)) & set(driver.FIXED))
+            check(not fixed, f"--producer-properties: may not set {', '.join(fixed)} (the driver's measurements need them)")
+        except ValueError as e:
+            bad.append(str(e))
+            producer_properties = ()
         taskmanagers = tuple(listed(o["taskmanagers"], "taskmanagers", int))
         for tm in dict.fromkeys(taskmanagers):
             check(tm >= 1, f"--taskmanagers: a count must be a whole number >= 1, got {tm}")
@@ -325,7 +332,8 @@ class Experiment:
                    driver_processes=o.get("driver_processes", 0), cpu_scale=cpu_scale, cpu_limits=cpu_limits,
                    cloud=o.get("cloud") or "emulated", jobs=tuple(jobs) or (Job.parse("hop-window"),),
                    scenarios=tuple(scenarios) or (None,), checkpoint_interval_s=checkpoint,
-                   checkpoint_mode=o.get("checkpoint_mode") or "at-least-once", spare_slots=o.get("spare_slots") or 0)
+                   checkpoint_mode=o.get("checkpoint_mode") or "at-least-once", spare_slots=o.get("spare_slots") or 0,
+                   producer_properties=producer_properties)
 
     def cell_options(self, topology: Topology) -> dict:
         """What every cell of the matrix shares besides its key, on ``topology``."""
@@ -345,7 +353,8 @@ class Experiment:
                     window=self.window, keys=self.keys,
                     payload_bytes=self.payload_bytes, driver_nodes=self.driver_nodes,
                     driver_processes=self.driver_processes, cpu_scale=scale, cpu_limits=self.cpu_limits,
-                    checkpoint_mode=self.checkpoint_mode, spare_slots=self.spare_slots)
+                    checkpoint_mode=self.checkpoint_mode, spare_slots=self.spare_slots,
+                    producer_properties=self.producer_properties)
 
     def cells(self, topology: Topology) -> tuple[list[CellSpec], list[str]]:
         """The matrix in run order (taskmanagers, placement, job, scenario, rate, repetition), so that

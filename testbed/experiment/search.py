@@ -6,10 +6,11 @@ Theodolite's lag-trend analysis), the p99 window latency stays below ``max_p99_m
 is lost. Rates double from ``start`` until a trial fails, then ``refine`` bisection steps narrow the
 gap between the last good and the first bad rate.
 
-The driver must never be mistaken for the system: a trial in which it fell behind its schedule
-says nothing about the system. The search then narrows the gap below that rate instead; if no
-lower rate shows the system's limit, the result says the limit is the driver's (the recorded rate
-is then a lower bound for the system). A trial that failed (its error is in ``cells.csv`` with the
+The testbed must never be mistaken for the system: a trial in which the driver fell behind its
+schedule, or another part of the measuring path saturated (``testbed_limited``: the broker, the
+collector, the WAN emulation, the host), says nothing about the system. The search then narrows the
+gap below that rate instead; if no lower rate shows the system's limit, ``limited_by`` names the
+testbed's parts (the recorded rate is then a lower bound for the system). A trial that failed (its error is in ``cells.csv`` with the
 services' logs) stops the search too, with ``limited_by = "error"``: a crash is not a limit.
 """
 
@@ -64,9 +65,11 @@ def find(run_trial: Callable[[CellSpec], dict], base: CellSpec, *, start: float,
             ok, why = False, f"the trial failed: {row['error']}"
         else:
             ok, why = criteria.judge(row)
-        if row["driver_fell_behind"]:   # the rate was not really offered: the trial shows nothing
-            ok, why = False, "the driver fell behind its schedule"
+        if _testbed(row):   # the rate was not really offered, or not carried by the testbed: it shows nothing
+            ok, why = False, ("the driver fell behind its schedule" if _testbed(row) == "driver"
+                              else f"the testbed was the limit ({row.get('testbed_limited_why') or _testbed(row)})")
         tried.append({"rate": rate, "kept_up": ok, "why": why, "driver_fell_behind": bool(row["driver_fell_behind"]),
+                      "testbed_limited": _testbed(row),
                       "lag_slope": row.get("lag_slope"), "p99_ms": row["latency_p99_ms"], "cell": row.get("cell")})
         return ok, row
 
@@ -80,13 +83,14 @@ def find(run_trial: Callable[[CellSpec], dict], base: CellSpec, *, start: float,
             continue
         if row.get("error"):
             limited_by = "error"
-        elif row["driver_fell_behind"]:
-            ceiling, limited_by = rate, "driver"
+        elif _testbed(row):
+            ceiling, limited_by = rate, _testbed(row)
         else:
             bad, limited_by = rate, "system"
         break
     # narrow the gap between the last good rate and the first that failed (the system's limit) or
-    # could not be offered (the driver's); a rate the driver cannot offer says nothing of the system
+    # could not be carried by the testbed (the driver's, the broker's...): such a rate says nothing of
+    # the system
     hi = bad if bad is not None else ceiling
     if hi is not None:
         for _ in range(refine):
@@ -99,12 +103,21 @@ def find(run_trial: Callable[[CellSpec], dict], base: CellSpec, *, start: float,
             elif row.get("error"):
                 limited_by = "error"
                 break
-            elif row["driver_fell_behind"]:
+            elif _testbed(row):
                 hi = ceiling = mid
-                limited_by = "driver"
+                limited_by = _testbed(row)
             else:
                 hi = bad = mid
                 limited_by = "system"
     return {"taskmanagers": base.taskmanagers, "placement": base.placement, "repetition": base.repetition,
             "sustainable_rate": good, "first_unsustainable_rate": bad, "limited_by": limited_by,
             "rates_tried": json.dumps(tried)}
+
+
+def _testbed(row: dict) -> str:
+    """The parts of the testbed that were the limit of a trial ('' if none): its ``testbed_limited``,
+    or ``driver`` from a row of before that column."""
+    v = row.get("testbed_limited")
+    if isinstance(v, str) and v:
+        return v
+    return "driver" if row.get("driver_fell_behind") else ""

@@ -86,6 +86,13 @@ def cell_problems(row: dict) -> list[str]:
     return out
 
 
+def testbed_limited(row: dict) -> str:
+    """What the row says saturated on the measuring path ('' if nothing): such a cell measured the
+    testbed, and the report leaves it out of means."""
+    v = row.get("testbed_limited")
+    return "" if v is None or v != v else str(v)
+
+
 def cell_ok(row: dict) -> bool:
     return not cell_problems(row)
 
@@ -306,7 +313,7 @@ class Session:
             return []
         manifest.finish(self.path)
         try:
-            written = report.report(self.path)
+            written = report.report(self.path, include_saturated=bool(self.options.get("include_saturated")))
             log.info(f"report: {len(written)} files in {self.path / 'report'}")
             return written
         except Exception as e:  # noqa: BLE001 - the data is safe; the figures can be redrawn

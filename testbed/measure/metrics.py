@@ -91,6 +91,23 @@ def achieved_rate(producers: list[dict], warmup_s: float, duration_s: float) -> 
     return sum(per_s[s] for s in range(lo, hi)) / (hi - lo)
 
 
+def counter_unchanged_s(samples: list[tuple[float, int]], t_from: float, t_to: float) -> float:
+    """The longest time inside [t_from, t_to] over which the source counter read from the REST API kept
+    one value: about the sampling interval (1 s) when Flink reads and its metrics are fresh. Longer means
+    the source read nothing or the readings froze (the jobmanager answers metric queries from a store
+    it refreshes asynchronously, and a fetch from an unreachable taskmanager waits out ``web.timeout``);
+    job states and task counts in the time series tell the two apart."""
+    pts = [(t, v) for t, v in samples if t_from <= t <= t_to and v is not None]
+    if len(pts) < 2:
+        return float("nan")
+    longest, since = 0.0, pts[0]
+    for t, v in pts[1:]:
+        if v != since[1]:
+            since = (t, v)
+        longest = max(longest, t - since[0])
+    return round(longest, 2)
+
+
 def processed_rate(samples: list[tuple[float, int]], t_from: float, t_to: float) -> float:
     """Growth of a counter per second between the first and last samples inside [t_from, t_to]."""
     inside = [(t, v) for t, v in samples if t_from <= t <= t_to and v is not None]
@@ -178,6 +195,7 @@ def cell_metrics(raw: dict, warmup_s: float, flink_samples: list[tuple[float, in
         "offered_rate": prm["rate"],
         "achieved_rate": achieved_rate(prods, warmup_s, prm["duration"]),
         "processed_rate": processed_rate(flink_samples, t0 + warmup_s, t0 + prm["duration"]),
+        "source_counter_unchanged_max_s": counter_unchanged_s(flink_samples, t0 + warmup_s, t0 + prm["duration"]),
         "events_sent": sent, "events_acked": sum(p["acked"] for p in prods),
         "driver_behind_events": sum(p["behind"] for p in prods),
         "driver_late_fraction": sum(p["behind"] for p in prods) / sent if sent else float("nan"),
@@ -297,3 +315,14 @@ def lag_slope(series: pd.DataFrame, warmup_s: float, duration_s: float) -> float
     if len(g) < 3:
         return float("nan")
     return float(np.polyfit(g["t_s"], g["lag"], 1)[0])
+
+
+def cores_at(samples: list[tuple[float, float]], secs: np.ndarray) -> np.ndarray:
+    """Cores used in each second ``secs`` (s since t0), from samples (t, CPU seconds so far): the
+    slope of the sampled interval that holds the second (NaN outside the samples)."""
+    out = np.full(len(secs), np.nan)
+    pts = sorted(samples)
+    for (ta, va), (tb, vb) in zip(pts, pts[1:]):
+        if tb > ta:
+            out[(secs >= ta) & (secs < tb)] = max(0.0, (vb - va) / (tb - ta))
+    return out

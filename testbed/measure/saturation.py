@@ -12,7 +12,9 @@ draws it hollow and leaves it out of means (unless asked), and the summary count
 - ``collector``: results reached the collector more than ``DELIVERY_LIMIT_MS`` (p99) after the job's
                  sink wrote them (the broker's fetch or the collector itself), or it left results unread;
 - ``wan``:       the emulated WAN dropped packets it was not told to drop (its queues overflowed), or
-                 its userspace holder released more than ``LATE_LIMIT`` of the packets late;
+                 its userspace holder released more than ``LATE_LIMIT`` of the packets late (later than
+                 the calibration's tolerance of the link: 10 % of its RTT, at least 1 ms, as one
+                 direction's share);
 - ``host``:      the machine that runs the emulated clouds was busy at least ``HOST_BUSY_LIMIT`` of the
                  load, or lost at least ``STEAL_LIMIT`` of its CPU time to its hypervisor (steal).
 """

@@ -156,7 +156,7 @@ class Wan:
         """Cumulative counters of the emulation, read before and after a cell (measure/saturation.py):
         ``drops``, packets its queues dropped beyond the configured loss (None where the two cannot be
         told apart: netem with loss configured), and with the NFQUEUE holder ``held`` / ``late``,
-        packets it held and those it released over 2 ms late."""
+        packets it held and those it released later than the link's tolerance (wan-delay.py)."""
         out = self.sh("tc -s qdisc show; echo '#nfq'; cat /proc/net/netfilter/nfnetlink_queue 2>/dev/null || true; "
                       "echo '#stats'; cat /run/wan-*.stats 2>/dev/null || true")
         return parse_counters(out, self.backend, any(d.loss_pct for d in self.links.values()))

@@ -7,7 +7,9 @@ latency of a cell), ``timeseries/<cell>.parquet`` (per-second rates and lag of a
 ``sustainable.csv`` (if the sustainable-throughput search ran), and writes into ``report/``:
 
 - ``latency_vs_taskmanagers``  p50/p95/p99 window latency vs taskmanager count, one line per
-  placement, mean over repetitions with 95 % confidence intervals (Student t), one panel per rate;
+  placement, geometric mean over repetitions with 95 % confidence intervals (Student t on the
+  logarithms, so an interval stays above zero), one panel per rate; a cell the testbed saturated
+  (``testbed_limited``) is a hollow marker of its own and left out of the means unless asked;
 - ``sustainable_throughput``   the highest sustainable rate vs taskmanager count, per placement;
 - ``latency_cdf``              latency CDFs, one curve per (taskmanagers, placement), per rate;
 - ``timeseries/<cell key>``    offered and achieved rate, consumer lag and window latency over time;
@@ -15,6 +17,8 @@ latency of a cell), ``timeseries/<cell>.parquet`` (per-second rates and lag of a
   links with their targets and what the fidelity check measured;
 - ``index.html``               all of it on one self-contained page (``results/page.py``);
 - ``summary.csv`` / ``summary.md``  one line per (taskmanagers, placement, rate);
+- ``minutes.csv`` / ``minutes.md``  cells of two minutes or more, per minute of the load: the share
+  of offered events acknowledged, window latency p50/p99, the broker's CPU (a soak's drift);
 - ``recovery.csv`` / ``recovery.md`` / ``recovery_time``  cells with a scenario: per (scenario,
   placement, taskmanagers, rate) the recovery time (mean over repetitions), how many recovered,
   restarts, lost, duplicated, peak latency and what explains a loss; the figure draws the recovery
@@ -63,6 +67,26 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
     return float(x.mean()), float(half), n
 
 
+def log_mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float, int]:
+    """Geometric mean and its two-sided confidence interval (Student t on the logarithms): a latency's
+    interval then stays above zero, as latency does. With a value <= 0, the arithmetic ``mean_ci``."""
+    x = np.asarray([v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))],
+                   dtype=float)
+    if x.size and (x <= 0).any():
+        m, half, n = mean_ci(x, confidence)
+        return m, m - half, m + half, n
+    m, half, n = mean_ci(np.log(x), confidence)
+    return (math.exp(m), math.exp(m - half), math.exp(m + half), n) if n else (math.nan, math.nan, math.nan, 0)
+
+
+def saturated(cells: pd.DataFrame) -> pd.Series:
+    """Cells whose row says a part of the testbed was the limit (measure/saturation.py)."""
+    if "testbed_limited" not in cells:
+        return pd.Series(False, index=cells.index)
+    v = cells["testbed_limited"]
+    return v.notna() & (v.astype(str).str.strip() != "") & (v.astype(str) != "nan")
+
+
 def _matrix_cells(cells: pd.DataFrame) -> pd.Series:
     """The matrix's finished cells: failed cells and the search's trials are not averaged."""
     errors = (cells["error"].astype(object).where(cells["error"].notna(), "") if "error" in cells
@@ -72,23 +96,32 @@ def _matrix_cells(cells: pd.DataFrame) -> pd.Series:
     return (errors == "") & ~search
 
 
-def summary(cells: pd.DataFrame) -> pd.DataFrame:
+def summary(cells: pd.DataFrame, include_saturated: bool = False) -> pd.DataFrame:
     """One row per (taskmanagers, placement, rate) of the matrix (not the search's trials):
-    repetitions, latency percentiles (mean ± CI), rates, accounting, whether the driver kept up."""
+    repetitions averaged, cells the testbed saturated (left out of the means unless
+    ``include_saturated``) and what saturated, latency percentiles (geometric mean over repetitions and
+    its 95 % interval), rates, accounting, whether the driver kept up."""
     ok = _with_job(cells[_matrix_cells(cells)])
+    ok = ok.assign(_saturated=saturated(ok))
     rows = []
     for key, g in ok.groupby(GROUP, sort=True):
         row = dict(zip(GROUP, key))
+        row["saturated"] = int(g["_saturated"].sum())
+        parts = sorted({p for v in g.loc[g["_saturated"], "testbed_limited"] for p in str(v).split(",") if p}) \
+            if row["saturated"] else []
+        row["testbed_limited"] = ",".join(parts)
+        if not include_saturated:
+            g = g[~g["_saturated"]]
         row["repetitions"] = len(g)
         for p in PERCENTILES:
-            m, h, _ = mean_ci(g[f"latency_p{p}_ms"])
-            row[f"p{p}_ms"], row[f"p{p}_ci95_ms"] = m, h
+            m, lo, hi, _ = log_mean_ci(g[f"latency_p{p}_ms"])
+            row[f"p{p}_ms"], row[f"p{p}_ci95_lo_ms"], row[f"p{p}_ci95_hi_ms"] = m, lo, hi
         for col in ("achieved_rate", "processed_rate"):
-            row[col] = float(g[col].mean())
+            row[col] = float(g[col].mean()) if len(g) else math.nan
         # a job with nothing to account has NaN: the sum stays NaN, not a silent 0
         row["lost"] = float(pd.to_numeric(g["lost"], errors="coerce").sum(min_count=1))
         row["duplicated"] = float(pd.to_numeric(g["duplicated"], errors="coerce").sum(min_count=1))
-        row["driver_fell_behind"] = bool(g["driver_fell_behind"].astype(bool).any())
+        row["driver_fell_behind"] = bool(g["driver_fell_behind"].astype(bool).any()) if len(g) else False
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -96,7 +129,9 @@ def summary(cells: pd.DataFrame) -> pd.DataFrame:
 def _markdown(frame: pd.DataFrame) -> str:
     def fmt(v):
         if isinstance(v, float):
-            return "–" if math.isnan(v) else f"{v:,.0f}"
+            if math.isnan(v):
+                return "–"
+            return f"{v:.3f}" if abs(v) < 10 and v != round(v) else f"{v:,.0f}"
         return str(v)
     head = "| " + " | ".join(frame.columns) + " |\n|" + "|".join("---" for _ in frame.columns) + "|\n"
     return head + "".join("| " + " | ".join(fmt(v) for v in r) + " |\n" for r in frame.itertuples(index=False))
@@ -120,27 +155,44 @@ def _save(fig, out: Path, name: str) -> list[Path]:
     return paths
 
 
-def plot_latency(summ: pd.DataFrame, out: Path) -> list[Path]:
+def plot_latency(summ: pd.DataFrame, out: Path, cells: pd.DataFrame | None = None,
+                 include_saturated: bool = False) -> list[Path]:
+    """Latency percentiles vs taskmanagers (means of the cells the testbed did not saturate); each
+    saturated cell is drawn on its own as a hollow marker (in the means too with ``include_saturated``)."""
     plt = _style()
     rates = sorted(summ["rate"].unique())
     jobs = summ["job"].nunique()
     fig, axes = plt.subplots(1, len(rates), figsize=(5.2 * len(rates), 4.0), squeeze=False, sharey=True)
     markers = {50: "o", 95: "s", 99: "^"}
+    sat = pd.DataFrame()
+    if cells is not None and len(cells):
+        matrix = _with_job(cells[_matrix_cells(cells)])
+        sat = matrix[saturated(matrix)]
+    marked = False
     for ax, rate in zip(axes[0], rates):
         sub = summ[summ["rate"] == rate]
         for i, ((job, placement), g) in enumerate(sub.groupby(["job", "placement"])):
             g = g.sort_values("taskmanagers")
             for p in PERCENTILES:
-                ax.errorbar(g["taskmanagers"] + (i - 0.5) * 0.06, g[f"p{p}_ms"] / 1000,
-                            yerr=g[f"p{p}_ci95_ms"].fillna(0) / 1000, marker=markers[p], capsize=3,
+                y = g[f"p{p}_ms"] / 1000
+                err = np.vstack([(g[f"p{p}_ms"] - g[f"p{p}_ci95_lo_ms"]).fillna(0), (g[f"p{p}_ci95_hi_ms"] - g[f"p{p}_ms"]).fillna(0)]) / 1000
+                ax.errorbar(g["taskmanagers"] + (i - 0.5) * 0.06, y, yerr=err, marker=markers[p], capsize=3,
                             color=f"C{i}", linestyle=["-", "--", ":"][PERCENTILES.index(p)],
                             label=f"{_series_label(placement, job, jobs)}, p{p}")
+                s = sat[(sat["rate"] == rate) & (sat["job"] == job) & (sat["placement"] == placement)] if len(sat) else sat
+                if len(s):
+                    ax.scatter(s["taskmanagers"] + (i - 0.5) * 0.06, s[f"latency_p{p}_ms"] / 1000, marker=markers[p],
+                               s=70, facecolors="none", edgecolors=f"C{i}", linewidths=1.2, zorder=4,
+                               label=None if marked else "hollow: a cell the testbed saturated"
+                               + (" (in the means)" if include_saturated else " (not in the means)"))
+                    marked = True
         ax.set_title(f"offered {rate:,.0f} events/s")
         ax.set_xlabel("taskmanagers")
         ax.set_xticks(sorted(sub["taskmanagers"].unique()))
     axes[0][0].set_ylabel("latency (s)")
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
-    fig.suptitle("Latency: of windows from their end, of events from their time (mean over repetitions, 95 % CI)")
+    fig.suptitle("Latency: of windows from their end, of events from their time\n"
+                 "(geometric mean over repetitions, 95 % CI)")
     paths = _save(fig, out, "latency_vs_taskmanagers")
     plt.close(fig)
     return paths
@@ -155,9 +207,10 @@ def plot_sustainable(sust: pd.DataFrame, out: Path) -> list[Path]:
         ax.errorbar(tms, np.asarray(means) / 1000, yerr=np.nan_to_num(np.asarray(halves)) / 1000, marker="o",
                     capsize=3, color=f"C{i}", label=placement)
         # the search ended before the system failed: the rate is a lower bound of its limit
-        for why, marker, said in (("driver", "x", "driver-limited"), ("max_rate", "^", "search maximum reached"),
+        testbed = ~g["limited_by"].isin(["system", "max_rate", "error"])
+        for why, marker, said in (("testbed", "x", "testbed-limited"), ("max_rate", "^", "search maximum reached"),
                                   ("error", "s", "a trial failed")):
-            limited = g[g["limited_by"] == why]
+            limited = g[testbed] if why == "testbed" else g[g["limited_by"] == why]
             if len(limited):
                 ax.scatter(limited["taskmanagers"], limited["sustainable_rate"] / 1000, marker=marker, s=80,
                            facecolors="none" if marker == "s" else None, color=f"C{i}",
@@ -368,14 +421,40 @@ def plot_topologies(folder: Path, cells: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
+def minutes(cells: pd.DataFrame, series: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+    """Per cell of at least two minutes and per minute of its load: the share of the offered events the
+    broker acknowledged, the measured windows' latency p50/p99 (by window end) and the broker's CPU. A
+    soak's drift shows here: a testbed that degrades with time, or a system that does."""
+    rows = []
+    names = figure_names(cells)
+    for cell, g in series.groupby("cell") if len(series) else ():
+        meta = cells[cells["cell"] == cell]
+        if meta.empty or "duration" not in meta or not float(meta.iloc[0]["duration"]) >= 120:
+            continue
+        m = meta.iloc[0]
+        lat = samples[(samples["cell"] == cell) & samples["in_stats"]] if len(samples) else samples
+        for minute in range(int(float(m["duration"]) // 60)):
+            lo, hi = 60 * minute, 60 * (minute + 1)
+            s = g[(g["t_s"] >= lo) & (g["t_s"] < hi)]
+            w = lat[(lat["window_end_s"] >= lo) & (lat["window_end_s"] < hi)]["latency_ms"] if len(lat) else []
+            offered = float(s["offered_rate"].sum())
+            rows.append({"cell_key": names.get(str(cell), str(cell)), "minute": minute + 1,
+                         "acked_fraction": float(s["achieved_rate"].sum()) / offered if offered else math.nan,
+                         "p50_ms": float(np.percentile(w, 50)) if len(w) else math.nan,
+                         "p99_ms": float(np.percentile(w, 99)) if len(w) else math.nan,
+                         "broker_cpu_cores": float(s["broker_cpu_cores"].mean()) if "broker_cpu_cores" in s else math.nan})
+    return pd.DataFrame(rows)
+
+
 def _per_cell(folder: Path) -> pd.DataFrame:
     """Concatenate ``<folder>/<cell>.parquet`` files, with a ``cell`` column."""
     frames = [pd.read_parquet(p).assign(cell=p.stem) for p in sorted(folder.glob("*.parquet"))]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def report(folder: str | Path) -> list[Path]:
-    """Write every figure and table of a results folder; returns the files written."""
+def report(folder: str | Path, include_saturated: bool = False) -> list[Path]:
+    """Write every figure and table of a results folder; returns the files written. Cells the
+    testbed saturated are left out of the means unless ``include_saturated``."""
     folder = Path(folder)
     cells_path = folder / "cells.csv"
     if not cells_path.exists():
@@ -384,12 +463,12 @@ def report(folder: str | Path) -> list[Path]:
     out = folder / "report"
     out.mkdir(exist_ok=True)
     written: list[Path] = []
-    summ = summary(cells)
+    summ = summary(cells, include_saturated)
     summ.to_csv(out / "summary.csv", index=False)
     (out / "summary.md").write_text(_markdown(summ))
     written += [out / "summary.csv", out / "summary.md"]
     if len(summ):
-        written += plot_latency(summ, out)
+        written += plot_latency(summ, out, cells, include_saturated)
     lat = _per_cell(folder / "latency")
     matrix = cells[_matrix_cells(cells)]
     if len(lat) and len(matrix):        # (a folder may hold only a search's trials)
@@ -397,6 +476,11 @@ def report(folder: str | Path) -> list[Path]:
     ts = _per_cell(folder / "timeseries")
     if len(ts):
         written += plot_timeseries(cells, ts, lat, out)
+        mins = minutes(cells, ts, lat)
+        if len(mins):
+            mins.to_csv(out / "minutes.csv", index=False)
+            (out / "minutes.md").write_text(_markdown(mins))
+            written += [out / "minutes.csv", out / "minutes.md"]
     rec = recovery_summary(cells)
     if len(rec):
         rec.to_csv(out / "recovery.csv", index=False)
