@@ -15,10 +15,32 @@ from tests.conftest import own_testbed
 pytestmark = [pytest.mark.engine, pytest.mark.exclusive("lifecycle")]
 
 
+USER_BROKER = "fst-test-broker:local"
+START = """#!/bin/sh
+# a user's broker image: configured by its environment, as Apache Kafka's image is
+exec /usr/local/bin/tansu broker --listener-url tcp://0.0.0.0:9092 --advertised-listener-url "$ADVERTISED" \\
+    --storage-engine memory://tansu/
+"""
+
+
 @pytest.fixture(scope="module")
-def three(fst_locks):
-    with own_testbed(fst_locks, "three-clouds") as tb:
-        yield tb
+def three(fst_locks, tmp_path_factory):
+    """The three-cloud topology, whose broker is an image built here and named in the topology
+    (``broker: {image: ...}``), not one of the testbed's own."""
+    from testbed import images as img
+    from testbed.providers.engine import host_client
+
+    client = host_client()
+    ctx = tmp_path_factory.mktemp("user-broker")
+    (ctx / "start.sh").write_text(START)
+    base = img.build_all(client, img.APP_RECIPES)["broker"]
+    (ctx / "Dockerfile").write_text(f"FROM {base}\nCOPY start.sh /start.sh\nENTRYPOINT [\"/bin/sh\", \"/start.sh\"]\n")
+    client.images.build(path=str(ctx), tag=USER_BROKER, rm=True)
+    try:
+        with own_testbed(fst_locks, "three-clouds") as tb:
+            yield tb
+    finally:
+        client.images.remove(USER_BROKER, force=True)
 
 
 def test_taskmanagers_in_the_two_clouds_without_the_broker_lose_nothing_unexplained(three):
@@ -28,6 +50,7 @@ def test_taskmanagers_in_the_two_clouds_without_the_broker_lose_nothing_unexplai
                                     "result_records_read", "results_unread", "restarts", "loss_cause", "latency_p50_ms")}
     print(said)
     assert sorted(row["taskmanager_clouds"].split(",")) == ["east", "west"] and row["broker_node"] == "north-manager"
+    assert row["broker"] == USER_BROKER and row["events_acked"] == row["events_sent"]   # the user's image carried it
     assert row["results_unread"] == 0, said                   # the collector read the results topic to its end
     assert row["sink_records_sent"] == row["result_records_read"] > 0, said   # every result sent was read
     assert row["late_records_dropped"] >= 0 and row["restarts"] == 0, said

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 import docker
+import docker.errors
 
 from .. import images as img
 from ..core import run as runmod
@@ -106,8 +107,11 @@ class Testbed:
         with step(log, "images (built only if their inputs changed)"):
             tags = img.build_all(client, img.APP_RECIPES + provider.node_recipes())
             app_tags = [tags[r.name] for r in img.APP_RECIPES]
-            archive = img.bundle(client, app_tags)
             image_ids = {r.name: client.images.get(tags[r.name]).id for r in img.APP_RECIPES}
+            # the topology's own broker image (Apache Kafka's, say) travels to emulated nodes like ours
+            own = _topology_images(client, topology) if provider.disposable and form_swarm else {}
+            archive = img.bundle(client, app_tags + list(own))
+            image_ids.update({f"image:{name}": i for name, i in own.items()})
         timings["images_s"] = time.monotonic() - t0 - timings.get("preflight_s", 0)
         log.info(f"run {run_id}: provisioning topology {topology.name!r} "
                  f"({len(topology.nodes)} nodes in {len(topology.clouds)} clouds, {provider.name})",
@@ -293,3 +297,24 @@ def clean(provider: Provider, everything: bool = False) -> list[str]:
     return teardown.destroy(provider, None, keep=keep)
 
 
+
+
+def _topology_images(client: docker.DockerClient, topology: Topology) -> dict[str, str]:
+    """name -> id of the images the topology names (its broker's), from this machine's engine, pulled
+    if it lacks them; an image it can neither find nor pull is an error naming it, before anything starts."""
+    out = {}
+    for field_name, name in (("broker.image", topology.broker_image),):
+        if not name:
+            continue
+        try:
+            out[name] = client.images.get(name).id
+            continue
+        except docker.errors.ImageNotFound:
+            pass
+        try:
+            with step(log, f"pull {name} ({field_name} of {topology.source})"):
+                out[name] = client.images.pull(name).id
+        except docker.errors.APIError as e:
+            raise ValueError(f"{topology.source}: {field_name} {name!r} is not on this machine and could not be "
+                             f"pulled ({e.explanation or e}); pull or build it first") from None
+    return out

@@ -192,7 +192,7 @@ def plot_latency(summ: pd.DataFrame, out: Path, cells: pd.DataFrame | None = Non
     axes[0][0].set_ylabel("latency (s)")
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.suptitle("Latency: of windows from their end, of events from their time\n"
-                 "(geometric mean over repetitions, 95 % CI)")
+                 "(geometric mean over repetitions, 95 % CI)", y=1.08)
     paths = _save(fig, out, "latency_vs_taskmanagers")
     plt.close(fig)
     return paths

@@ -21,6 +21,7 @@ of a killed one).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -44,23 +45,8 @@ def driver(rate: float = 100_000, duration: float = 10, processes: int = 1, part
     processes of one driver task to a fresh broker (limited to ``broker_cpus`` cores, 0: none)."""
     if rate <= 0 or duration <= 0 or processes < 1 or partitions < 1 or keys < 1 or payload_bytes < 0:
         raise ValueError("rate and duration must be > 0; processes, partitions and keys >= 1; payload bytes >= 0")
-    client = client or host_client()
-    with step(log, "images (built only if their inputs changed)"):
-        tags = img.build_all(client, img.APP_RECIPES)
-    run_id = f"bench-{runmod.new_run_id()}"
-    labels = runmod.labels(run_id, runmod.owner_token())
-    made: list = []
-    net = client.networks.create(f"fst-{run_id}", driver="bridge", labels=labels)
-    try:
-        spec = BrokerSpec()
-        broker = client.containers.create(tags["broker"], list(spec.args), name=f"fst-{run_id}-broker",
-                                          labels=labels, detach=True, nano_cpus=int(broker_cpus * 1e9) or None)
-        made.append(broker)
-        net.connect(broker, aliases=[BROKER])
-        broker.start()
-        bootstrap = spec.bootstrap
-        _once(client, tags["driver"], net.name, labels, made,
-              ["/opt/driver/driver.py", "--bootstrap", bootstrap, "admin", "--create", f"events:{partitions}"], 120)
+    with _bench_net(client or host_client(), broker_cpus, partitions) as (client, tags, net, labels, made, broker):
+        bootstrap = BrokerSpec().bootstrap
         with step(log, f"bench: {rate:,.0f} events/s of {payload_bytes} bytes for {duration:g}s from "
                        f"{processes} process(es)"):
             broker_cpu_before = container_cpu_seconds(broker)
@@ -69,13 +55,6 @@ def driver(rate: float = 100_000, duration: float = 10, processes: int = 1, part
                          "--rate", str(rate), "--duration", str(duration), "--processes", str(processes),
                          "--keys", str(keys), "--payload-bytes", str(payload_bytes)], duration + 180)
             broker_cpu_s = container_cpu_seconds(broker) - broker_cpu_before
-    finally:
-        for c in made:
-            try:
-                c.remove(force=True)
-            except docker.errors.NotFound:
-                pass
-        net.remove()
     raw = json.loads(out.strip().splitlines()[-1])
     elapsed = raw["elapsed_s"] or duration
     return {
@@ -89,6 +68,36 @@ def driver(rate: float = 100_000, duration: float = 10, processes: int = 1, part
         "broker_cpus_limit": broker_cpus or None, "broker_cpu_cores": round(broker_cpu_s / elapsed, 3),
         "host_cpus": client.info().get("NCPU"),
     }
+
+
+@contextlib.contextmanager
+def _bench_net(client: docker.DockerClient, broker_cpus: float, partitions: int):
+    """A network of the benchmark's own with a fresh broker (``broker_cpus`` cores, 0: none) and a
+    topic ``events`` of ``partitions``; yields (client, image tags, network, labels, containers made,
+    broker). Everything it and the caller made (``made``) is removed at the end, also on failure."""
+    with step(log, "images (built only if their inputs changed)"):
+        tags = img.build_all(client, img.APP_RECIPES)
+    run_id = f"bench-{runmod.new_run_id()}"
+    labels = runmod.labels(run_id, runmod.owner_token())
+    made: list = []
+    net = client.networks.create(f"fst-{run_id}", driver="bridge", labels=labels)
+    try:
+        spec = BrokerSpec()
+        broker = client.containers.create(tags["broker"], list(spec.args), name=f"fst-{run_id}-broker",
+                                          labels=labels, detach=True, nano_cpus=int(broker_cpus * 1e9) or None)
+        made.append(broker)
+        net.connect(broker, aliases=[BROKER])
+        broker.start()
+        _once(client, tags["driver"], net.name, labels, made,
+              ["/opt/driver/driver.py", "--bootstrap", spec.bootstrap, "admin", "--create", f"events:{partitions}"], 120)
+        yield client, tags, net, labels, made, broker
+    finally:
+        for c in made:
+            try:
+                c.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        net.remove()
 
 
 def _once(client: docker.DockerClient, image: str, network: str, labels: dict, made: list, args: list[str],
@@ -113,24 +122,10 @@ def broker(rate: float = 1000, duration: float = 300, partitions: int = 4, consu
     acknowledged per second, the broker's CPU."""
     if rate <= 0 or duration < 60 or partitions < 1 or consumers < 1:
         raise ValueError("rate must be > 0, duration >= 60 s (the table is per minute), partitions and consumers >= 1")
-    client = client or host_client()
-    with step(log, "images (built only if their inputs changed)"):
-        tags = img.build_all(client, img.APP_RECIPES)
-    run_id = f"bench-{runmod.new_run_id()}"
-    labels = runmod.labels(run_id, runmod.owner_token())
-    made: list = []
-    net = client.networks.create(f"fst-{run_id}", driver="bridge", labels=labels)
     props = dict(producer_properties or {})
     minutes = int(duration // 60)
-    try:
-        spec = BrokerSpec()
-        b = client.containers.create(tags["broker"], list(spec.args), name=f"fst-{run_id}-broker",
-                                     labels=labels, detach=True, nano_cpus=int(broker_cpus * 1e9) or None)
-        made.append(b)
-        net.connect(b, aliases=[BROKER])
-        b.start()
-        base = ["/opt/driver/driver.py", "--bootstrap", spec.bootstrap]
-        _once(client, tags["driver"], net.name, labels, made, base + ["admin", "--create", f"events:{partitions}"], 120)
+    with _bench_net(client or host_client(), broker_cpus, partitions) as (client, tags, net, labels, made, b):
+        base = ["/opt/driver/driver.py", "--bootstrap", BrokerSpec().bootstrap]
         t0 = time.time() + 15        # the containers start meanwhile
         readers = []
         for i in range(consumers):
@@ -163,13 +158,6 @@ def broker(rate: float = 1000, duration: float = 300, partitions: int = 4, consu
             if code != 0:
                 raise RuntimeError(f"a bench container exited {code}:\n{out[-3000:]}")
             outs.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for c in made:
-            try:
-                c.remove(force=True)
-            except docker.errors.NotFound:
-                pass
-        net.remove()
     produced, read = outs[0], outs[1:]
     rows = []
     for m in range(minutes):
