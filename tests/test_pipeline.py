@@ -38,7 +38,7 @@ COLUMNS = {
     "event_bytes", "keys", "cpu_scale", "cpu_limits", "cpu_taskmanager", "cpu_jobmanager", "cpu_broker", "cpu_driver",
     "driver_cpu_cores", "taskmanager_cpu_cores", "broker_cpu_cores", "jobmanager_cpu_cores",
     "producer_properties", "broker_backlog_max_s", "broker_ack_p50_ms", "broker_ack_p99_ms", "broker_ack_max_ms",
-    "broker_cpu_of_limit", "collector_delivery_p50_ms", "collector_delivery_p99_ms", "collector_delivery_max_ms",
+    "broker_cpu_of_limit", "collector_behind_max_s", "collector_behind_max_records", "collector_delivery_p50_ms", "collector_delivery_p99_ms", "collector_delivery_max_ms",
     "wan_queue_drops", "wan_late_fraction", "host_cpu_busy", "host_cpu_steal", "testbed_limited",
     "testbed_limited_why", "cpu_model", "node_cpu_budgets", "node_cpu_used",
 }
@@ -123,6 +123,7 @@ def test_cell_with_taskmanagers_on_two_clouds(fst_testbed, tmp_path):
     assert json.loads(row["producer_properties"])["linger.ms"] == 100
     assert 0 <= row["broker_backlog_max_s"] < 1 and 0 < row["broker_ack_p99_ms"] < 2000
     assert 0 < row["collector_delivery_p50_ms"] <= row["collector_delivery_p99_ms"] < 1000
+    assert 0 <= row["collector_behind_max_s"] < 2
     assert 0 < row["host_cpu_busy"] <= 1 and 0 <= row["host_cpu_steal"] < 1
     if fst_testbed.wan.backend == "nfqueue":   # the holder counted the cell's packets across the WAN
         assert row["wan_queue_drops"] == 0 and 0 <= row["wan_late_fraction"] < 0.2

@@ -40,13 +40,19 @@ def test_a_slow_answer_or_a_broker_at_its_cpu_limit_is_named():
     assert rep["_why"] == ["a produce request waited 2.6 s for its answer", "it used 95% of its 0.4-core limit"]
 
 
-def test_a_collector_that_reads_late_or_leaves_results_is_named():
-    ok = saturation.collector(_raw([], delivery={"n": 9, "p50": 20, "p99": 80, "max": 90}))
+def test_a_collector_that_falls_behind_or_leaves_results_is_named():
+    ok = saturation.collector({**_raw([], delivery={"n": 9, "p50": 20, "p99": 80, "max": 90}),
+                               "collector_behind_max_s": 1.0, "collector_behind_max_records": 4})
     assert ok["_why"] == [] and ok["collector_delivery_p99_ms"] == 80.0
-    slow = saturation.collector(_raw([], delivery={"n": 9, "p50": 900, "p99": 4000, "max": 5000}, unread=3))
-    assert slow["_why"] == ["results reached the collector 4.0 s (p99) after the job's sink wrote them",
+    # results late from the sink (its link to the broker, say) are the system's: no verdict on the collector
+    late = saturation.collector({**_raw([], delivery={"n": 9, "p50": 900, "p99": 4000, "max": 5000}),
+                                 "collector_behind_max_s": 0.0})
+    assert late["_why"] == []
+    slow = saturation.collector({**_raw([], unread=3), "collector_behind_max_s": 6.0,
+                                 "collector_behind_max_records": 800})
+    assert slow["_why"] == ["it stayed behind the results topic's end for 6 s (up to 800 results)",
                             "it left 3 results unread"]
-    assert math.isnan(saturation.collector(_raw([]))["collector_delivery_p99_ms"])   # an older raw record
+    assert math.isnan(saturation.collector(_raw([]))["collector_behind_max_s"])   # an older raw record
 
 
 def test_host_busy_and_steal_from_proc_stat():
@@ -55,6 +61,8 @@ def test_host_busy_and_steal_from_proc_stat():
     rep = saturation.host(before, after)
     assert rep["host_cpu_busy"] == 0.96 and rep["host_cpu_steal"] == 0.03
     assert rep["_why"] == ["the host's CPUs were 96% busy"]
+    # under node budgets that fit the host, a busy host is the nodes using their budgets
+    assert saturation.host(before, after, budgets_fit=True)["_why"] == []
     assert saturation.host(None, after)["_why"] == []
 
 

@@ -161,6 +161,9 @@ class EmulatedProvider:
         for m in machines:
             c = self.client.containers.get(m.info["container"])
             quota = int(round(cores[m.hostname] * CPU_PERIOD_US))
+            if c.attrs["HostConfig"].get("NanoCpus"):
+                raise RuntimeError(f"node {m.hostname} was made by an older version of the testbed (its CPUs are "
+                                   "fixed as NanoCpus, which cannot be updated): take the run down and up again")
             if c.attrs["HostConfig"].get("CpuQuota") != quota:
                 c.update(cpu_quota=quota)
 

@@ -85,6 +85,7 @@ class Wan:
         self.router, self.subnets, self.interfaces = router, subnets, interfaces
         self.backend = backend or self.detect()
         self.links: dict[tuple[str, str], Direction] = {}
+        self._lossy = False      # a direction had loss configured since the last counters()
 
     def sh(self, script: str) -> str:
         code, out = self.router.exec_run(["sh", "-ec", script])
@@ -120,6 +121,7 @@ class Wan:
             self._holder(d, queue)
         self.sh("\n".join(script))
         self.links[(d.src, d.dst)] = d
+        self._lossy = self._lossy or bool(d.loss_pct)
         # on the router, so that another process attached to the run knows the links as they are
         state = json.dumps([vars(x) for x in self.links.values()])
         self.sh(f"printf '%s' '{state}' > {LINKS_STATE}.new && mv {LINKS_STATE}.new {LINKS_STATE}")
@@ -155,11 +157,13 @@ class Wan:
     def counters(self) -> dict:
         """Cumulative counters of the emulation, read before and after a cell (measure/saturation.py):
         ``drops``, packets its queues dropped beyond the configured loss (None where the two cannot be
-        told apart: netem with loss configured), and with the NFQUEUE holder ``held`` / ``late``,
+        told apart: netem with loss configured since the last reading, a partition's included), and with the NFQUEUE holder ``held`` / ``late``,
         packets it held and those it released later than the link's tolerance (wan-delay.py)."""
         out = self.sh("tc -s qdisc show; echo '#nfq'; cat /proc/net/netfilter/nfnetlink_queue 2>/dev/null || true; "
                       "echo '#stats'; cat /run/wan-*.stats 2>/dev/null || true")
-        return parse_counters(out, self.backend, any(d.loss_pct for d in self.links.values()))
+        lossy = self._lossy or any(d.loss_pct for d in self.links.values())   # a partition is 100 % loss
+        self._lossy = False
+        return parse_counters(out, self.backend, lossy)
 
     def set_link(self, a: str, b: str, **changes) -> None:
         """Change a link during a run (both directions): rtt_ms, jitter_ms, loss_pct, bandwidth_mbit."""

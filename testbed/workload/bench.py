@@ -1,4 +1,6 @@
-"""Benchmarks of the load driver alone, apart from Flink: ``python -m testbed bench driver``.
+"""Benchmarks of the measuring instrument apart from Flink: ``python -m testbed bench driver`` (the load
+driver alone against the broker; below) and ``bench broker`` (the broker with a cell's producer and
+consumers, per minute; ``broker``).
 
 The driver is the measuring instrument: before a throughput figure can be the system's, the driver
 must be shown to outrun it. This runs the broker and the driver's producers (``driver.py produce``:
@@ -95,9 +97,13 @@ def _bench_net(client: docker.DockerClient, broker_cpus: float, partitions: int)
         for c in made:
             try:
                 c.remove(force=True)
-            except docker.errors.NotFound:
-                pass
-        net.remove()
+            except docker.errors.APIError as e:     # gone already, or busy: ``clean`` finds it by label
+                if not isinstance(e, docker.errors.NotFound):
+                    log.warning(f"could not remove {c.name}: {e}")
+        try:
+            net.remove()
+        except docker.errors.APIError as e:
+            log.warning(f"could not remove network {net.name}: {e}; python -m testbed clean removes it")
 
 
 def _once(client: docker.DockerClient, image: str, network: str, labels: dict, made: list, args: list[str],
@@ -114,7 +120,7 @@ def _once(client: docker.DockerClient, image: str, network: str, labels: dict, m
 
 def broker(rate: float = 1000, duration: float = 300, partitions: int = 4, consumers: int = 5,
            payload_bytes: int = 0, broker_cpus: float = 0.0, producer_properties: dict | None = None,
-           fetch_wait_ms: int = 500, client: docker.DockerClient | None = None) -> dict:
+           fetch_wait_ms: int = 100, client: docker.DockerClient | None = None) -> dict:
     """The broker alone as a cell loads it: one driver producer at ``rate`` events/s into ``partitions``
     partitions, and ``consumers`` consumers reading them as they arrive (a cell's source subtasks, one
     partition each, plus the results collector, which reads every partition). Per minute: the produce

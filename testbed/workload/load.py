@@ -239,7 +239,8 @@ def merge(spec: LoadSpec, reports: list[dict], collected: dict, expected: list[l
         # the records of the results topic the collector read (harness flush results included), and
         # the offsets it had not reached when it stopped (0: it read the topic to its end)
         "read_records": collected.get("read_records"), "unread_offsets": collected.get("unread_offsets"),
-        "delivery_ms": collected.get("delivery_ms"),
+        "delivery_ms": collected.get("delivery_ms"), "collector_behind_max_s": collected.get("behind_max_s"),
+        "collector_behind_max_records": collected.get("behind_max_records"),
     }
 
 

@@ -13,7 +13,7 @@ set -eu
 model="flat: no cgroup hierarchy found"
 parent=""
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then                       # cgroup v2
-    own=$(sed -n 's/^0:://p' /proc/self/cgroup)
+    own=$(sed -n 's/^0:://p' /proc/self/cgroup; :)
     base=/sys/fs/cgroup${own%/}
     # dockerd can only delegate controllers from a cgroup without processes: move ours to a child
     if mkdir -p "$base/init" 2>/dev/null; then
@@ -31,7 +31,7 @@ if [ -f /sys/fs/cgroup/cgroup.controllers ]; then                       # cgroup
     fi
 else                                                                     # cgroup v1
     own=$(sed -n 's/^[0-9]*:[^:]*\bcpu\b[^:]*:\(.*\)/\1/p' /proc/self/cgroup | head -1)
-    dir=$(for d in /sys/fs/cgroup/cpu /sys/fs/cgroup/cpu,cpuacct; do [ -d "$d" ] && echo "$d" && break; done)
+    dir=$(for d in /sys/fs/cgroup/cpu /sys/fs/cgroup/cpu,cpuacct; do [ -d "$d" ] && echo "$d" && break; done; :)
     if [ -n "$own" ] && [ "$own" != "/" ] && [ -n "$dir" ] && [ -d "$dir$own" ] && mkdir -p "$dir$own/fst" 2>/dev/null; then
         parent="${own%/}/fst"; model="nested $parent"
     else
