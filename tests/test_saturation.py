@@ -60,9 +60,10 @@ def test_host_busy_and_steal_from_proc_stat():
     after = saturation.host_cpu_times("cpu  1060 0 1000 880 0 0 0 60 0 0\n")   # 2,000 jiffies: 80 idle, 60 stolen
     rep = saturation.host(before, after)
     assert rep["host_cpu_busy"] == 0.96 and rep["host_cpu_steal"] == 0.03
-    assert rep["_why"] == ["the host's CPUs were 96% busy"]
-    # under node budgets that fit the host, a busy host is the nodes using their budgets
-    assert saturation.host(before, after, budgets_fit=True)["_why"] == []
+    assert rep["_why"] == ["the host's CPUs were 96% busy and 3% stolen by its hypervisor: no CPU to spare"]
+    # steal with CPU to spare is a note, not saturation: 1,000 jiffies idle of 2,000, 120 stolen
+    half = saturation.host(before, saturation.host_cpu_times("cpu  500 0 480 1800 0 0 0 120 0 0\n"))
+    assert half["_why"] == [] and half["_notes"] == ["the host's hypervisor stole 6% of its CPU time"]
     assert saturation.host(None, after)["_why"] == []
 
 
@@ -75,7 +76,11 @@ def test_wan_counters_from_the_router_and_their_verdict():
     assert c == {"drops": 2 + 4 + 1, "held": 1000, "late": 3}      # htb's own drops are not the link's queue
     rep = saturation.wan({"drops": 0, "held": 0, "late": 0}, c)
     assert rep["wan_queue_drops"] == 7 and rep["wan_late_fraction"] == 0.003
-    assert rep["_why"] == ["its queues dropped 7 packets beyond the configured loss"]
+    assert rep["_why"] == ["its queues dropped 7 packets beyond the configured loss"] and rep["_notes"] == []
+    # late releases beyond the link's tolerance are fidelity, noted, not saturation
+    late = saturation.wan({"drops": 7, "held": 0, "late": 0}, {**c, "late": 50})
+    assert late["_why"] == [] and late["_notes"] == ["the WAN's holder released 5.0% of the packets later than "
+                                                     "the link's tolerance"]
     # netem counts its configured loss with its overflow: not told apart, so not measured
     assert parse_counters("qdisc netem 12: parent 1:12\n Sent 1 bytes 1 pkt (dropped 5, overlimits 0)\n#nfq\n#stats\n",
                           "netem", loss_configured=True)["drops"] is None
@@ -83,10 +88,12 @@ def test_wan_counters_from_the_router_and_their_verdict():
 
 def test_the_row_names_every_part_that_saturated():
     parts = {"broker": {"broker_backlog_max_s": 3.0, "_why": ["its acknowledgements fell 3.0 s of events behind"]},
-             "collector": {"_why": []}, "host": {"host_cpu_busy": 0.97, "_why": ["the host's CPUs were 97% busy"]}}
+             "collector": {"_why": []}, "host": {"host_cpu_busy": 0.97, "_why": ["the host's CPUs were 97% busy"]},
+             "wan": {"_why": [], "_notes": ["the WAN's holder released 2.0% of the packets later than the link's tolerance"]}}
     row = {"driver_fell_behind": True, "driver_late_fraction": 0.02}
     out = saturation.limited(row, parts)
     assert out["testbed_limited"] == "driver,broker,host"
     assert out["testbed_limited_why"].startswith("driver: 2.0% of the events went out over 100 ms late; broker: ")
+    assert out["testbed_notes"].startswith("the WAN's holder released 2.0%")
     assert saturation.limited({"driver_fell_behind": False}, {"broker": {"_why": []}})["testbed_limited"] == ""
     assert "_why" not in saturation.columns(parts) and saturation.columns(parts)["host_cpu_busy"] == 0.97

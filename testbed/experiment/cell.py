@@ -396,7 +396,7 @@ def testbed_parts(raw: dict, warmup_s: float, used: dict, broker_cpus: float, br
                                         node=node),
             "collector": saturation.collector(raw),
             "wan": saturation.wan(start.get("wan"), end.get("wan")),
-            "host": saturation.host(start.get("host"), end.get("host"), budgets_fit=bool(broker_node_budget))}
+            "host": saturation.host(start.get("host"), end.get("host"))}
 
 
 def cpu_used(cpu_at: dict, raw: dict) -> dict:

@@ -7,8 +7,9 @@ is lost. Rates double from ``start`` until a trial fails, then ``refine`` bisect
 gap between the last good and the first bad rate.
 
 The testbed must never be mistaken for the system: a trial in which the driver fell behind its
-schedule, or another part of the measuring path saturated (``testbed_limited``: the broker, the
-collector, the WAN emulation, the host), says nothing about the system. The search then narrows the
+schedule, or that did not keep up while another part of the measuring path saturated
+(``testbed_limited``: the broker, the collector, the WAN emulation, the host), says nothing about
+the system (one that kept up all the same is a lower bound, counted as kept up). The search then narrows the
 gap below that rate instead; if no lower rate shows the system's limit, ``limited_by`` names the
 testbed's parts (the recorded rate is then a lower bound for the system). A trial that failed (its error is in ``cells.csv`` with the
 services' logs) stops the search too, with ``limited_by = "error"``: a crash is not a limit.
@@ -65,9 +66,10 @@ def find(run_trial: Callable[[CellSpec], dict], base: CellSpec, *, start: float,
             ok, why = False, f"the trial failed: {row['error']}"
         else:
             ok, why = criteria.judge(row)
-        if _testbed(row):   # the rate was not really offered, or not carried by the testbed: it shows nothing
-            ok, why = False, ("the driver fell behind its schedule" if _testbed(row) == "driver"
-                              else f"the testbed was the limit ({row.get('testbed_limited_why') or _testbed(row)})")
+        if row["driver_fell_behind"]:   # the rate was not really offered: the trial shows nothing
+            ok, why = False, "the driver fell behind its schedule"
+        elif not ok and _testbed(row):  # not kept up, but the testbed saturated: that says nothing of the system
+            why = f"the testbed was the limit ({row.get('testbed_limited_why') or _testbed(row)})"
         tried.append({"rate": rate, "kept_up": ok, "why": why, "driver_fell_behind": bool(row["driver_fell_behind"]),
                       "testbed_limited": _testbed(row),
                       "lag_slope": row.get("lag_slope"), "p99_ms": row["latency_p99_ms"], "cell": row.get("cell")})
