@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..images.recipes import FLINK_VERSION, KAFKA_CLIENTS_VERSION, KAFKA_CONNECTOR_VERSION
 from ..stack.kafka import BrokerSpec
+from ..workload.driver import PRODUCER_DEFAULTS
 from ..core.run import file_lock
 from .store import now
 
@@ -73,6 +74,9 @@ def _write(folder: Path, options: dict, topology, testbed, command, jobs=None) -
                      "python": platform.python_version(), "packages": _versions(),
                      "docker_engines": engines or old.get("versions", {}).get("docker_engines", {})},
         "jobs": jobs or old.get("jobs", []),
+        # the broker as started, and the driver's producer settings a cell starts from (its own are in
+        # each row's producer_properties)
+        "broker": {**_broker(topology), "producer_defaults": dict(PRODUCER_DEFAULTS)},
         "topology": {"source": topology.source, "sha256": topology.sha256, "text": topology.text},
         "testbed": {"run_id": testbed.run_id if testbed else None,
                     "provider": testbed.provider.name if testbed else None,
@@ -105,3 +109,8 @@ def finish(folder: Path) -> None:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=2, default=str))
         os.replace(tmp, path)
+
+
+def _broker(topology) -> dict:
+    spec = BrokerSpec.of(topology)
+    return {"name": spec.name, "image": spec.image or "the testbed's own", "args": list(spec.args), "env": spec.env}

@@ -226,18 +226,26 @@ def plot_sustainable(sust: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
-def plot_cdf(cells: pd.DataFrame, samples: pd.DataFrame, out: Path) -> list[Path]:
+def plot_cdf(cells: pd.DataFrame, samples: pd.DataFrame, out: Path, include_saturated: bool = False) -> list[Path]:
+    """Latency CDFs per (taskmanagers, placement, job); the windows of cells the testbed saturated are a
+    dotted curve of their own (in the solid one too with ``include_saturated``)."""
     plt = _style()
-    merged = samples.merge(_with_job(cells)[["cell", *GROUP]], on="cell")
+    with_job = _with_job(cells)
+    merged = samples.merge(with_job.assign(_saturated=saturated(with_job))[["cell", "_saturated", *GROUP]], on="cell")
     rates = sorted(merged["rate"].unique())
     jobs = merged["job"].nunique()
     fig, axes = plt.subplots(1, len(rates), figsize=(5.2 * len(rates), 4.0), squeeze=False, sharey=True)
     for ax, rate in zip(axes[0], rates):
         sub = merged[merged["rate"] == rate]
         for i, ((tm, placement, job), g) in enumerate(sub.groupby(["taskmanagers", "placement", "job"])):
-            x = np.sort(g["latency_ms"].to_numpy()) / 1000
-            ax.step(x, np.arange(1, x.size + 1) / x.size, where="post", color=f"C{i}",
-                    label=f"{tm} TM, {_series_label(placement, job, jobs)}")
+            label = f"{tm} TM, {_series_label(placement, job, jobs)}"
+            for part, style, said in ((g if include_saturated else g[~g["_saturated"]], "-", ""),
+                                      (g[g["_saturated"]], ":", " (testbed saturated)")):
+                if not len(part):
+                    continue
+                x = np.sort(part["latency_ms"].to_numpy()) / 1000
+                ax.step(x, np.arange(1, x.size + 1) / x.size, where="post", color=f"C{i}", linestyle=style,
+                        label=label + said)
         ax.set_title(f"offered {rate:,.0f} events/s")
         ax.set_xlabel("latency (s)")
     axes[0][0].set_ylabel("fraction of results")
@@ -295,8 +303,11 @@ def plot_timeseries(cells: pd.DataFrame, series: pd.DataFrame, samples: pd.DataF
             ax.axvspan(0, m["warmup"], color="grey", alpha=0.12, lw=0)
         said = _faults(axes, m, g)
         job = m["job_label"] if "job_label" in m and isinstance(m["job_label"], str) else "hop-window"
+        limited = m["testbed_limited"] if "testbed_limited" in m and isinstance(m["testbed_limited"], str) else ""
         fig.suptitle(f"{names.get(str(cell), cell)} (cell {cell}): {m['taskmanagers']} TM, {m['placement']}, job {job}\n"
-                     f"offered {m['rate']:,.0f} events/s (grey: warm-up{said})")
+                     f"offered {m['rate']:,.0f} events/s (grey: warm-up{said})"
+                     + (f"\nTESTBED SATURATED ({limited}): this cell measured the testbed" if limited else ""),
+                     color="firebrick" if limited else "black")
         paths += _save(fig, out / "timeseries", names.get(str(cell), str(cell)))
         plt.close(fig)
     return paths
@@ -472,7 +483,7 @@ def report(folder: str | Path, include_saturated: bool = False) -> list[Path]:
     lat = _per_cell(folder / "latency")
     matrix = cells[_matrix_cells(cells)]
     if len(lat) and len(matrix):        # (a folder may hold only a search's trials)
-        written += plot_cdf(matrix, lat[lat["in_stats"]], out)
+        written += plot_cdf(matrix, lat[lat["in_stats"]], out, include_saturated)
     ts = _per_cell(folder / "timeseries")
     if len(ts):
         written += plot_timeseries(cells, ts, lat, out)
