@@ -22,7 +22,7 @@ import warnings
 
 import pytest
 
-from testbed.experiment.session import cell_problems, testbed_limited
+from testbed.experiment.session import cell_problems, saturated_parts
 
 
 def test_cell(fst_cell, fst_session, fst_testbed):
@@ -32,7 +32,7 @@ def test_cell(fst_cell, fst_session, fst_testbed):
     # a cell whose accounting does not add up is a finding to look at, not a number to average
     problems = cell_problems(row)
     assert not problems, f"{fst_cell.key}: {'; '.join(problems)}"
-    if testbed_limited(row):    # a result, but of the testbed: said, drawn hollow, left out of means
+    if saturated_parts(row):    # a result, but of the testbed: said, drawn hollow, left out of means
         warnings.warn(f"{fst_cell.key} measured the testbed, not the system: {row['testbed_limited_why']}")
 
 

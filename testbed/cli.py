@@ -240,7 +240,7 @@ def cmd_clean(args) -> int:
 def cmd_run(args) -> int:
     """An experiment matrix, as ``pytest experiments/`` runs it: checked first, then provisioned (or
     attached), calibrated, measured cell by cell, reported and torn down."""
-    from .experiment.session import Session, cell_problems, testbed_limited
+    from .experiment.session import Session, cell_problems, saturated_parts
     opts = values(lambda k: getattr(args, k))
     # everything is checked before anything starts (no engine is asked until then)
     if args.cloud == "real" and not args.inventory:
@@ -295,7 +295,7 @@ def cmd_run(args) -> int:
     print(f"session {session.id}: {len(rows) - len(bad)} of {len(rows)} cell(s) add up; results in {session.path}")
     for key, problems in bad.items():
         print(f"  failed: {key}: {'; '.join(problems)}")
-    limited = {r["cell_key"]: r.get("testbed_limited_why", "") for r in rows if testbed_limited(r)}
+    limited = {r["cell_key"]: r.get("testbed_limited_why", "") for r in rows if saturated_parts(r)}
     if limited:
         print(f"  {len(limited)} of {len(rows)} cell(s) measured the testbed, not the system (left out of the means):")
     for key, why in limited.items():

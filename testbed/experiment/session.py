@@ -86,7 +86,7 @@ def cell_problems(row: dict) -> list[str]:
     return out
 
 
-def testbed_limited(row: dict) -> str:
+def saturated_parts(row: dict) -> str:
     """What the row says saturated on the measuring path ('' if nothing): such a cell measured the
     testbed, and the report leaves it out of means."""
     v = row.get("testbed_limited")
