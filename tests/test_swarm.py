@@ -112,10 +112,14 @@ def test_node_engines_answer_over_the_docker_api(fst_testbed):
 
 def test_nodes_are_capped_at_their_vms_size(fst_testbed):
     """The seed's VMs have 2 CPUs / 7 GB: each node container gets that as its limit (CPUs no
-    more than the host has)."""
+    more than the host has) when no cell scales it down (provision/cpu.py sets the budgets)."""
+    from testbed.providers.emulated import CPU_PERIOD_US
+    from testbed.provision import cpu
+
+    cpu.apply(fst_testbed, 0)
     engine = host_client()
     ncpu = engine.info()["NCPU"]
     for node in fst_testbed.topology.nodes:
         hc = engine.containers.get(fst_testbed.node(node.hostname).info["container"]).attrs["HostConfig"]
         assert hc["Memory"] == node.memory_bytes == 7 * 10**9, node.hostname
-        assert hc["NanoCpus"] == int(min(node.cpus, ncpu) * 1e9), node.hostname
+        assert hc["CpuQuota"] == int(min(node.cpus, ncpu) * CPU_PERIOD_US), node.hostname
