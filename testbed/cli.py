@@ -348,16 +348,21 @@ def cmd_bench(args) -> int:
                        partitions=args.partitions, keys=args.keys,
                        payload_bytes=100 if args.payload_bytes is None else args.payload_bytes,
                        broker_cpus=args.broker_cpus)
-    if args.json:
-        json.dump(res, sys.stdout, indent=2)
-        print()
-    else:
+    if not _printed_json(args, res):
         print(f"driver ({res['driver']}), {res['processes']} process(es), {res['payload_bytes']}-byte events, "
               f"{res['partitions']} partitions:")
         for k in ("offered_rate", "events_per_s", "cpu_cores", "events_per_cpu_s", "late_fraction", "max_lag_ms",
                   "events_sent", "lost", "broker_cpu_cores"):
             print(f"  {k:18} {res[k]:,}" if isinstance(res[k], (int, float)) else f"  {k:18} {res[k]}")
     return 0 if res["lost"] == 0 and not res["errors"] else 1
+
+
+def _printed_json(args, res: dict) -> bool:
+    """With --json, print ``res`` machine-readable and say so."""
+    if args.json:
+        json.dump(res, sys.stdout, indent=2)
+        print()
+    return bool(args.json)
 
 
 def _bench_broker(args) -> int:
@@ -369,10 +374,7 @@ def _bench_broker(args) -> int:
                        payload_bytes=args.payload_bytes or 0, broker_cpus=args.broker_cpus,
                        producer_properties=dict(parse_properties(args.producer_properties)),
                        fetch_wait_ms=args.fetch_wait_ms)
-    if args.json:
-        json.dump(res, sys.stdout, indent=2)
-        print()
-    else:
+    if not _printed_json(args, res):
         print(f"{res['broker']}: {res['rate']:,.0f} events/s into {res['partitions']} partitions, "
               f"{res['consumers']} consumers (fetch.wait.max.ms {res['fetch_wait_ms']}), producer "
               + ", ".join(f"{k}={v}" for k, v in res["producer_properties"].items()))

@@ -37,6 +37,7 @@ from ..core.run import step
 from ..providers.engine import host_client
 from ..stack.kafka import BROKER, BrokerSpec
 from ..stack.services import container_cpu_seconds
+from .driver import PRODUCER_DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -179,11 +180,6 @@ def broker(rate: float = 1000, duration: float = 300, partitions: int = 4, consu
                      "broker_cpu_cores": cpu[m] if m < len(cpu) else None})
     return {"broker": BrokerSpec().name, "rate": rate, "duration_s": duration, "partitions": partitions,
             "consumers": consumers, "fetch_wait_ms": fetch_wait_ms, "payload_bytes": payload_bytes,
-            "producer_properties": {**driver_defaults(), **props}, "broker_cpus_limit": broker_cpus or None,
+            "producer_properties": {**PRODUCER_DEFAULTS, **props}, "broker_cpus_limit": broker_cpus or None,
             "events_sent": produced["sent"], "events_acked": produced["acked"], "late_events": produced["behind"],
             "host_cpus": client.info().get("NCPU"), "minutes": rows}
-
-
-def driver_defaults() -> dict:
-    from .driver import PRODUCER_DEFAULTS
-    return dict(PRODUCER_DEFAULTS)
