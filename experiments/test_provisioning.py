@@ -15,7 +15,7 @@ import logging
 import pytest
 
 from testbed import images as img
-from testbed.providers.base import for_cloud
+from testbed.providers import for_cloud
 from testbed.providers.engine import host_client
 from testbed.provision.testbed import Testbed, leftovers
 from testbed.results.store import host_facts, now

@@ -18,7 +18,8 @@ from . import images as img
 from .core.run import configure_logging, owner_token
 from .experiment.options import EXPERIMENT, TESTBED, Experiment, OptionError, add_to, values
 from .model.inventory import load as load_inventory
-from .providers.base import Provider, for_cloud
+from .providers import for_cloud
+from .providers.base import Provider
 from .providers.engine import EngineError, host_client
 from .providers.ssh import SshError
 from .provision import teardown
@@ -33,13 +34,13 @@ def _sigterm(signum, frame):  # noqa: ARG001
 
 
 def _provider(args, check_keys: bool = True) -> Provider:
-    if args.cloud == "real":
-        if not args.inventory:
-            raise SystemExit("--cloud real needs --inventory FILE (see examples/inventory.yaml)")
-        return for_cloud("real", load_inventory(args.inventory, check_keys=check_keys))
-    if getattr(args, "inventory", None):
-        raise SystemExit("--inventory is for --cloud real")
-    return for_cloud("emulated")
+    inventory = getattr(args, "inventory", None) or None
+    if args.cloud == "real" and inventory:
+        inventory = load_inventory(inventory, check_keys=check_keys)
+    try:
+        return for_cloud(args.cloud, inventory)
+    except ValueError as e:     # the cloud and the inventory do not go together
+        raise SystemExit(str(e)) from None
 
 
 def _pick_run(run: str | None, provider: Provider) -> str:

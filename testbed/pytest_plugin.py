@@ -382,7 +382,7 @@ def fst_session(request: pytest.FixtureRequest) -> Iterator[Session]:
 def fst_testbed(request: pytest.FixtureRequest) -> Testbed:
     """The provisioned topology (--topology, default the seed; with --cloud=real the inventory's
     hosts), shared by the whole pytest run (or one per worker, see the module's docstring)."""
-    from .providers.base import for_cloud
+    from .providers import for_cloud
     config = request.config
     slot = _slot(config)
     inventory = _inventories(config)[slot] if config.getoption("--cloud") == "real" else None
@@ -452,7 +452,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                     log.info(f"run {run_id} left running (--keep-testbed); remove it with "
                              f"`python -m testbed down --run {run_id}`")
                     continue
-                from .providers.base import for_cloud
+                from .providers import for_cloud
                 provider = for_cloud(config.getoption("--cloud"), st.get("inventory"))
                 with runmod.step(log, f"run {run_id}: tear down"):
                     teardown.destroy(provider, run_id)

@@ -61,7 +61,7 @@ def own_testbed(fst_locks, topology: str) -> Iterator:
     is provisioned while no other topology is (``lifecycle``) and no test measures the network
     (the load lock), and removed at the end."""
     from testbed.model.topology import load
-    from testbed.providers.base import for_cloud
+    from testbed.providers import for_cloud
     from testbed.provision.testbed import Testbed
 
     with fst_locks.exclusive("lifecycle"), fst_locks.load():

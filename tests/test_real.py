@@ -21,7 +21,7 @@ from testbed.experiment.cell import CellSpec, run_cell
 from testbed.model.inventory import InventoryError, load
 from testbed.providers.ssh import SshError
 from testbed.core.run import LABEL_RUN
-from testbed.providers.base import for_cloud
+from testbed.providers import for_cloud
 from testbed.providers.real import RealProvider
 from testbed.provision.testbed import Testbed
 from tests.conftest import messages, records

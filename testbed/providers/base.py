@@ -9,7 +9,8 @@ engines (``engine_facts``), and removes what it made (``destroy``). Two provider
 - ``RealProvider`` (providers/real.py): VMs from an SSH inventory; they exist already, so a run
   only marks them, and undoing a run on them is provisioning's teardown plan.
 
-``for_cloud`` chooses one from ``--cloud`` and ``--inventory``; nothing else asks which it is.
+``providers.for_cloud`` chooses one from ``--cloud`` and ``--inventory``; nothing else asks which
+it is, and this interface knows none of them.
 """
 
 from __future__ import annotations
@@ -144,22 +145,3 @@ class Provider(Protocol):
     def destroy(self, run_id: str | None = None, keep: Callable[[str], bool] = lambda owner: False) -> list[str]:
         """Remove what the provider made for one run (or for every run whose owner ``keep`` does not
         vouch for); returns what was removed."""
-
-
-def for_cloud(cloud: str = "emulated", inventory: "str | Inventory | None" = None, *,
-              client: docker.DockerClient | None = None) -> Provider:
-    """The provider for ``--cloud`` (and ``--inventory`` with ``real``)."""
-    if cloud not in CLOUDS:
-        raise ValueError(f"unknown cloud {cloud!r}; choose one of {', '.join(CLOUDS)}")
-    if cloud == "real":
-        if inventory is None:
-            raise ValueError("--cloud real needs --inventory FILE (see examples/inventory.yaml)")
-        from ..model.inventory import load as load_inventory
-        from .real import RealProvider
-        return RealProvider(load_inventory(inventory) if isinstance(inventory, (str, bytes)) or hasattr(inventory, "__fspath__")
-                            else inventory)
-    if inventory is not None:
-        raise ValueError("--inventory is for --cloud real")
-    from .emulated import EmulatedProvider
-    from .engine import host_client
-    return EmulatedProvider(client or host_client())
