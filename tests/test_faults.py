@@ -39,7 +39,7 @@ def test_a_killed_taskmanager_is_recovered_from_with_checkpoints(fst_testbed):
     row = run_cell(fst_testbed, CellSpec(**CELL, duration=40, scenario=scenario, spare_slots=1), artifacts)
     events = json.loads(row["scenario_events"])
     assert events[0]["action"] == "kill" and "taskmanager on google-cloud-worker-1" in events[0]["detail"], events
-    assert row["fault_at_s"] == pytest.approx(12, abs=1.5)
+    assert events[0]["at_s"] == 12 and row["fault_at_s"] >= 12      # as planned, and never early
     said = {k: row[k] for k in ("flink_noticed_s", "running_again_s", "processing_again_s", "restarts", "recovery_time_s", "recovered",
                                 "peak_latency_ms", "pre_fault_p99_ms", "lost", "duplicated", "windows_late")}
     assert row["restarts"] >= 1 and row["flink_noticed_s"] < 15 and row["running_again_s"] > row["flink_noticed_s"], said
@@ -66,7 +66,7 @@ def test_a_partition_between_the_clouds_then_heal(fst_testbed, fst_quiet):
     row = run_cell(fst_testbed, CellSpec(**CELL, duration=40, scenario=scenario))
     events = json.loads(row["scenario_events"])
     assert [e["action"] for e in events] == ["partition", "heal"], events
-    assert row["heal_at_s"] - row["fault_at_s"] == pytest.approx(15, abs=1.5)
+    assert [e["at_s"] for e in events] == [10, 25] and row["fault_at_s"] >= 10 and row["heal_at_s"] >= 25
     # what happened is reported, whichever way it went (here the 8 s heartbeat timeout may declare the
     # cut-off taskmanager lost, and Swarm may replace its task: the job can still be restarting at the end)
     said = {k: row.get(k) for k in ("restarts", "recovered", "recovery_time_s", "lost", "duplicated", "peak_latency_ms",

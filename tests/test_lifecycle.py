@@ -118,14 +118,12 @@ def test_clean_removes_a_killed_runs_leftovers_and_keeps_live_runs(fst_testbed):
                                  name=f"fst-{run_id}-node", volumes={vol.name: {"bind": "/data"}},
                                  labels={**labels, runmod.LABEL_KIND: "node"})
     assert len(leftovers(run_id)) == 3
-    t0 = time.monotonic()
     r = subprocess.run([sys.executable, "-m", "testbed", "clean"], capture_output=True, text=True, timeout=120,
                        cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert f"container {node.name}" in r.stdout and f"volume {vol.name}" in r.stdout, r.stdout
     assert leftovers(run_id) == []
     assert leftovers(fst_testbed.run_id), "the live session's run must be kept"
-    assert time.monotonic() - t0 < 120
 
 
 def test_cli_up_status_and_down_of_a_run_of_its_own():
