@@ -182,3 +182,27 @@ def test_how_long_the_source_counter_kept_one_value():
     frozen = fresh[:8] + [(float(t), 700) for t in range(8, 15)] + [(float(t), 100 * t) for t in range(15, 20)]
     assert counter_unchanged_s(frozen, 2, 18) == 7.0     # 7 from t=7 to t=14; the value changes at 15
     assert counter_unchanged_s(fresh[:1], 0, 20) != counter_unchanged_s(fresh[:1], 0, 20)   # NaN: one sample
+
+
+def test_a_taskmanager_whose_clock_stood_still_had_stale_readings():
+    from testbed.measure.metrics import stale_at, stale_readings
+    t0 = 1000.0
+    # the clock of tm-b stops moving from 12 s to 20 s (the jobmanager kept its old values), tm-a's moves
+    clocks = [(t0 + t, {"tm-a": 1e9 * t, "tm-b": 1e9 * (t if t < 12 or t > 20 else 12)}) for t in range(30)]
+    got = stale_readings(clocks, t0, t0 + 5, t0 + 30, names={"tm-b": "taskmanager on google-cloud-worker-1"})
+    assert got == {"metrics_stale_max_s": 8, "metrics_stale": "taskmanager on google-cloud-worker-1 12.0-20.0 s"}
+    assert stale_at(clocks, np.arange(30), t0)[11:22] == [0, 0] + [1] * 8 + [0]
+    # a reading that missed one sample is not stale; an unread one is not measured
+    blip = [(t0 + t, {"tm-a": 1e9 * (t if t != 7 else 6)}) for t in range(30)]
+    assert stale_readings(blip, t0, t0, t0 + 30) == {"metrics_stale_max_s": 1, "metrics_stale": ""}
+    assert stale_readings([], t0, t0, t0 + 30)["metrics_stale"] == "not measured"
+
+
+def test_checkpoint_progress_counts_completions_and_the_longest_wait_for_one():
+    from testbed.measure.metrics import checkpoint_progress
+    samples = [(float(t), c, f) for t, c, f in [(0, 3, 0), (2, 4, 0), (4, 5, 0), (6, 5, 1), (8, 5, 2), (10, 5, 2),
+                                                 (12, 6, 2), (14, 7, 2)]]
+    assert checkpoint_progress(samples, 1, 15) == {"checkpoints_completed": 3, "checkpoints_failed": 2,
+                                                   "checkpoint_gap_max_s": 8.0}
+    assert checkpoint_progress(samples[:1], 0, 15)["checkpoints_completed"] != \
+        checkpoint_progress(samples[:1], 0, 15)["checkpoints_completed"]        # NaN: no checkpointing seen

@@ -41,6 +41,7 @@ COLUMNS = {
     "broker_cpu_of_limit", "collector_behind_max_s", "collector_behind_max_records", "collector_delivery_p50_ms", "collector_delivery_p99_ms", "collector_delivery_max_ms",
     "wan_queue_drops", "wan_late_fraction", "host_cpu_busy", "host_cpu_steal", "testbed_limited",
     "testbed_limited_why", "testbed_notes", "cpu_model", "node_cpu_budgets", "node_cpu_used",
+    "metrics_stale_max_s", "metrics_stale", "metric_fetch_timeout", "checkpoints_completed", "checkpoint_gap_max_s",
 }
 
 
@@ -122,6 +123,9 @@ def test_cell_with_taskmanagers_on_two_clouds(fst_testbed, tmp_path):
     assert limited <= {"collector"}, row["testbed_limited_why"]
     assert ("collector" in limited) == (row["collector_behind_max_s"] >= 2), row
     assert ("later than the link's tolerance" in row["testbed_notes"]) == (row["wan_late_fraction"] > 0.01), row
+    # Flink's readings were checked for freshness every second, and a stale one would be a note
+    assert row["metrics_stale"] != "not measured" and row["metrics_stale_max_s"] >= 0, row
+    assert ("Flink's metric readings stale" in row["testbed_notes"]) == bool(row["metrics_stale"]), row
     assert json.loads(row["producer_properties"])["linger.ms"] == 100
     assert 0 <= row["broker_backlog_max_s"] < 1 and 0 < row["broker_ack_p99_ms"] < 2000
     assert 0 < row["collector_delivery_p50_ms"] <= row["collector_delivery_p99_ms"] < 1000

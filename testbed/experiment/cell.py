@@ -37,6 +37,7 @@ from ..workload.pipeline import WindowSpec
 log = logging.getLogger(__name__)
 
 DRIVER = "driver"
+METRIC_FETCH_TIMEOUT = "10 s"
 
 
 @dataclass(frozen=True)
@@ -187,8 +188,13 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
                  "wan_check": tb.wan_check, **cpu_model.record(),
                  "started": now()}
     # with faults: a lost taskmanager noticed within seconds (by default after two missed 10 s heartbeats)
-    detect = {"heartbeat.interval": "1000 ms", "heartbeat.timeout": "8000 ms"} if spec.scenario else {}
-    row["heartbeat"] = ", ".join(f"{k.split('.')[1]} {v}" for k, v in detect.items()) or "default (10 s, 50 s)"
+    heartbeat = {"heartbeat.interval": "1000 ms", "heartbeat.timeout": "8000 ms"} if spec.scenario else {}
+    row["heartbeat"] = ", ".join(f"{k.split('.')[1]} {v}" for k, v in heartbeat.items()) or "default (10 s, 50 s)"
+    # and Flink's metric readings frozen for seconds, not minutes: the jobmanager starts no new fetch of
+    # metrics while one is waiting for an unreachable taskmanager, for up to web.timeout (10 min)
+    fetch = {"web.timeout": METRIC_FETCH_TIMEOUT} if spec.scenario else {}
+    row["metric_fetch_timeout"] = fetch.get("web.timeout", "default (10 min)")
+    detect = {**heartbeat, **fetch}
     cluster = flink.deploy(tb, placement, spec.slots, spare_slots=spec.spare_slots, config=detect,
                            jobmanager_cpus=cpus["jobmanager"],
                            taskmanager_cpus=cpus["taskmanager"])
@@ -212,7 +218,8 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
         settings = pipeline.recovery_settings(spec.checkpoint_interval_s, spec.checkpoint_mode)
         job_id = _submit(cluster, spec.job, bootstrap, events, results, window, settings)
         row["job_id"] = job_id
-        raw, samples, used, states, tasks = _drive(tb, cluster, job_id, load_spec, bootstrap, events, results, injector)
+        raw, rd, used = _drive(tb, cluster, job_id, load_spec, bootstrap, events, results, injector,
+                               checkpoints=spec.checkpoint_interval_s > 0)
         counters = pipeline.path_counters(cluster, job_id)      # while the job still runs
         state_at_end, restarts = pipeline.job_status(cluster, job_id)
         if injector:    # a job still restarting after a fault is a result (not recovered), a failed one an error
@@ -221,28 +228,31 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
                 pipeline.check_running(cluster, job_id)
         else:
             pipeline.check_running(cluster, job_id)     # a job that failed during the load: its root causes
-        row.update(measure.cell_metrics(raw, spec.warmup, samples))
+        row.update(measure.cell_metrics(raw, spec.warmup, rd.source))
+        t0 = raw["t0"]
+        measured = (t0 + spec.warmup, t0 + spec.duration)
+        row.update(measure.stale_readings(rd.clocks, t0, *measured, names=rd.taskmanagers))
+        row.update(measure.checkpoint_progress(rd.checkpoints, *measured))
         row.update(counters)
         row["restarts"] = restarts
-        parts = testbed_parts(raw, spec.warmup, used, cpus["broker"], broker_node,
-                              cpu_model.budgets.get(broker_node, 0.0) if cpu_model.kind == "node budget" else 0.0)
-        used.pop("_path", None)
-        broker_cpu = used.pop("_broker_cpu", [])
+        parts = testbed_parts(raw, spec.warmup, used, rd.path, cpus["broker"], broker_node,
+                              cpu_model.budgets.get(broker_node, 0.0) if cpu_model.kind == "node budget" else 0.0,
+                              metrics_stale=row["metrics_stale"])
         row.update(used)
         row.update(saturation.columns(parts))
         row.update(saturation.limited(row, parts))
-        series = measure.timeseries(raw, samples)
-        t0 = raw["t0"]
-        series["job_state"] = recovery.job_state_at([(t - t0, st, r) for t, st, r in states], series["t_s"].to_numpy())
-        series["tasks_running"] = recovery.tasks_running_at([(t - t0, n, k) for t, n, k in tasks],
-                                                            series["t_s"].to_numpy())
-        series["broker_cpu_cores"] = measure.cores_at([(t - t0, v) for t, v in broker_cpu], series["t_s"].to_numpy())
+        series = measure.timeseries(raw, rd.source)
+        secs = series["t_s"].to_numpy()
+        series["job_state"] = recovery.job_state_at([(t - t0, st, r) for t, st, r in rd.states], secs)
+        series["tasks_running"] = recovery.tasks_running_at([(t - t0, n, k) for t, n, k in rd.tasks], secs)
+        series["taskmanagers_stale"] = measure.stale_at(rd.clocks, secs, t0)
+        series["broker_cpu_cores"] = measure.cores_at([(t - t0, v) for t, v in rd.broker_cpu], secs)
         row["lag_slope"] = measure.lag_slope(series, spec.warmup, spec.duration)
         latency = measure.measured_latency(raw, spec.warmup)
         if injector:
             injector.stop()
-            row.update(recovery.recovery(injector.events, latency, series, [(t - t0, st, r) for t, st, r in states],
-                                         spec.warmup, spec.rate, tasks=[(t - t0, n, k) for t, n, k in tasks]))
+            row.update(recovery.recovery(injector.events, latency, series, [(t - t0, st, r) for t, st, r in rd.states],
+                                         spec.warmup, spec.rate, tasks=[(t - t0, n, k) for t, n, k in rd.tasks]))
             row["missing_windows_after_fault"] = _missing_after(raw, row["fault_at_s"])
             row["scenario_events"] = json.dumps(injector.events)
         row.update(measure.loss_attribution(row))
@@ -295,15 +305,25 @@ def _cleanup(steps, failing: bool = False) -> None:
 CPU_MEASURED = {"taskmanager": flink.TASKMANAGER, "jobmanager": flink.JOBMANAGER, "broker": kafka.BROKER}
 
 
+@dataclass
+class Readings:
+    """What is sampled while the load runs, each with the time it was read (s since the epoch)."""
+    source: list = field(default_factory=list)        # (t, records the source read so far)
+    states: list = field(default_factory=list)        # (t, job state, restarts)
+    tasks: list = field(default_factory=list)         # (t, tasks running, tasks)
+    clocks: list = field(default_factory=list)        # (t, {taskmanager id: JVM CPU time}): which readings were fresh
+    checkpoints: list = field(default_factory=list)   # (t, completed, failed), with checkpointing on
+    broker_cpu: list = field(default_factory=list)    # (t, the broker's CPU seconds so far), every ~5 s
+    path: tuple = ({}, {})                            # the measuring path's counters at the load's start and end
+    taskmanagers: dict = field(default_factory=dict)  # taskmanager id -> where it ran
+
+
 def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: str, events: str,
-           results: str, injector=None) -> tuple[dict, list, dict, list, list]:
-    """Run the load (and the scenario's faults, from t0); sample Flink's source counter and the job's
-    state meanwhile; return the driver's raw measurements, the counter samples, the CPU the services
-    used during the load (cores, from their containers), the job-state samples (t, state, restarts) and
-    the task samples (t, tasks running, tasks)."""
-    samples: list[tuple[float, int]] = []
-    states: list[tuple[float, str, int | None]] = []
-    tasks: list[tuple[float, int, int]] = []
+           results: str, injector=None, checkpoints: bool = False) -> tuple[dict, Readings, dict]:
+    """Run the load (and the scenario's faults, from t0); sample Flink's source counter, the job's
+    state and the freshness of Flink's readings meanwhile; return the driver's raw measurements, the
+    readings, and the CPU the services used during the load (cores, from their containers)."""
+    rd = Readings()
     stop = threading.Event()
     cpu_at: dict[str, tuple[float, dict]] = {}
 
@@ -328,29 +348,42 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: st
         return out
 
     counter = pipeline.SourceCounter(cluster, job_id)
-    broker_cpu: list[tuple[float, float]] = []      # (t, the broker's CPU seconds so far), every ~5 s
+
+    def name_taskmanagers(ids) -> None:
+        if set(ids) - set(rd.taskmanagers):
+            rd.taskmanagers.update({tm["id"]: f"taskmanager on {tm['node'] or tm['address']}"
+                                    for tm in cluster.taskmanagers()})
 
     def sample() -> None:
         n = 0
         while not stop.is_set():
             if n % 5 == 0:
                 try:
-                    broker_cpu.append((time.time(), sum(services.cpu_seconds(tb, kafka.BROKER).values())))
+                    rd.broker_cpu.append((time.time(), sum(services.cpu_seconds(tb, kafka.BROKER).values())))
                 except Exception:  # noqa: BLE001 - a missed sample is not an error
+                    pass
+            if checkpoints and n % 2 == 0:
+                try:
+                    rd.checkpoints.append((time.time(), *pipeline.checkpoint_counts(cluster, job_id)))
+                except Exception:  # noqa: BLE001
                     pass
             n += 1
             try:
-                samples.append(counter.sample())
+                rd.source.append(counter.sample())
+                t = time.time()
+                clocks = pipeline.taskmanager_clocks(cluster)   # the fetch the counter's query started
+                rd.clocks.append((t, clocks))
+                name_taskmanagers(clocks)
             except Exception:  # noqa: BLE001 - a missed sample is not an error
                 pass
             try:
                 t = time.time()
                 state, restarts, running, total = pipeline.job_sample(cluster, job_id)
-                states.append((t, state, restarts))
-                tasks.append((t, running, total))
+                rd.states.append((t, state, restarts))
+                rd.tasks.append((t, running, total))
             except Exception:  # noqa: BLE001
                 pass
-            stop.wait(0.8)     # with the sample's own wait: a fetch every 1.05 s (update interval 1 s)
+            stop.wait(0.8)     # with the sample's own wait: a fetch every ~1.05 s (update interval 1 s)
 
     timers: list[threading.Timer] = []
 
@@ -377,18 +410,16 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: st
             t.cancel()
             t.join()
     used = cpu_used(cpu_at, raw)
-    start, end = cpu_at.get("path_start", {}), cpu_at.get("path_end", {})
-    used["_path"] = (start, end)
+    rd.path = start, end = cpu_at.get("path_start", {}), cpu_at.get("path_end", {})
     (ta, a), (tb_, b) = start.get("nodes", (0, None)), end.get("nodes", (0, None))
     used["node_cpu_used"] = cpu.node_used(a, b, tb_ - ta)
-    used["_broker_cpu"] = broker_cpu
-    return raw, samples, used, states, tasks
+    return raw, rd, used
 
 
-def testbed_parts(raw: dict, warmup_s: float, used: dict, broker_cpus: float, broker_node: str = "",
-                  broker_node_budget: float = 0.0) -> dict:
+def testbed_parts(raw: dict, warmup_s: float, used: dict, path: tuple, broker_cpus: float,
+                  broker_node: str = "", broker_node_budget: float = 0.0, metrics_stale: str = "") -> dict:
     """Each part of the measuring path's report on itself (measure/saturation.py)."""
-    start, end = used.get("_path", ({}, {}))
+    start, end = path
     node = None
     if broker_node_budget and used.get("node_cpu_used"):
         node = (json.loads(used["node_cpu_used"]).get(broker_node, float("nan")), broker_node_budget)
@@ -396,7 +427,8 @@ def testbed_parts(raw: dict, warmup_s: float, used: dict, broker_cpus: float, br
                                         node=node),
             "collector": saturation.collector(raw),
             "wan": saturation.wan(start.get("wan"), end.get("wan")),
-            "host": saturation.host(start.get("host"), end.get("host"))}
+            "host": saturation.host(start.get("host"), end.get("host")),
+            "readings": saturation.readings(metrics_stale)}
 
 
 def cpu_used(cpu_at: dict, raw: dict) -> dict:

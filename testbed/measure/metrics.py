@@ -91,21 +91,82 @@ def achieved_rate(producers: list[dict], warmup_s: float, duration_s: float) -> 
     return sum(per_s[s] for s in range(lo, hi)) / (hi - lo)
 
 
+def unchanged_stretches(samples: list[tuple[float, float | None]], t_from: float, t_to: float) -> list[tuple[float, float]]:
+    """The stretches (from, to) inside [t_from, t_to] over which a reading kept one value: from the
+    first sample with the value to the last one with it."""
+    pts = [(t, v) for t, v in samples if t_from <= t <= t_to and v is not None]
+    out, i = [], 0
+    while i < len(pts):
+        j = i
+        while j + 1 < len(pts) and pts[j + 1][1] == pts[i][1]:
+            j += 1
+        if j > i:
+            out.append((pts[i][0], pts[j][0]))
+        i = j + 1
+    return out
+
+
 def counter_unchanged_s(samples: list[tuple[float, int]], t_from: float, t_to: float) -> float:
     """The longest time inside [t_from, t_to] over which the source counter read from the REST API kept
     one value: about the sampling interval (1 s) when Flink reads and its metrics are fresh. Longer means
-    the source read nothing or the readings froze (the jobmanager answers metric queries from a store
-    it refreshes asynchronously, and a fetch from an unreachable taskmanager waits out ``web.timeout``);
-    job states and task counts in the time series tell the two apart."""
-    pts = [(t, v) for t, v in samples if t_from <= t <= t_to and v is not None]
-    if len(pts) < 2:
+    the source read nothing or the readings froze (``stale_readings`` tells the two apart)."""
+    if len([1 for t, v in samples if t_from <= t <= t_to and v is not None]) < 2:
         return float("nan")
-    longest, since = 0.0, pts[0]
-    for t, v in pts[1:]:
-        if v != since[1]:
-            since = (t, v)
-        longest = max(longest, t - since[0])
-    return round(longest, 2)
+    return round(max((b - a for a, b in unchanged_stretches(samples, t_from, t_to)), default=0.0), 2)
+
+
+# a taskmanager whose clock stood still this long had stale readings (fresh ones move every ~1 s sample)
+STALE_MIN_S = 3.0
+
+
+def stale_readings(clocks: list[tuple[float, dict[str, float]]], t0: float, t_from: float, t_to: float,
+                   names: dict[str, str] | None = None) -> dict:
+    """Which of Flink's metric readings were stale. ``clocks``: (t, {taskmanager id: its JVM CPU time
+    as the REST API held it}) samples (``pipeline.taskmanager_clocks``). A clock that did not move
+    means the jobmanager's metric store kept that taskmanager's old values: its source counts,
+    among them, were not read then. ``metrics_stale_max_s``: the longest such stretch after warm-up
+    (0 when every reading moved); ``metrics_stale``: those of at least ``STALE_MIN_S``, by
+    taskmanager (``names``: id -> what to call it) and seconds since the load's start; "" if none."""
+    per_tm: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for t, got in clocks:
+        for tm, v in got.items():
+            per_tm[tm].append((t, v))
+    if not per_tm:
+        return {"metrics_stale_max_s": float("nan"), "metrics_stale": "not measured"}
+    longest, said = 0.0, []
+    for tm, pts in sorted(per_tm.items()):
+        for a, b in unchanged_stretches(pts, t_from, t_to):
+            longest = max(longest, b - a)
+            if b - a >= STALE_MIN_S:
+                said.append(f"{(names or {}).get(tm, tm)} {a - t0:.1f}-{b - t0:.1f} s")
+    return {"metrics_stale_max_s": round(longest, 2), "metrics_stale": "; ".join(said)}
+
+
+def stale_at(clocks: list[tuple[float, dict[str, float]]], secs: np.ndarray, t0: float) -> list[int]:
+    """Per second of the time series: how many taskmanagers' readings had not moved since the sample
+    before (the last sample at or before that second)."""
+    last: dict[str, float] = {}
+    at, counts = [], []
+    for t, got in clocks:
+        at.append(t - t0)
+        counts.append(sum(1 for tm, v in got.items() if last.get(tm) == v))
+        last.update(got)
+    idx = np.searchsorted(np.asarray(at, dtype=float), np.asarray(secs, dtype=float), side="right") - 1
+    return [counts[i] if i >= 0 else 0 for i in idx]
+
+
+def checkpoint_progress(samples: list[tuple[float, int, int]], t_from: float, t_to: float) -> dict:
+    """From (t, completed, failed) samples of the job's checkpoint counts: how many completed and
+    failed inside [t_from, t_to], and the longest time over which none completed. The jobmanager
+    counts checkpoints itself: a check on the metric store's readings, which can go stale."""
+    pts = [(t, c, f) for t, c, f in samples if t_from <= t <= t_to]
+    if len(pts) < 2:
+        return {"checkpoints_completed": float("nan"), "checkpoints_failed": float("nan"),
+                "checkpoint_gap_max_s": float("nan")}
+    # from the first sample that saw a completion to the first that saw the next (or the last sample)
+    marks = [pts[0][0]] + [t for (t, c, _f), (_t, c0, _f0) in zip(pts[1:], pts) if c != c0] + [pts[-1][0]]
+    return {"checkpoints_completed": pts[-1][1] - pts[0][1], "checkpoints_failed": pts[-1][2] - pts[0][2],
+            "checkpoint_gap_max_s": round(max(b - a for a, b in zip(marks, marks[1:])), 2)}
 
 
 def processed_rate(samples: list[tuple[float, int]], t_from: float, t_to: float) -> float:

@@ -18,7 +18,9 @@ draws it hollow and leaves it out of means (unless asked), and the summary count
 Fidelity that slipped without anything saturating is a note (``testbed_notes``), kept apart from
 the verdict and not left out of means: the WAN's holder releasing more than ``LATE_LIMIT`` of the
 packets later than the link's tolerance (the calibration's: 10 % of the RTT, at least 1 ms, as one
-direction's share), a hypervisor stealing at least ``STEAL_LIMIT`` of the host's CPU time.
+direction's share), a hypervisor stealing at least ``STEAL_LIMIT`` of the host's CPU time, and
+Flink's metric readings that went stale (``readings``: the jobmanager kept a taskmanager's old
+values, so the source's counts there are not readings of that time).
 """
 
 from __future__ import annotations
@@ -147,6 +149,14 @@ def wan(before: dict | None, after: dict | None) -> dict:
         notes.append(f"the WAN's holder released {late:.1%} of the packets later than the link's tolerance")
     out["_why"], out["_notes"] = why, notes
     return out
+
+
+def readings(metrics_stale: str) -> dict:
+    """Flink's metric readings as a part of the path: a note when some were stale (``metrics_stale``,
+    from ``metrics.stale_readings``). Not a saturation: the latencies and the accounting come from
+    the results, which do not pass through Flink's metric store."""
+    notes = [f"Flink's metric readings stale: {metrics_stale}"] if metrics_stale and metrics_stale != "not measured" else []
+    return {"_why": [], "_notes": notes}
 
 
 def limited(row: dict, parts: dict[str, dict]) -> dict:

@@ -284,8 +284,10 @@ def plot_timeseries(cells: pd.DataFrame, series: pd.DataFrame, samples: pd.DataF
             g = g[g["t_s"] < float(m["duration"])]
         fig, axes = plt.subplots(3, 1, figsize=(7.0, 7.0), sharex=True)
         axes[0].plot(g["t_s"], g["achieved_rate"], label="achieved (broker acks)", color="C1")
-        if "processed_rate" in g:
-            axes[0].plot(g["t_s"], g["processed_rate"], label="processed (Flink source)", color="C2", alpha=0.8)
+        if "processed_rate" in g:   # not drawn where Flink's metric readings were stale
+            stale = g["taskmanagers_stale"].fillna(0) > 0 if "taskmanagers_stale" in g else pd.Series(False, index=g.index)
+            axes[0].plot(g["t_s"], g["processed_rate"].where(~stale), color="C2", alpha=0.8,
+                         label="processed (Flink source)" + ("; gaps: its readings stale" if stale.any() else ""))
         axes[0].plot(g["t_s"], g["offered_rate"], label="offered", color="k", linestyle="--", zorder=3)
         axes[0].set_ylabel("events/s")
         axes[0].set_ylim(0, 1.25 * max(float(g[["offered_rate", "achieved_rate"]].max().max()), 1.0))

@@ -337,6 +337,34 @@ class SourceCounter:
 
 
 
+# a gauge every taskmanager reports that changes whenever it is read: the JVM's CPU time (ns)
+CLOCK_METRIC = "Status.JVM.CPU.Time"
+
+
+def taskmanager_clocks(cluster: FlinkCluster) -> dict[str, float]:
+    """Each registered taskmanager's JVM CPU time as the REST API's metric store holds it now, by
+    taskmanager id. The store keeps a taskmanager's last fetched values while fetches from it fail
+    (it is cut off, or too slow to answer), so a clock that did not move between two readings a
+    second apart marks every reading from that taskmanager, the source's record counts included, as
+    stale for that second (``measure.stale_stretches``). Call after a metric query has started a
+    fetch (``SourceCounter.sample``)."""
+    out: dict[str, float] = {}
+    for tm in cluster.rest("/taskmanagers", timeout=5)["taskmanagers"]:
+        got = cluster.rest(f"/taskmanagers/{tm['id']}/metrics?get={CLOCK_METRIC}", timeout=5)
+        if got:
+            out[tm["id"]] = float(got[0]["value"])
+    return out
+
+
+def checkpoint_counts(cluster: FlinkCluster, job_id: str) -> tuple[int, int]:
+    """The job's completed and failed checkpoints so far (``/jobs/:id/checkpoints``). The jobmanager
+    keeps these itself, so they do not go stale when a taskmanager is cut off the way the metric
+    store's readings do; the REST API caches them for ``web.refresh-interval`` (3 s)."""
+    counts = cluster.rest(f"/jobs/{job_id}/checkpoints", timeout=5)["counts"]
+    return int(counts["completed"]), int(counts["failed"])
+
+
+
 # where a job's events or results can be dropped, by the suffix of the operator metric that counts it
 PATH_COUNTERS = {"late_records_dropped": ".numLateRecordsDropped",    # a window operator's late input
                  "sink_records_sent": ".numRecordsSend",               # a (Kafka) sink writer's sends ...
