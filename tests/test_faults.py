@@ -5,6 +5,7 @@ the topology says afterwards."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -17,6 +18,21 @@ from testbed.workload.pipeline import WindowSpec
 pytestmark = [pytest.mark.engine, pytest.mark.exclusive("seed-network")]
 CELL = dict(taskmanagers=2, placement="multi-cloud", rate=200, warmup=8, window=WindowSpec(2, 1, 0.5),
             checkpoint_interval_s=2.0)
+
+
+def _stale_stretches(row) -> list[tuple[float, float]]:
+    """The (from, to) seconds of every stale reading the row names."""
+    return [(float(a), float(b)) for a, b in re.findall(r"(\d+\.\d)-(\d+\.\d) s", row["metrics_stale"] or "")]
+
+
+def _thawed(row, fault_s: float) -> None:
+    """Flink's readings froze while the jobmanager waited for the lost taskmanager, the row says when,
+    and they moved again before the load ended (the fetch timeout of fault cells, 10 s; with Flink's
+    default of 10 min they stay as they were to the end)."""
+    assert row["metric_fetch_timeout"] == "10 s" and row["metrics_stale"] != "not measured", row
+    stretches = _stale_stretches(row)
+    assert all(a >= fault_s - 1.5 for a, _b in stretches), row["metrics_stale"]      # none before the fault
+    assert row["source_counter_unchanged_max_s"] < row["duration"] - fault_s - 5, row["metrics_stale"]
 
 
 def _as_written(tb) -> None:
@@ -49,6 +65,7 @@ def test_a_killed_taskmanager_is_recovered_from_with_checkpoints(fst_testbed):
     # RUNNING is the job's state; its source's counter moves again at or after it (the counter, read
     # through the REST API, can lag the results after a restart: processing_again_s is no bound on recovery)
     assert row["running_again_s"] <= row["processing_again_s"], said
+    _thawed(row, 12)
     assert cell_ok(row), cell_problems(row)                # at-least-once: its duplicates are expected
     assert row["cell_key"].endswith("-kill-google-tm") and row["checkpoint_storage"] == "jobmanager"
     assert "RESTARTING" in set(artifacts["timeseries"]["job_state"]) or row["restarts"] >= 1
@@ -76,6 +93,10 @@ def test_a_partition_between_the_clouds_then_heal(fst_testbed, fst_quiet):
     assert row["recovered"] == (row["recovery_time_s"] == row["recovery_time_s"]), said     # NaN unless recovered
     if row["recovered"]:
         assert row["lost"] == 0, said
+    # a taskmanager cut off for longer than the heartbeat timeout: its readings (all of them, the
+    # jobmanager fetches from every taskmanager at once) were stale, and the row says so
+    assert _stale_stretches(row), row["metrics_stale"]
+    _thawed(row, 10)
     _as_written(fst_testbed)
     with fst_quiet():       # and measured so: the fidelity check passes again
         rtt = calibrate.rtt_matrix(fst_testbed)

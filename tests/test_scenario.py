@@ -212,6 +212,23 @@ def test_without_a_restart_or_lag_samples_latency_alone_decides():
     assert r["recovery_by"] == "latency (no lag samples after the fault)"
 
 
+def test_a_lag_read_from_stale_readings_does_not_decide():
+    """The shape of a partition with Flink's default fetch timeout: from the fault on, the jobmanager's
+    metric store keeps the old counts, so the lag grows to the end while the windows are back at 24 s."""
+    events = [{"t_s": 12.0, "action": "partition", "what": "do"}, {"t_s": 27.0, "action": "partition", "what": "undo"}]
+    ends = np.arange(5, 44, 1.0)
+    lats = np.where((ends >= 12) & (ends < 24), 9000.0, 1300.0)
+    secs = np.arange(45.0)
+    series = pd.DataFrame({"t_s": secs, "lag": np.where(secs < 12, 50.0, (secs - 11) * 200),
+                           "taskmanagers_stale": np.where(secs >= 14, 1, 0)})
+    calm = [(t, "RUNNING", 0) for t in secs]       # numRestarts read as 0: a reading too
+    r = recovery(events, _latency(ends, lats), series, calm, warmup_s=5, rate=200)
+    assert r["recovered"] and r["recovery_time_s"] == pytest.approx(24 - 12), r
+    assert r["recovery_by"].startswith("latency (Flink's readings stale after the fault"), r["recovery_by"]
+    fresh = series.assign(taskmanagers_stale=0)     # had the readings been fresh, that lag would say not recovered
+    assert not recovery(events, _latency(ends, lats), fresh, calm, warmup_s=5, rate=200)["recovered"]
+
+
 def test_duplicates_of_a_fault_cell_with_at_least_once_checkpoints_are_expected_not_a_failure():
     from testbed.experiment.session import cell_ok, cell_problems
     base = {"accounting": "windows", "lost": 0, "duplicated": 30_000, "scenario": "kill-google.yaml",

@@ -136,6 +136,9 @@ def recovery(events: list[dict], latency: pd.DataFrame, series: pd.DataFrame,
     out["band_from"] = f"{len(pre)} windows that arrived between the end of the warm-up and the fault"
     after = lat[arrived >= fault].sort_values("window_end_s")
     lag = series.dropna(subset=["lag"])
+    # a lag read while Flink's readings were stale (``taskmanagers_stale``) is the counter's old value
+    stale = lag["taskmanagers_stale"].fillna(0) > 0 if "taskmanagers_stale" in lag else pd.Series(False, index=lag.index)
+    lag = lag[~stale]
     pre_lag = lag[(lag["t_s"] >= warmup_s) & (lag["t_s"] < fault)]["lag"]
     p99 = float(np.percentile(pre, 99))
     band = max(LATENCY_FACTOR * p99, p99 + LATENCY_MARGIN_MS)
@@ -150,6 +153,10 @@ def recovery(events: list[dict], latency: pd.DataFrame, series: pd.DataFrame,
     lag_after = lag[lag["t_s"] >= fault]
     out["recovery_by"] = "latency" if restarted else "latency and lag" if len(lag_after) \
         else "latency (no lag samples after the fault)"
+    if not restarted and stale[series.loc[stale.index, "t_s"] >= fault].any():
+        # part of the lag after the fault is unknown, and so may be a restart (numRestarts is a reading too)
+        lag_after = lag_after.iloc[:0]
+        out["recovery_by"] = "latency (Flink's readings stale after the fault: no lag, and restarts may be missed)"
     if not restarted and len(lag_after) and not math.isnan(at):
         lag_at = back_in_band(lag["t_s"], lag["lag"], lag_band, fault)
         # recovered at the first window end at or after both moments
