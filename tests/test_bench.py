@@ -14,7 +14,7 @@ from testbed.core.run import LABEL_PROJECT
 from testbed.providers.engine import host_client
 
 # it starts containers of its own and loads the machine: never while the testbed is calibrated
-pytestmark = [pytest.mark.engine, pytest.mark.exclusive("lifecycle")]
+pytestmark = [pytest.mark.engine, pytest.mark.extended, pytest.mark.exclusive("lifecycle")]
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -77,6 +77,7 @@ def test_a_killed_taskmanager_is_recovered_from_with_checkpoints(fst_testbed):
     _as_written(fst_testbed)
 
 
+@pytest.mark.extended
 def test_a_partition_between_the_clouds_then_heal(fst_testbed, fst_quiet):
     scenario = parse("- {at: 10s, action: partition, clouds: [azure, google]}\n"
                      "- {at: 25s, action: heal, clouds: [azure, google]}\n", "partition.yaml")

@@ -108,6 +108,7 @@ def test_a_matrix_whose_job_flink_rejects_stops_before_any_cell(fst_testbed, tmp
     assert not (session.path / "cells.csv").exists()      # not even the passthrough cell ran
 
 
+@pytest.mark.extended
 def test_the_plain_reference_of_the_overhead_benchmark(fst_testbed):
     """``bench overhead``'s other side: passthrough on plain containers of this machine's engine,
     driven and measured as a Swarm cell is; nothing of it left behind."""

@@ -78,6 +78,7 @@ def test_xdist_provisions_once_and_a_failing_test_still_tears_down(tmp_path):
     assert leftovers(run_id) == []
 
 
+@pytest.mark.extended
 def test_ctrl_c_tears_down(tmp_path):
     proc = _subrun(tmp_path, "-s", "-k", "waits", wait=True)
     ready = tmp_path / "out" / "ready"

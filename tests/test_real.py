@@ -216,6 +216,7 @@ def _iptables(nodes: Testbed, hostname: str, action: str, rule: list[str]) -> No
 
 
 @pytest.mark.engine
+@pytest.mark.extended
 @pytest.mark.exclusive("lifecycle")     # on nodes of its own: beside the seed's tests, not during a measurement
 def test_preflight_names_a_port_closed_by_a_firewall_rule(ssh_hosts):
     nodes, inv, _ = ssh_hosts
@@ -239,6 +240,7 @@ def test_preflight_names_a_port_closed_by_a_firewall_rule(ssh_hosts):
 
 
 @pytest.mark.engine
+@pytest.mark.extended
 @pytest.mark.exclusive("lifecycle")
 def test_real_path_runs_an_experiment_cell_over_ssh(ssh_hosts):
     nodes, inv, key = ssh_hosts

@@ -20,7 +20,7 @@ from testbed.experiment.cell import CellSpec, run_cell
 from testbed.stack import calibrate, flink
 from testbed.workload.pipeline import WindowSpec
 
-pytestmark = [pytest.mark.engine, pytest.mark.exclusive("seed-network")]
+pytestmark = [pytest.mark.engine, pytest.mark.extended, pytest.mark.exclusive("seed-network")]
 ROOT = Path(__file__).resolve().parent.parent
 
 

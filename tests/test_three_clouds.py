@@ -12,7 +12,7 @@ from testbed.workload.pipeline import WindowSpec
 from tests.conftest import own_testbed
 
 # a topology of its own next to the seed's: not while the seed's network is measured
-pytestmark = [pytest.mark.engine, pytest.mark.exclusive("lifecycle")]
+pytestmark = [pytest.mark.engine, pytest.mark.extended, pytest.mark.exclusive("lifecycle")]
 
 
 USER_BROKER = "fst-test-broker:local"

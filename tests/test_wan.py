@@ -42,6 +42,7 @@ def test_seed_link_is_measured_within_tolerance(fst_testbed):
 
 
 @pytest.mark.quiet      # it measures the network: no other engine test meanwhile
+@pytest.mark.extended
 def test_one_percent_loss_is_measured_within_tolerance(fst_testbed):
     fst_testbed.wan.set_link("azure", "google", loss_pct=1.0)
     try:
@@ -55,6 +56,7 @@ def test_one_percent_loss_is_measured_within_tolerance(fst_testbed):
         assert r["tolerance"] < 0.5
 
 
+@pytest.mark.extended
 def test_spreading_across_clouds_adds_the_wan_delay_to_window_latency(fst_testbed):
     """With a long link (200 ms RTT) the difference is far above run-to-run noise."""
     fst_testbed.wan.set_link("azure", "google", rtt_ms=200)
@@ -72,6 +74,7 @@ def test_spreading_across_clouds_adds_the_wan_delay_to_window_latency(fst_testbe
     assert multi["latency_p50_ms"] - single["latency_p50_ms"] >= 100, (single, multi)
 
 
+@pytest.mark.extended
 @pytest.mark.quiet      # it measures the network: no other engine test meanwhile
 def test_jitter_is_measured_within_tolerance(fst_testbed):
     fst_testbed.wan.set_link("azure", "google", jitter_ms=5.0)
