@@ -195,6 +195,7 @@ def test_a_taskmanager_whose_clock_stood_still_had_stale_readings():
     # a reading that missed one sample is not stale; an unread one is not measured
     blip = [(t0 + t, {"tm-a": 1e9 * (t if t != 7 else 6)}) for t in range(30)]
     assert stale_readings(blip, t0, t0, t0 + 30) == {"metrics_stale_max_s": 1, "metrics_stale": ""}
+    assert set(stale_at(blip, np.arange(30), t0)) == {0}
     assert stale_readings([], t0, t0, t0 + 30)["metrics_stale"] == "not measured"
 
 

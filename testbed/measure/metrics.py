@@ -143,16 +143,16 @@ def stale_readings(clocks: list[tuple[float, dict[str, float]]], t0: float, t_fr
 
 
 def stale_at(clocks: list[tuple[float, dict[str, float]]], secs: np.ndarray, t0: float) -> list[int]:
-    """Per second of the time series: how many taskmanagers' readings had not moved since the sample
-    before (the last sample at or before that second)."""
-    last: dict[str, float] = {}
-    at, counts = [], []
+    """Per second of the time series (s since ``t0``): how many taskmanagers' readings were stale
+    then, inside one of the stretches ``stale_readings`` names (after its last fresh reading, up to
+    its end)."""
+    per_tm: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for t, got in clocks:
-        at.append(t - t0)
-        counts.append(sum(1 for tm, v in got.items() if last.get(tm) == v))
-        last.update(got)
-    idx = np.searchsorted(np.asarray(at, dtype=float), np.asarray(secs, dtype=float), side="right") - 1
-    return [counts[i] if i >= 0 else 0 for i in idx]
+        for tm, v in got.items():
+            per_tm[tm].append((t - t0, v))
+    spans = [(a, b) for pts in per_tm.values() for a, b in unchanged_stretches(pts, -math.inf, math.inf)
+             if b - a >= STALE_MIN_S]
+    return [sum(1 for a, b in spans if a < s <= b) for s in np.asarray(secs, dtype=float)]
 
 
 def checkpoint_progress(samples: list[tuple[float, int, int]], t_from: float, t_to: float) -> dict:
