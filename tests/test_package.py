@@ -123,3 +123,14 @@ def test_pytest_in_the_fresh_environment_has_the_plugin_without_this_checkouts_c
     cli = subprocess.run([str(installed), "-m", "testbed", "run", "--help"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=120)
     assert cli.returncode == 0 and "--taskmanagers" in cli.stdout, cli.stderr
+
+
+def test_the_environment_is_read_in_one_place_and_the_readme_lists_it():
+    import re
+    from testbed.core import env
+    readers = [f"{path.relative_to(ROOT)}:{n}" for path in (ROOT / "testbed").rglob("*.py") if path.name != "env.py"
+               for n, line in enumerate(path.read_text().splitlines(), 1)
+               if re.search(r"""(environ(\.get)?\s*[\[(]|getenv\()\s*["']FST_""", line)]
+    assert readers == [], readers
+    readme = (ROOT / "README.md").read_text()
+    assert [v.name for v in env.VARIABLES if f"| `{v.name}` |" not in readme] == []

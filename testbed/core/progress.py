@@ -24,6 +24,8 @@ import time
 from contextlib import nullcontext
 from typing import Callable, ContextManager
 
+from . import env
+
 log = logging.getLogger("testbed.progress")
 
 _lock = threading.RLock()
@@ -52,7 +54,7 @@ def configure(mode: str = "auto", *, terminal: bool | None = None,
 
 def mode() -> str:
     """``bars`` or ``lines``, as the next step will show."""
-    forced = os.environ.get("FST_PROGRESS", "").strip().lower()
+    forced = env.PROGRESS.get().lower()
     if forced in ("bars", "lines"):
         return forced
     if _settings["mode"] != "auto":

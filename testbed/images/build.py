@@ -27,6 +27,7 @@ from typing import Callable
 import docker
 import docker.errors
 
+from ..core import env
 from ..core.progress import Progress
 from ..core.run import file_lock, step
 
@@ -44,7 +45,7 @@ IMAGE_PYTHON_WHEELS = ("apache-flink", "confluent-kafka")
 
 def cache_dir() -> Path:
     """Where downloads, rootfs tarballs and image bundles are kept between runs."""
-    root = os.environ.get("FST_CACHE") or os.path.join(
+    root = env.CACHE.get() or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "flink-swarm-testbed")
     p = Path(root)
     p.mkdir(parents=True, exist_ok=True)
@@ -113,7 +114,7 @@ class Recipe:
 
 
 def debian_mirror() -> str:
-    return os.environ.get("FST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+    return env.DEBIAN_MIRROR.get()
 
 
 def _image_exists(client: docker.DockerClient, tag: str) -> bool:
