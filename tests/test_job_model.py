@@ -174,3 +174,28 @@ def test_cell_key_and_minimum_duration_follow_the_job():
     with pytest.raises(ValueError, match="at least 10s"):      # warm-up 5 + the tumbling window's slide 4 + 1
         CellSpec(job=tumble, window=WindowSpec(4, 1, 1), duration=9, warmup=5)
     assert CellSpec().key == "tm2-multi-cloud-r1000-rep1"     # the default job keeps the keys of earlier runs
+
+
+def test_the_sql_jobs_kafka_clients_take_a_cells_settings_over_the_harnesss(tmp_path):
+    from testbed.model.topology import load
+    from testbed.workload import pipeline
+    text = pipeline.tables("e", "r", "b:9092", WindowSpec(), 2, source_properties=(("receive.buffer.bytes", "-1"),),
+                           sink_properties={"client.id": "it's"})
+    source, sink = text.split("CREATE TABLE results")
+    assert "'properties.receive.buffer.bytes' = '-1'" in source and "'properties.fetch.max.wait.ms' = '100'" in source
+    assert "'properties.client.id' = 'it''s'" in sink and "receive.buffer" not in sink      # quoted as SQL quotes
+    assert len(statements(text)) == len(statements(pipeline.tables("e", "r", "b", WindowSpec(), 1)))
+    # through the options: recorded in every cell, the harness's own keys and JAR jobs refused, naming them
+    exp = Experiment.from_options(_options(taskmanagers="1", placements="single-cloud",
+                                           source_properties="receive.buffer.bytes=-1,fetch.max.wait.ms=500"))
+    params = exp.cells(load("seed"))[0][0].params()
+    assert json.loads(params["source_properties"]) == {"receive.buffer.bytes": "-1", "fetch.max.wait.ms": "500"}
+    assert json.loads(params["sink_properties"]) == {}
+    with pytest.raises(OptionError) as e:
+        Experiment.from_options(_options(source_properties="group.id=mine", sink_properties="linger.ms"))
+    assert "--source-properties: the harness sets group.id itself" in str(e.value)
+    assert "--sink-properties: 'linger.ms' is not key=value" in str(e.value)
+    jar = _jar(tmp_path / "job.jar", ["org.example.Main"], main="org.example.Main")
+    with pytest.raises(OptionError, match=r"--source-properties and --sink-properties are for SQL jobs: jar:"):
+        Experiment.from_options(_options(taskmanagers="1", placements="single-cloud", jobs=f"jar:{jar}",
+                                         sink_properties="linger.ms=5")).cells(load("seed"))

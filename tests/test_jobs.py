@@ -4,6 +4,7 @@ itself rejects, each measured (or refused) as a cell would."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -71,9 +72,12 @@ def test_a_sql_file_with_a_tumbling_window_is_measured(fst_testbed):
     job = Job.parse(f"sql:{JOBS / 'tumble.sql'}")
     window = WindowSpec(2, 2, 0.5)
     job.validate(fst_testbed, window)                     # Flink's planner accepts it
-    row = run_cell(fst_testbed, CellSpec(**CELL, window=window, job=job))
+    # with a consumer setting of the cell's own: autotuned receive buffers (README, "The Kafka clients' settings")
+    row = run_cell(fst_testbed, CellSpec(**CELL, window=window, job=job,
+                                         source_properties=(("receive.buffer.bytes", "-1"),)))
     _accounted(row)
     assert row["counted"] == row["events_sent"]               # tumbling: every event in one window
+    assert json.loads(row["source_properties"]) == {"fetch.max.wait.ms": "100", "receive.buffer.bytes": "-1"}
     assert row["cell_key"].endswith("-sql-tumble")
 
 

@@ -65,6 +65,8 @@ class CellSpec:
     checkpoint_mode: str = "at-least-once"
     spare_slots: int = 0                # per taskmanager, beyond ``slots``: room to restart without a lost one
     producer_properties: tuple[tuple[str, str], ...] = ()   # the driver's librdkafka settings over its defaults
+    source_properties: tuple[tuple[str, str], ...] = ()     # the SQL job's Kafka source: client settings over the harness's
+    sink_properties: tuple[tuple[str, str], ...] = ()       # ... and its Kafka sink's
 
     def __post_init__(self):
         if not (isinstance(self.rate, (int, float)) and self.rate > 0 and math.isfinite(self.rate)):
@@ -84,6 +86,15 @@ class CellSpec:
             raise ValueError("slots and keys must be >= 1; driver processes, payload bytes and spare slots >= 0")
         if not (isinstance(self.cpu_scale, (int, float)) and 0 <= self.cpu_scale and math.isfinite(self.cpu_scale)):
             raise ValueError(f"cpu_scale must be >= 0 (0: no CPU limits), got {self.cpu_scale!r}")
+        if (self.source_properties or self.sink_properties) and self.job.kind == "jar":
+            raise ValueError(f"--source-properties and --sink-properties are for SQL jobs: {self.job.spec} "
+                             f"builds its own Kafka clients")
+        for what, props, defaults in (("source", self.source_properties, pipeline.SOURCE_DEFAULTS),
+                                      ("sink", self.sink_properties, pipeline.SINK_DEFAULTS)):
+            try:
+                pipeline.client_properties(defaults, props)
+            except ValueError as e:
+                raise ValueError(f"--{what}-properties: {e}") from None
         need = self.min_duration(self.warmup, self.job.window(self.window))
         if self.duration < need:
             w = self.job.window(self.window)
@@ -126,6 +137,10 @@ class CellSpec:
         # what the driver's producer ran with: its defaults and the cell's settings over them
         d["producer_properties"] = json.dumps({**driver.PRODUCER_DEFAULTS, **dict(self.producer_properties)},
                                               sort_keys=True)
+        # and the job's Kafka clients: the harness's settings with the cell's over them (a JAR sets its own)
+        for what, defaults in (("source", pipeline.SOURCE_DEFAULTS), ("sink", pipeline.SINK_DEFAULTS)):
+            d[f"{what}_properties"] = "set by the job" if self.job.kind == "jar" else json.dumps(
+                pipeline.client_properties(defaults, d[f"{what}_properties"]), sort_keys=True)
         return {"cell_key": self.key, **d, "window_s": w["size_s"], "slide_s": w["slide_s"],
                 "watermark_delay_s": w["watermark_delay_s"]}
 
@@ -216,7 +231,7 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
                lambda: kafka.admin(tb, bootstrap, driver_nodes[0], [], [events, results])]
     try:
         settings = pipeline.recovery_settings(spec.checkpoint_interval_s, spec.checkpoint_mode)
-        job_id = _submit(cluster, spec.job, bootstrap, events, results, window, settings)
+        job_id = _submit(cluster, spec, bootstrap, events, results, window, settings)
         row["job_id"] = job_id
         raw, rd, used = _drive(tb, cluster, job_id, load_spec, bootstrap, events, results, injector,
                                checkpoints=spec.checkpoint_interval_s > 0)
@@ -267,14 +282,16 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     return row
 
 
-def _submit(cluster, job: Job, bootstrap: str, events: str, results: str, window: WindowSpec,
+def _submit(cluster, spec: CellSpec, bootstrap: str, events: str, results: str, window: WindowSpec,
             settings: dict[str, str]) -> str:
     """Start the cell's job with ``settings`` (its Flink configuration); its id once every task runs."""
+    job = spec.job
     if job.kind == "jar":
         values = jobs.template_values(bootstrap=bootstrap, events=events, results=results,
                                       parallelism=cluster.parallelism, window=window)
         return pipeline.submit_jar(cluster, job.path, job.entry_class, job.program_args(values), settings=settings)
-    return pipeline.submit(cluster, job.sql(events, results, bootstrap, window, cluster.parallelism, settings))
+    return pipeline.submit(cluster, job.sql(events, results, bootstrap, window, cluster.parallelism, settings,
+                                            spec.source_properties, spec.sink_properties))
 
 
 def _missing_after(raw: dict, fault_s: float) -> int:

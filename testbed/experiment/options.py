@@ -19,7 +19,7 @@ from ..results.store import RESULTS
 from ..model.topology import Topology
 from ..model.scenario import Scenario, ScenarioError
 from ..model.scenario import load as load_scenario
-from ..workload import driver
+from ..workload import driver, pipeline
 from ..workload.jobs import Job, JobError
 from ..workload.load import parse_properties
 from ..workload.pipeline import SEED_WINDOW, WindowSpec
@@ -122,6 +122,11 @@ EXPERIMENT = (
         "--cpu-scale's for taskmanager, jobmanager, broker or driver, in cores (0: none), e.g. broker=1,driver=0.5")),
     Opt(("--producer-properties",), dict(default="", metavar="K=V,...", help="the load driver's librdkafka "
         "settings over its defaults, e.g. linger.ms=20 (recorded in every row; README, 'The broker')")),
+    Opt(("--source-properties",), dict(default="", metavar="K=V,...", help="the SQL job's Kafka source: consumer "
+        "settings over the connector's defaults and the testbed's (fetch.max.wait.ms=100), e.g. "
+        "receive.buffer.bytes=-1 (recorded in every row)")),
+    Opt(("--sink-properties",), dict(default="", metavar="K=V,...", help="the SQL job's Kafka sink: producer "
+        "settings over the connector's defaults, e.g. linger.ms=5 (recorded in every row)")),
     Opt(("--include-saturated",), dict(action="store_true", help="report: average cells whose row says the testbed "
         "itself was the limit (testbed_limited) into the means; by default they are drawn hollow and left out")),
     Opt(("--resume",), dict(default=None, metavar="SESSION",
@@ -140,7 +145,8 @@ EXPERIMENT = (
 # what a cell's numbers depend on besides its key (taskmanagers, placement, rate, repetition):
 # a resumed run must give the same
 MEASUREMENT_OPTIONS = ("job_args", "checkpoint_interval", "checkpoint_mode", "spare_slots", "duration", "warmup", "warmup_fraction", "window", "slide", "watermark_delay", "keys", "payload_bytes",
-                       "driver_nodes", "cpu_scale", "cpu_limits", "producer_properties")
+                       "driver_nodes", "cpu_scale", "cpu_limits", "producer_properties",
+                       "source_properties", "sink_properties")
 CPU_ROLES = ("taskmanager", "jobmanager", "broker", "driver")
 
 
@@ -227,6 +233,8 @@ class Experiment:
     checkpoint_mode: str = "at-least-once"
     spare_slots: int = 0
     producer_properties: tuple[tuple[str, str], ...] = ()
+    source_properties: tuple[tuple[str, str], ...] = ()
+    sink_properties: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_options(cls, o: dict[str, Any]) -> "Experiment":
@@ -287,6 +295,14 @@ class Experiment:
         except ValueError as e:
             bad.append(str(e))
             producer_properties = ()
+        clients = {}
+        for what, defaults in (("source", pipeline.SOURCE_DEFAULTS), ("sink", pipeline.SINK_DEFAULTS)):
+            try:
+                clients[what] = parse_properties(o.get(f"{what}_properties") or "", f"--{what}-properties")
+                pipeline.client_properties(defaults, clients[what])
+            except ValueError as e:
+                bad.append(str(e) if str(e).startswith("--") else f"--{what}-properties: {e}")
+                clients[what] = ()
         taskmanagers = tuple(listed(o["taskmanagers"], "taskmanagers", int))
         for tm in dict.fromkeys(taskmanagers):
             check(tm >= 1, f"--taskmanagers: a count must be a whole number >= 1, got {tm}")
@@ -333,7 +349,8 @@ class Experiment:
                    cloud=o.get("cloud") or "emulated", jobs=tuple(jobs) or (Job.parse("hop-window"),),
                    scenarios=tuple(scenarios) or (None,), checkpoint_interval_s=checkpoint,
                    checkpoint_mode=o.get("checkpoint_mode") or "at-least-once", spare_slots=o.get("spare_slots") or 0,
-                   producer_properties=producer_properties)
+                   producer_properties=producer_properties, source_properties=clients["source"],
+                   sink_properties=clients["sink"])
 
     def cell_options(self, topology: Topology) -> dict:
         """What every cell of the matrix shares besides its key, on ``topology``."""
@@ -354,7 +371,8 @@ class Experiment:
                     payload_bytes=self.payload_bytes, driver_nodes=self.driver_nodes,
                     driver_processes=self.driver_processes, cpu_scale=scale, cpu_limits=self.cpu_limits,
                     checkpoint_mode=self.checkpoint_mode, spare_slots=self.spare_slots,
-                    producer_properties=self.producer_properties)
+                    producer_properties=self.producer_properties, source_properties=self.source_properties,
+                    sink_properties=self.sink_properties)
 
     def cells(self, topology: Topology) -> tuple[list[CellSpec], list[str]]:
         """The matrix in run order (taskmanagers, placement, job, scenario, rate, repetition), so that

@@ -197,12 +197,13 @@ class Job:
         return render(body, values, self.spec)
 
     def sql(self, events: str, results: str, bootstrap: str, window: WindowSpec, parallelism: int,
-            settings: dict[str, str] | None = None) -> str:
-        """The whole SQL text of a built-in or sql: job: settings, the harness's tables, then the job's
-        statements."""
+            settings: dict[str, str] | None = None, source_properties: tuple = (), sink_properties: tuple = ()) -> str:
+        """The whole SQL text of a built-in or sql: job: settings, the harness's tables (with the
+        cell's Kafka client settings), then the job's statements."""
         values = template_values(bootstrap=bootstrap, events=events, results=results, parallelism=parallelism,
                                  window=window)
-        return pipeline.tables(events, results, bootstrap, window, parallelism, name=self.label, settings=settings) \
+        return pipeline.tables(events, results, bootstrap, window, parallelism, name=self.label, settings=settings,
+                               source_properties=source_properties, sink_properties=sink_properties) \
             + self.statements(values) + "\n"
 
     def validate(self, tb, window: WindowSpec) -> None:

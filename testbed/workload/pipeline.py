@@ -93,14 +93,44 @@ def interval(seconds: float) -> str:
     return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}' DAY TO SECOND(3)"
 
 
+# the Kafka clients of the harness's SQL tables: what the testbed sets over the connector's defaults
+# (Tansu answers a fetch no sooner than half its fetch.max.wait.ms: README, "The broker"), and what a
+# cell may not change (the harness's own addressing)
+SOURCE_DEFAULTS = {"fetch.max.wait.ms": "100"}
+SINK_DEFAULTS: dict[str, str] = {}
+CLIENT_FIXED = ("bootstrap.servers", "group.id")
+_CLIENT_KEY = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def client_properties(defaults: dict[str, str], cell: dict[str, str] | tuple = ()) -> dict[str, str]:
+    """A table's Kafka client settings: the harness's defaults with a cell's over them. A key the
+    harness sets itself, or one that is not a client setting's name, raises ValueError naming it."""
+    cell = dict(cell)
+    fixed = sorted(set(cell) & set(CLIENT_FIXED))
+    if fixed:
+        raise ValueError(f"the harness sets {', '.join(fixed)} itself")
+    bad = sorted(k for k in cell if not _CLIENT_KEY.fullmatch(k))
+    if bad:
+        raise ValueError(f"not a client setting's name: {', '.join(map(repr, bad))}")
+    return {**defaults, **cell}
+
+
+def _with(props: dict[str, str]) -> str:
+    return "".join(f",\n  'properties.{k}' = '{str(v).replace(chr(39), chr(39) * 2)}'" for k, v in sorted(props.items()))
+
+
 def tables(events: str, results: str, bootstrap: str, window: WindowSpec, parallelism: int,
-           name: str = "seed-sliding-windows", settings: dict[str, str] | None = None) -> str:
+           name: str = "seed-sliding-windows", settings: dict[str, str] | None = None,
+           source_properties: dict[str, str] | tuple = (), sink_properties: dict[str, str] | tuple = ()) -> str:
     """The harness's part of every SQL job: settings, the ``events`` source and the ``results`` sink
     (the README's contract). No source idle-timeout: every partition carries events (and the final
     flush event), and with one, a partition whose first records come later than another's (across
     a slow link) was declared idle at start-up, the other drove the watermark alone, and the late
     partition's first events were dropped as late data. Columns a job does not write are null, and
-    the results reader treats a null as absent."""
+    the results reader treats a null as absent. ``source_properties`` and ``sink_properties``: the
+    Kafka clients' settings over ``SOURCE_DEFAULTS`` and ``SINK_DEFAULTS``."""
+    source = client_properties(SOURCE_DEFAULTS, source_properties)
+    sink = client_properties(SINK_DEFAULTS, sink_properties)
     kafka = f"'connector' = 'kafka', 'properties.bootstrap.servers' = '{bootstrap}'"
     extra = "".join(f"SET '{k}' = '{v}';\n" for k, v in (settings or {}).items())
     return f"""
@@ -115,8 +145,7 @@ CREATE TABLE events (
   ets AS TO_TIMESTAMP_LTZ(ts, 3),
   WATERMARK FOR ets AS ets - {interval(window.watermark_delay_s)}
 ) WITH ({kafka}, 'topic' = '{events}', 'format' = 'json',
-  'scan.startup.mode' = 'earliest-offset', 'properties.group.id' = 'fst-flink',
-  'properties.fetch.max.wait.ms' = '100');
+  'scan.startup.mode' = 'earliest-offset', 'properties.group.id' = 'fst-flink'{_with(source)});
 CREATE TABLE results (
   `key` STRING,
   window_start TIMESTAMP(3),
@@ -125,7 +154,7 @@ CREATE TABLE results (
   `value` DOUBLE,
   ts BIGINT
 ) WITH ({kafka}, 'topic' = '{results}', 'format' = 'json',
-  'json.timestamp-format.standard' = 'ISO-8601', 'sink.delivery-guarantee' = 'at-least-once');
+  'json.timestamp-format.standard' = 'ISO-8601', 'sink.delivery-guarantee' = 'at-least-once'{_with(sink)});
 """
 
 
