@@ -139,3 +139,26 @@ def test_a_wan_that_misses_its_targets_fails_setup_or_flags_the_run(fst_testbed,
         fst_testbed.wan.set_link("azure", "google", rtt_ms=20.0)
     after = calibrate.rtt_matrix(fst_testbed)
     assert all(r["ok"] for r in after), [(r["src"], r["dst"], r["measured"], r["note"]) for r in after if not r["ok"]]
+
+
+def test_a_holder_that_exits_is_a_broken_link_named_before_anything_is_measured(fst_testbed):
+    """With the NFQUEUE backend a holder that exits leaves its direction dropping every packet: the
+    health check every cell runs before and after its load names that direction."""
+    from testbed.core.run import wait_for
+    from testbed.providers.wan import ids
+    wan = fst_testbed.wan
+    assert wan.health() == []
+    if wan.backend != "nfqueue":
+        return                  # netem's delay lives in the kernel: no holder to lose
+    d = wan.links[("azure", "google")]
+    _minor, queue = ids(sorted(wan.subnets), d)
+    try:
+        wan.router.exec_run(["pkill", "-f", f"^python3 /usr/local/bin/wan-delay.py {queue} "])
+        wait_for(wan.health, 10, "the health check to see the holder gone")
+        (problem,) = wan.health()
+        assert "azure -> google" in problem and "has exited" in problem and f"queue {queue}" in problem, problem
+        with pytest.raises(RuntimeError, match="the emulated WAN is broken: the WAN link azure -> google"):
+            wan.check()
+    finally:
+        wan.set_direction(d)    # starts the holder again
+    wait_for(lambda: wan.health() == [], 10, "the holder back, writing its stats")

@@ -233,8 +233,12 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
         settings = pipeline.recovery_settings(spec.checkpoint_interval_s, spec.checkpoint_mode)
         job_id = _submit(cluster, spec, bootstrap, events, results, window, settings)
         row["job_id"] = job_id
+        if tb.wan:
+            tb.wan.check()      # a broken link would be measured as the system's
         raw, rd, used = _drive(tb, cluster, job_id, load_spec, bootstrap, events, results, injector,
                                checkpoints=spec.checkpoint_interval_s > 0)
+        if tb.wan:
+            tb.wan.check()      # and it held during the load
         counters = pipeline.path_counters(cluster, job_id)      # while the job still runs
         state_at_end, restarts = pipeline.job_status(cluster, job_id)
         if injector:    # a job still restarting after a fault is a result (not recovered), a failed one an error

@@ -26,6 +26,7 @@ from ..model.topology import Link
 log = logging.getLogger(__name__)
 
 BACKENDS = ("netem", "nfqueue")
+HOLDER_STALE_S = 3      # a running holder rewrites its stats file every second
 NO_LIMIT_MBIT = 10_000
 LINKS_STATE = "/run/fst-wan-links.json"
 
@@ -146,13 +147,41 @@ class Wan:
                    f"tail -1 {logfile} | grep -q 'keeping the old config' && {{ tail -3 {logfile}; exit 1; }}; exit 0; fi; "
                    f"sleep 0.05; done; "
                    f"echo 'the NFQUEUE holder of queue {queue} did not load its new config:'; tail -5 {logfile}; exit 1"))
-        if not running:
+        if not running:     # (a dead holder's log and stats must not pass for the new one's)
+            self.sh(f"rm -f {logfile} /run/wan-{queue}.stats")
             self.router.exec_run(["sh", "-c", f"exec python3 /usr/local/bin/wan-delay.py {queue} {conf} >{logfile} 2>&1"],
                                  detach=True)
             self.sh(f"for i in $(seq 100); do grep -q ': bound;' {logfile} 2>/dev/null && break; sleep 0.05; done; "
                     f"grep -q ': bound;' {logfile} || {{ echo 'the NFQUEUE holder did not start:'; cat {logfile}; exit 1; }}")
         rule = f"FORWARD -s {self.subnets[d.src]} -d {self.subnets[d.dst]} -j NFQUEUE --queue-num {queue}"
         self.sh(f"iptables -t mangle -C {rule} 2>/dev/null || iptables -t mangle -A {rule}")
+
+    def health(self) -> list[str]:
+        """What is wrong with the emulation now, one line per direction ([] when nothing is). With the
+        NFQUEUE backend a direction whose holder exited, or stopped writing its stats each second,
+        drops every packet (the queue has no bypass, so that a lost holder can never pass packets
+        undelayed): a partition nobody asked for."""
+        if self.backend != "nfqueue":
+            return []
+        problems = []
+        for (src, dst), d in sorted(self.links.items()):
+            _minor, queue = self._ids(d)
+            code, out = self.router.exec_run(["sh", "-c",
+                f"pgrep -f '^python3 /usr/local/bin/wan-delay.py {queue} ' >/dev/null && echo running || echo exited; "
+                f"echo $(( $(date +%s) - $(stat -c %Y /run/wan-{queue}.stats 2>/dev/null || echo 0) )); "
+                f"tail -3 /run/wan-{queue}.log 2>/dev/null"])
+            state, age, *log_tail = out.decode(errors="replace").splitlines() or ["exited", "0"]
+            if state != "running" or not age.strip().isdigit() or int(age) > HOLDER_STALE_S:
+                how = "has exited" if state != "running" else f"wrote no stats for {age.strip()} s"
+                problems.append(f"the WAN link {src} -> {dst}: its NFQUEUE holder (queue {queue}) {how}, so that "
+                                f"direction drops every packet; its log ends: {' | '.join(log_tail) or '(empty)'}")
+        return problems
+
+    def check(self) -> None:
+        """Raise, naming each direction, when ``health`` finds anything wrong."""
+        problems = self.health()
+        if problems:
+            raise RuntimeError("the emulated WAN is broken: " + "; ".join(problems))
 
     def counters(self) -> dict:
         """Cumulative counters of the emulation, read before and after a cell (measure/saturation.py):
