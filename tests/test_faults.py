@@ -27,12 +27,13 @@ def _stale_stretches(row) -> list[tuple[float, float]]:
 
 def _thawed(row, fault_s: float) -> None:
     """Flink's readings froze while the jobmanager waited for the lost taskmanager, the row says when,
-    and they moved again before the load ended (the fetch timeout of fault cells, 10 s; with Flink's
-    default of 10 min they stay as they were to the end)."""
+    and they were fresh again before the load ended (the fetch timeout of fault cells, 10 s; with
+    Flink's default of 10 min they stay as they were to the end). The source's counter itself may
+    still stand: a job without a spare slot reads nothing until its taskmanager is back."""
     assert row["metric_fetch_timeout"] == "10 s" and row["metrics_stale"] != "not measured", row
     stretches = _stale_stretches(row)
     assert all(a >= fault_s - 1.5 for a, _b in stretches), row["metrics_stale"]      # none before the fault
-    assert row["source_counter_unchanged_max_s"] < row["duration"] - fault_s - 5, row["metrics_stale"]
+    assert all(b < row["duration"] - 3 for _a, b in stretches), row["metrics_stale"]  # fresh before the end
 
 
 def _as_written(tb) -> None:
