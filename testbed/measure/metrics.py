@@ -119,6 +119,15 @@ def counter_unchanged_s(samples: list[tuple[float, int]], t_from: float, t_to: f
 STALE_MIN_S = 3.0
 
 
+def _per_taskmanager(clocks: list[tuple[float, dict[str, float]]], t0: float = 0.0) -> dict[str, list[tuple[float, float]]]:
+    """(t, {taskmanager id: clock}) samples as each taskmanager's (t - ``t0``, clock) series."""
+    per_tm: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for t, got in clocks:
+        for tm, v in got.items():
+            per_tm[tm].append((t - t0, v))
+    return per_tm
+
+
 def stale_readings(clocks: list[tuple[float, dict[str, float]]], t0: float, t_from: float, t_to: float,
                    names: dict[str, str] | None = None) -> dict:
     """Which of Flink's metric readings were stale. ``clocks``: (t, {taskmanager id: its JVM CPU time
@@ -127,10 +136,7 @@ def stale_readings(clocks: list[tuple[float, dict[str, float]]], t0: float, t_fr
     among them, were not read then. ``metrics_stale_max_s``: the longest such stretch after warm-up
     (0 when every reading moved); ``metrics_stale``: those of at least ``STALE_MIN_S``, by
     taskmanager (``names``: id -> what to call it) and seconds since the load's start; "" if none."""
-    per_tm: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for t, got in clocks:
-        for tm, v in got.items():
-            per_tm[tm].append((t, v))
+    per_tm = _per_taskmanager(clocks)
     if not per_tm:
         return {"metrics_stale_max_s": float("nan"), "metrics_stale": "not measured"}
     longest, said = 0.0, []
@@ -146,13 +152,17 @@ def stale_at(clocks: list[tuple[float, dict[str, float]]], secs: np.ndarray, t0:
     """Per second of the time series (s since ``t0``): how many taskmanagers' readings were stale
     then, inside one of the stretches ``stale_readings`` names (after its last fresh reading, up to
     its end)."""
-    per_tm: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for t, got in clocks:
-        for tm, v in got.items():
-            per_tm[tm].append((t - t0, v))
-    spans = [(a, b) for pts in per_tm.values() for a, b in unchanged_stretches(pts, -math.inf, math.inf)
-             if b - a >= STALE_MIN_S]
+    spans = [(a, b) for pts in _per_taskmanager(clocks, t0).values()
+             for a, b in unchanged_stretches(pts, -math.inf, math.inf) if b - a >= STALE_MIN_S]
     return [sum(1 for a, b in spans if a < s <= b) for s in np.asarray(secs, dtype=float)]
+
+
+def stale_seconds(series: pd.DataFrame) -> pd.Series:
+    """Per row of a time series: whether Flink's readings were stale that second (``stale_at``'s
+    ``taskmanagers_stale``; False where the series has no such column)."""
+    if "taskmanagers_stale" not in series:
+        return pd.Series(False, index=series.index)
+    return series["taskmanagers_stale"].fillna(0) > 0
 
 
 def checkpoint_progress(samples: list[tuple[float, int, int]], t_from: float, t_to: float) -> dict:

@@ -28,7 +28,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
+
+from .metrics import stale_seconds
 
 LATENCY_FACTOR, LATENCY_MARGIN_MS, LAG_MARGIN_S = 1.5, 500.0, 0.5
 PROCESSING_FRACTION = 0.1       # "processing again": the source reads more than this share of the rate per second
@@ -136,8 +137,9 @@ def recovery(events: list[dict], latency: pd.DataFrame, series: pd.DataFrame,
     out["band_from"] = f"{len(pre)} windows that arrived between the end of the warm-up and the fault"
     after = lat[arrived >= fault].sort_values("window_end_s")
     lag = series.dropna(subset=["lag"])
-    # a lag read while Flink's readings were stale (``taskmanagers_stale``) is the counter's old value
-    stale = lag["taskmanagers_stale"].fillna(0) > 0 if "taskmanagers_stale" in lag else pd.Series(False, index=lag.index)
+    # a lag read while Flink's readings were stale is the counter's old value
+    stale = stale_seconds(lag)
+    stale_after_fault = bool((lag.loc[stale, "t_s"] >= fault).any())
     lag = lag[~stale]
     pre_lag = lag[(lag["t_s"] >= warmup_s) & (lag["t_s"] < fault)]["lag"]
     p99 = float(np.percentile(pre, 99))
@@ -153,7 +155,7 @@ def recovery(events: list[dict], latency: pd.DataFrame, series: pd.DataFrame,
     lag_after = lag[lag["t_s"] >= fault]
     out["recovery_by"] = "latency" if restarted else "latency and lag" if len(lag_after) \
         else "latency (no lag samples after the fault)"
-    if not restarted and stale[series.loc[stale.index, "t_s"] >= fault].any():
+    if not restarted and stale_after_fault:
         # part of the lag after the fault is unknown, and so may be a restart (numRestarts is a reading too)
         lag_after = lag_after.iloc[:0]
         out["recovery_by"] = "latency (Flink's readings stale after the fault: no lag, and restarts may be missed)"

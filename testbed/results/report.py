@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..measure.metrics import stale_seconds
 from .store import read_table
 
 PERCENTILES = (50, 95, 99)
@@ -285,7 +286,7 @@ def plot_timeseries(cells: pd.DataFrame, series: pd.DataFrame, samples: pd.DataF
         fig, axes = plt.subplots(3, 1, figsize=(7.0, 7.0), sharex=True)
         axes[0].plot(g["t_s"], g["achieved_rate"], label="achieved (broker acks)", color="C1")
         if "processed_rate" in g:   # not drawn where Flink's metric readings were stale
-            stale = g["taskmanagers_stale"].fillna(0) > 0 if "taskmanagers_stale" in g else pd.Series(False, index=g.index)
+            stale = stale_seconds(g)
             axes[0].plot(g["t_s"], g["processed_rate"].where(~stale), color="C2", alpha=0.8,
                          label="processed (Flink source)" + ("; gaps: its readings stale" if stale.any() else ""))
         axes[0].plot(g["t_s"], g["offered_rate"], label="offered", color="k", linestyle="--", zorder=3)

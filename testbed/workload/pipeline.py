@@ -375,7 +375,7 @@ def taskmanager_clocks(cluster: FlinkCluster) -> dict[str, float]:
     taskmanager id. The store keeps a taskmanager's last fetched values while fetches from it fail
     (it is cut off, or too slow to answer), so a clock that did not move between two readings a
     second apart marks every reading from that taskmanager, the source's record counts included, as
-    stale for that second (``measure.stale_stretches``). Call after a metric query has started a
+    stale for that second (``measure.metrics.stale_readings``). Call after a metric query has started a
     fetch (``SourceCounter.sample``)."""
     out: dict[str, float] = {}
     for tm in cluster.rest("/taskmanagers", timeout=5)["taskmanagers"]:
