@@ -26,13 +26,15 @@ def test_a_link_is_split_into_two_directions_with_half_the_rtt_each():
 
 
 def test_netem_shaping_commands():
-    d = Direction("azure", "google", delay_ms=10, jitter_ms=2, loss_pct=0.5, bandwidth_mbit=100)
+    d = directions([Link(("azure", "google"), rtt_ms=20, jitter_ms=2, loss_pct=0.5, bandwidth_mbit=100)])[0]
     minor, queue = ids(["azure", "google"], d)
     assert (minor, queue) == (11, 1)
     cmds = shaping(d, "eth1", minor, "172.20.0.0/16", "netem", new=True)
+    # the queue: one bandwidth-delay product (20 ms at 100 Mbit/s, 167 packets of 1500 bytes), plus
+    # the packets netem holds in their delay (12 ms with the jitter: 100)
     assert cmds == [
         "tc class replace dev eth1 parent 1: classid 1:11 htb rate 100mbit ceil 100mbit burst 125000 cburst 125000",
-        "tc qdisc replace dev eth1 parent 1:11 handle 11: netem delay 10ms 2ms loss 0.5% limit 100000",
+        "tc qdisc replace dev eth1 parent 1:11 handle 11: netem delay 10.0ms 2ms loss 0.5% limit 267",
         "tc filter add dev eth1 parent 1: protocol ip prio 1 u32 match ip src 172.20.0.0/16 flowid 1:11"]
     # a change of an existing link replaces the class and qdisc, and adds no second filter
     again = shaping(d, "eth1", minor, "172.20.0.0/16", "netem", new=False)
@@ -47,6 +49,16 @@ def test_nfqueue_shaping_leaves_the_delay_to_the_holder_and_unlimited_is_a_wide_
     assert cmds[0].startswith("tc class replace dev eth0 parent 1: classid 1:12 htb rate 10000mbit")
     assert cmds[1] == "tc qdisc replace dev eth0 parent 1:12 handle 12: pfifo limit 100000"
     assert "netem" not in " ".join(cmds)
+
+
+def test_the_bottleneck_queue_is_a_bandwidth_delay_product_unless_given():
+    bdp = Link(("a", "b"), rtt_ms=20, bandwidth_mbit=100)
+    assert bdp.queue_packets() == 167                                   # 20 ms at 12.5 MB/s, 1500-byte packets
+    assert Link(("a", "b"), rtt_ms=1, bandwidth_mbit=100).queue_packets() == 42     # at least 5 ms
+    assert Link(("a", "b"), rtt_ms=20, bandwidth_mbit=100, buffer_ms=1200).queue_packets() == 10_000
+    assert Link(("a", "b"), rtt_ms=0, bandwidth_mbit=1).queue_packets() == 16       # never below TCP's first window
+    ab = directions([bdp])[0]
+    assert shaping(ab, "eth0", 11, "10.0.0.0/16", "nfqueue", new=False)[1].endswith("pfifo limit 167")
 
 
 def test_every_direction_of_three_clouds_gets_its_own_class_and_queue():
@@ -160,3 +172,21 @@ def test_a_failing_step_does_not_wait_for_background_steps():
         execute(p)
     assert not done.is_set(), "the failure was held up by the background step"
     release.set()
+
+
+def test_the_holder_times_a_packet_from_the_kernels_receive_stamp():
+    import importlib.util
+    import struct
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "testbed" / "images" / "files" / "wan-delay.py"
+    spec = importlib.util.spec_from_file_location("wan_delay", path)
+    holder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(holder)
+
+    def attr(typ: int, payload: bytes) -> bytes:
+        return struct.pack("=HH", 4 + len(payload), typ) + payload + b"\0" * (-len(payload) % 4)
+    hdr = attr(holder.ATTR_PACKET_HDR, struct.pack("!IHB", 77, 0x0800, 3))
+    stamp = attr(holder.ATTR_TIMESTAMP, struct.pack("!QQ", 1_700_000_000, 250_000))
+    data = hdr + attr(5, b"\0\0\0\1") + stamp
+    assert holder.parse_packet(data, 0, len(data)) == (77, 1_700_000_000.25)
+    assert holder.parse_packet(hdr, 0, len(hdr)) == (77, None)          # no stamp: timed from the read

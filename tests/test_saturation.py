@@ -71,11 +71,11 @@ def test_wan_counters_from_the_router_and_their_verdict():
     text = ("qdisc htb 1: root refcnt 2 r2q 1000 default 0x1\n Sent 10 bytes 1 pkt (dropped 7, overlimits 0)\n"
             "qdisc pfifo 12: parent 1:12 limit 100000p\n Sent 99 bytes 3 pkt (dropped 2, overlimits 0 requeues 0)\n"
             "#nfq\n    1  12345     0 2 65531     4     1      900  1\n"
-            '#stats\n{"held": 900, "late": 3}\n{"held": 100, "late": 0}\n')
+            '#stats\n{"held": 900, "late": 3, "stamped": 900}\n{"held": 100, "late": 0}\n')
     c = parse_counters(text, "nfqueue", loss_configured=True)
-    assert c == {"drops": 2 + 4 + 1, "held": 1000, "late": 3}      # htb's own drops are not the link's queue
-    rep = saturation.wan({"drops": 0, "held": 0, "late": 0}, c)
-    assert rep["wan_queue_drops"] == 7 and rep["wan_late_fraction"] == 0.003
+    assert c == {"drops": 2 + 4 + 1, "held": 1000, "late": 3, "stamped": 900}   # htb's own drops are not the link's queue
+    rep = saturation.wan({"drops": 0, "held": 0, "late": 0, "stamped": 0}, c)
+    assert rep["wan_queue_drops"] == 7 and rep["wan_late_fraction"] == 0.003 and rep["wan_stamped_fraction"] == 0.9
     assert rep["_why"] == ["its queues dropped 7 packets beyond the configured loss"] and rep["_notes"] == []
     # late releases beyond the link's tolerance are fidelity, noted, not saturation
     late = saturation.wan({"drops": 7, "held": 0, "late": 0}, {**c, "late": 50})

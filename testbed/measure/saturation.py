@@ -11,7 +11,8 @@ draws it hollow and leaves it out of means (unless asked), and the summary count
                  its node, under one CPU budget per node) used at least ``CPU_NEAR`` of its CPU;
 - ``collector``: it stayed behind the results topic's end for ``BEHIND_LIMIT_S`` or more (the
                  collector, or the broker's answers to it), or it left results unread;
-- ``wan``:       the emulated WAN dropped packets it was not told to drop (its queues overflowed);
+- ``wan``:       the emulated WAN dropped packets it was not told to drop (its queues overflowed), or
+                 a link's RTT under the load (measure/prober.py) left the link's band;
 - ``host``:      the machine that runs the emulated clouds had no CPU to spare: busy and stolen by its
                  hypervisor together at least ``HOST_BUSY_LIMIT`` of the load.
 
@@ -133,15 +134,29 @@ def host_cpu_times(text: str) -> tuple[int, ...]:
     raise ValueError("no aggregate cpu line in /proc/stat")
 
 
-def wan(before: dict | None, after: dict | None) -> dict:
+def wan(before: dict | None, after: dict | None, loaded: dict | None = None) -> dict:
     """The emulated WAN over the load, from two ``Wan.counters()`` readings: packets its queues
-    dropped (the configured loss is not among them) and the share its holder released late."""
+    dropped (the configured loss is not among them) and the share its holder released late; and
+    with ``loaded`` (``prober.loaded_rtt``'s per-link summary) each link whose median RTT under the
+    load left its band (``prober.rtt_band``): the cell's packets met a delay the link does not have."""
+    out = _wan_counters(before, after)
+    for name, r in sorted((loaded or {}).items()):
+        lo, hi = r["band"]
+        if r["p50"] == r["p50"] and not lo <= r["p50"] <= hi:
+            out["_why"].append(f"the RTT on {name} under the load was {r['p50']:.1f} ms (median of "
+                               f"{r['probes']} probes), outside its band {lo:g}-{hi:g} ms")
+    return out
+
+
+def _wan_counters(before: dict | None, after: dict | None) -> dict:
     if not before or not after:
-        return {"wan_queue_drops": NAN, "wan_late_fraction": NAN, "_why": [], "_notes": []}
+        return {"wan_queue_drops": NAN, "wan_late_fraction": NAN, "wan_stamped_fraction": NAN, "_why": [], "_notes": []}
     drops = after["drops"] - before["drops"] if after.get("drops") is not None and before.get("drops") is not None else NAN
     held = after.get("held", 0) - before.get("held", 0)
     late = (after.get("late", 0) - before.get("late", 0)) / held if held > 0 else (0.0 if "held" in after else NAN)
-    out = {"wan_queue_drops": drops, "wan_late_fraction": round(late, 4) if late == late else NAN}
+    stamped = (after.get("stamped", 0) - before.get("stamped", 0)) / held if held > 0 and "stamped" in after else NAN
+    out = {"wan_queue_drops": drops, "wan_late_fraction": round(late, 4) if late == late else NAN,
+           "wan_stamped_fraction": round(stamped, 4) if stamped == stamped else NAN}
     why, notes = [], []
     if drops == drops and drops > 0:
         why.append(f"its queues dropped {drops:g} packets beyond the configured loss")

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -75,6 +76,39 @@ class Link:
     jitter_ms: float = 0.0
     loss_pct: float = 0.0
     bandwidth_mbit: float | None = None
+    buffer_ms: float | None = None      # the bottleneck queue, in ms at the bandwidth; None: DEFAULT_BUFFER
+
+    @property
+    def name(self) -> str:
+        return f"{self.clouds[0]}-{self.clouds[1]}"
+
+    def queue_packets(self) -> int:
+        """The bottleneck queue's length in full-size packets: ``buffer_ms`` at the link's bandwidth
+        (by default one bandwidth-delay product, at least 5 ms), never fewer than ``MIN_QUEUE``. A link
+        without a bandwidth has no bottleneck of its own: its queue is as for 10 Gbit/s."""
+        ms = self.buffer_ms if self.buffer_ms is not None else max(self.rtt_ms, 5.0)
+        mbit = self.bandwidth_mbit or 10_000
+        return max(MIN_QUEUE, math.ceil(mbit * 1e6 / 8 * ms / 1000 / MTU))
+
+
+MTU = 1500
+MIN_QUEUE = 16          # packets: TCP's initial window and a little more
+LINK_PARAMS = ("rtt_ms", "jitter_ms", "loss_pct", "bandwidth_mbit", "buffer_ms")
+
+
+def links_with(links: tuple[Link, ...], changes: tuple[tuple[str, str, str, float], ...]) -> tuple[Link, ...]:
+    """``links`` with ``changes`` applied, each (cloud, cloud, field, value): a link axis's value."""
+    out = []
+    for ln in links:
+        mine = {f: v for a, b, f, v in changes if {a, b} == set(ln.clouds)}
+        out.append(replace(ln, **mine) if mine else ln)
+    return tuple(out)
+
+
+def find_link(links: tuple[Link, ...], name: str) -> Link | None:
+    """The link called ``name`` ('azure-google' or 'google-azure'; cloud names may hold '-')."""
+    return next((ln for ln in links if name in (f"{ln.clouds[0]}-{ln.clouds[1]}", f"{ln.clouds[1]}-{ln.clouds[0]}")),
+                None)
 
 
 @dataclass(frozen=True)
@@ -237,6 +271,9 @@ class LinkSchema(_Schema):
     jitter_ms: float = Field(0.0, ge=0, description="delay variation in ms")
     loss_pct: float = Field(0.0, ge=0, le=100, description="packet loss in percent, per direction")
     bandwidth_mbit: float = Field(None, gt=0, description="bandwidth cap in Mbit/s, per direction")
+    buffer_ms: float = Field(None, gt=0, description="the queue in front of the bandwidth cap, in ms of "
+                             "packets at the bandwidth (default: one bandwidth-delay product, the RTT, at "
+                             "least 5 ms); what a sender that outruns the link queues before packets drop")
 
     @field_validator("clouds")
     @classmethod
@@ -310,7 +347,7 @@ def _build(doc: TopologySchema, source: str, text: str | None = None) -> Topolog
     return Topology(
         name=(Path(source).stem if doc.name is None else doc.name) or "topology", nodes=nodes,
         network=Network(doc.network.driver, doc.network.name, doc.network.address_pool),
-        links=tuple(Link((k.clouds[0], k.clouds[1]), k.rtt_ms, k.jitter_ms, k.loss_pct, k.bandwidth_mbit)
+        links=tuple(Link((k.clouds[0], k.clouds[1]), k.rtt_ms, k.jitter_ms, k.loss_pct, k.bandwidth_mbit, k.buffer_ms)
                     for k in doc.links),
         broker_node=b.node or next(n.hostname for n in nodes if n.role == "manager"),
         broker_image=b.image, broker_args=tuple(b.args), broker_env=tuple(b.env.items()),

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, replace
 
 from ..core.run import step
-from ..model.topology import Link
+from ..model.topology import MTU, Link
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +40,21 @@ class Direction:
     jitter_ms: float
     loss_pct: float
     bandwidth_mbit: float | None
+    buffer_ms: float | None = None      # as given (None: the default, Link.queue_packets)
+    queue_packets: int = 100_000        # the bottleneck queue in front of the bandwidth cap
+
+    def netem_limit(self) -> int:
+        """netem under the htb class holds the packets still in their delay as well as the queue."""
+        mbit = self.bandwidth_mbit or NO_LIMIT_MBIT
+        return self.queue_packets + math.ceil(mbit * 1e6 / 8 * (self.delay_ms + self.jitter_ms) / 1000 / MTU)
 
 
 def directions(links: tuple[Link, ...] | list[Link]) -> list[Direction]:
     out = []
     for ln in links:
         for a, b in (ln.clouds, ln.clouds[::-1]):
-            out.append(Direction(a, b, ln.rtt_ms / 2, ln.jitter_ms, ln.loss_pct, ln.bandwidth_mbit))
+            out.append(Direction(a, b, ln.rtt_ms / 2, ln.jitter_ms, ln.loss_pct, ln.bandwidth_mbit,
+                                 ln.buffer_ms, ln.queue_packets()))
     return out
 
 
@@ -70,9 +79,10 @@ def shaping(d: Direction, iface: str, minor: int, src_subnet: str, backend: str,
             netem += f" {d.jitter_ms}ms"
         if d.loss_pct:
             netem += f" loss {d.loss_pct}%"
-        script.append(f"tc qdisc replace dev {iface} parent 1:{minor} handle {minor}: netem {netem} limit 100000")
+        script.append(f"tc qdisc replace dev {iface} parent 1:{minor} handle {minor}: netem {netem} "
+                      f"limit {d.netem_limit()}")
     else:
-        script.append(f"tc qdisc replace dev {iface} parent 1:{minor} handle {minor}: pfifo limit 100000")
+        script.append(f"tc qdisc replace dev {iface} parent 1:{minor} handle {minor}: pfifo limit {d.queue_packets}")
     if new:
         script.append(f"tc filter add dev {iface} parent 1: protocol ip prio 1 u32 match ip src {src_subnet} "
                       f"flowid 1:{minor}")
@@ -187,7 +197,8 @@ class Wan:
         """Cumulative counters of the emulation, read before and after a cell (measure/saturation.py):
         ``drops``, packets its queues dropped beyond the configured loss (None where the two cannot be
         told apart: netem with loss configured since the last reading, a partition's included), and with the NFQUEUE holder ``held`` / ``late``,
-        packets it held and those it released later than the link's tolerance (wan-delay.py)."""
+        packets it held, those it released later than the link's tolerance, and those it timed from the
+        kernel's receive timestamp (wan-delay.py)."""
         out = self.sh("tc -s qdisc show; echo '#nfq'; cat /proc/net/netfilter/nfnetlink_queue 2>/dev/null || true; "
                       "echo '#stats'; cat /run/wan-*.stats 2>/dev/null || true")
         lossy = self._lossy or any(d.loss_pct for d in self.links.values())   # a partition is 100 % loss
@@ -195,16 +206,24 @@ class Wan:
         return parse_counters(out, self.backend, lossy)
 
     def set_link(self, a: str, b: str, **changes) -> None:
-        """Change a link during a run (both directions): rtt_ms, jitter_ms, loss_pct, bandwidth_mbit."""
+        """Change a link during a run (both directions): rtt_ms, jitter_ms, loss_pct, bandwidth_mbit,
+        buffer_ms (its queue follows, as ``Link.queue_packets`` says)."""
         for src, dst in ((a, b), (b, a)):
             d = self.links[(src, dst)]
-            kw = {}
-            if "rtt_ms" in changes:
-                kw["delay_ms"] = changes["rtt_ms"] / 2
-            for k in ("jitter_ms", "loss_pct", "bandwidth_mbit"):
-                if k in changes:
-                    kw[k] = changes[k]
-            self.set_direction(replace(d, **kw))
+            link = Link((src, dst), rtt_ms=changes.get("rtt_ms", 2 * d.delay_ms),
+                        **{k: changes.get(k, getattr(d, k)) for k in ("jitter_ms", "loss_pct", "bandwidth_mbit",
+                                                                      "buffer_ms")})
+            self.set_direction(directions([link])[0])
+
+    def use(self, links) -> bool:
+        """Set every link to ``links`` (the topology's, or a link axis's value) where it differs; True
+        if anything changed."""
+        changed = False
+        for d in directions(links):
+            if self.links.get((d.src, d.dst)) != d:
+                self.set_direction(d)
+                changed = True
+        return changed
 
 
 def parse_counters(text: str, backend: str, loss_configured: bool) -> dict:
@@ -225,12 +244,12 @@ def parse_counters(text: str, backend: str, loss_configured: bool) -> dict:
             f = line.split()
             if len(f) >= 7 and out["drops"] is not None:
                 out["drops"] += int(f[5]) + int(f[6])
-        held = late = 0
+        held = late = stamped = 0
         text, at, dec = stats.strip(), 0, json.JSONDecoder()
         while at < len(text):           # the files' objects, one after another
             c, at = dec.raw_decode(text, at)
-            held, late = held + c.get("held", 0), late + c.get("late", 0)
+            held, late, stamped = held + c.get("held", 0), late + c.get("late", 0), stamped + c.get("stamped", 0)
             while at < len(text) and text[at].isspace():
                 at += 1
-        out.update(held=held, late=late)
+        out.update(held=held, late=late, stamped=stamped)
     return out

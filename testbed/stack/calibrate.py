@@ -6,6 +6,8 @@ the node's own network namespace), so it reads the same in emulated and real mod
 - RTT between every ordered pair of nodes (ping; the median, with mean and p95 kept);
 - where a link sets jitter, the spread of the RTT between clouds (its interquartile range);
 - TCP throughput between clouds, each direction (iperf3, after a slow-start warm-up);
+- a TCP flow with a fixed 64 KiB window (a Kafka client's default buffer), each direction, against
+  window ÷ RTT, and four flows together against the bandwidth (``window_limited``);
 - packet loss between clouds, each direction, where a link sets loss (iperf3 over UDP).
 
 Each measurement is compared with its target: the link's RTT (inter-cloud) or "below 1 ms"
@@ -72,7 +74,7 @@ def links(tb: Testbed) -> list[Link]:
         key = tuple(sorted((a, b)))
         if key not in out:
             out[key] = Link(key, rtt_ms=2 * d.delay_ms, jitter_ms=d.jitter_ms, loss_pct=d.loss_pct,
-                            bandwidth_mbit=d.bandwidth_mbit)
+                            bandwidth_mbit=d.bandwidth_mbit, buffer_ms=d.buffer_ms)
     return list(out.values())
 
 
@@ -158,7 +160,7 @@ def jitter(tb: Testbed, count: int = 200) -> list[dict]:
     sqrt(2) J / sqrt(count), so the tolerance is ±25 %, ±1 ms or three such errors, the largest.
     Symmetric jitter keeps the median at the link's RTT: that is checked too, with the RTT's
     tolerance. A spread or a median above its band is measured once more (a busy host only adds)."""
-    reps = _representatives(tb)
+    reps = representatives(tb)
     rows = []
     for ln in links(tb):
         if not ln.jitter_ms:
@@ -234,7 +236,7 @@ def _iperf_once(tb: Testbed, src: Machine, dst: Machine, extra: list[str], secon
         server.remove(force=True)
 
 
-def _representatives(tb: Testbed) -> dict[str, Machine]:
+def representatives(tb: Testbed) -> dict[str, Machine]:
     """One node per cloud for the inter-cloud measurements (a worker if there is one)."""
     out = {}
     for cloud, ms in tb.clouds.items():
@@ -244,7 +246,7 @@ def _representatives(tb: Testbed) -> dict[str, Machine]:
 
 def throughput(tb: Testbed, seconds: int = 6) -> list[dict]:
     """TCP throughput between clouds, both directions, on links with a bandwidth."""
-    reps = _representatives(tb)
+    reps = representatives(tb)
     rows = []
     for ln in links(tb):
         if not ln.bandwidth_mbit:
@@ -277,9 +279,54 @@ def throughput(tb: Testbed, seconds: int = 6) -> list[dict]:
     return rows
 
 
+WINDOW_BYTES = 64 * 1024     # a Kafka client's default socket buffer (receive.buffer.bytes)
+
+
+def window_limited(tb: Testbed, seconds: int = 4, parallel: int = 4) -> list[dict]:
+    """What a flow that does not autotune its window gets: one TCP flow with 64 KiB socket buffers
+    (``iperf3 -w``, as a Kafka consumer's default), each direction, against WINDOW_BYTES ÷ RTT; and
+    ``parallel`` flows together, one direction, against the bandwidth. Linux grants a window of up to
+    twice the buffer, less its own overhead, so the band is [0.85, 2] times the buffer's ÷ RTT, never
+    above the bandwidth: below it, the emulation delays more than its RTT; above, it delays less."""
+    reps = representatives(tb)
+    rows = []
+    for ln in links(tb):
+        if not ln.rtt_ms or ln.loss_pct:
+            continue
+        bw = ln.bandwidth_mbit or math.inf
+        naive = WINDOW_BYTES * 8 / (ln.rtt_ms / 1000) / 1e6
+        lo, hi = min(0.85 * naive, 0.9 * bw), min(2 * naive, 1.1 * bw)
+        for a, b in (ln.clouds, ln.clouds[::-1]):
+            src, dst = reps[a], reps[b]
+            tries = []
+            while len(tries) < 2 and (not tries or tries[-1] < lo):    # a busy host only slows TCP: again
+                with step(log, f"calibrate: TCP with a 64 KiB window {src.hostname} -> {dst.hostname} ({seconds}s)"):
+                    res = _iperf(tb, src, dst, ["-O", "1", "-w", "64K"], seconds)
+                tries.append(res["end"]["sum_received"]["bits_per_second"] / 1e6)
+            mbit = max(tries)
+            rows.append({"kind": "tcp_window_64k", "src": src.hostname, "dst": dst.hostname, "src_cloud": a,
+                         "dst_cloud": b, "unit": "Mbit/s", "target": round(min(naive, bw), 2),
+                         "tolerance": round(max(min(naive, bw) - lo, hi - min(naive, bw)), 2), "measured": mbit,
+                         "samples": seconds * len(tries), "ok": lo <= mbit <= hi,
+                         "note": f"64 KiB / {ln.rtt_ms:g} ms; band {lo:.1f}-{hi:.1f} Mbit/s (the kernel grants up to "
+                                 f"twice the buffer, less its overhead)"})
+        if ln.bandwidth_mbit:
+            a, b = ln.clouds
+            src, dst = reps[a], reps[b]
+            with step(log, f"calibrate: {parallel} TCP flows {src.hostname} -> {dst.hostname} ({seconds}s)"):
+                res = _iperf(tb, src, dst, ["-O", "2", "-P", str(parallel)], seconds)
+            mbit = res["end"]["sum_received"]["bits_per_second"] / 1e6
+            tol = 0.1 * ln.bandwidth_mbit
+            rows.append({"kind": f"tcp_{parallel}_flows", "src": src.hostname, "dst": dst.hostname, "src_cloud": a,
+                         "dst_cloud": b, "unit": "Mbit/s", "target": ln.bandwidth_mbit, "tolerance": tol,
+                         "measured": mbit, "samples": seconds, "ok": abs(mbit - ln.bandwidth_mbit) <= tol,
+                         "note": f"{parallel} flows together share the link"})
+    return rows
+
+
 def loss(tb: Testbed, seconds: int = 6) -> list[dict]:
     """One-way packet loss between clouds, both directions, on links that set loss (UDP)."""
-    reps = _representatives(tb)
+    reps = representatives(tb)
     rows = []
     for ln in links(tb):
         if not ln.loss_pct:
@@ -305,7 +352,7 @@ def calibrate(tb: Testbed) -> list[dict]:
     also kept on the run's Swarm (``last``), for ``testbed status`` in any process."""
     backend = tb.wan.backend if tb.wan else "none"
     measured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    rows = rtt_matrix(tb) + jitter(tb) + throughput(tb) + loss(tb)
+    rows = rtt_matrix(tb) + jitter(tb) + throughput(tb) + window_limited(tb) + loss(tb)
     for r in rows:
         r["backend"] = backend
         r["run_id"] = tb.run_id

@@ -5,7 +5,10 @@
 
 Speaks nfnetlink_queue directly over a netlink socket (standard library only, no libnetfilter_queue).
 Each packet of the queue is dropped with probability ``loss_pct``/100 or released ``delay_ms``
-(+ uniform jitter in [-jitter_ms, +jitter_ms]) after it arrived. Releases never overtake each
+(+ uniform jitter in [-jitter_ms, +jitter_ms]) after it arrived: after the time the kernel
+stamped on it when it was received (NFQA_TIMESTAMP; the holder turns the kernel's receive
+timestamps on with a socket that asks for them), so that a holder that reads late does not add its
+own lateness to the delay; a packet without a stamp counts from when it was read. Releases never overtake each
 other (no reordering), so one batch verdict releases every packet that is due. CONFIG is re-read
 when it changes, so a link can be degraded and healed during a run. ``/run/wan-QUEUE.stats`` counts
 the packets held and those released late, by more than the calibration's tolerance of the link
@@ -31,7 +34,7 @@ MSG_PACKET, MSG_VERDICT, MSG_CONFIG, MSG_VERDICT_BATCH = 0, 1, 2, 3
 CFG_CMD, CFG_PARAMS, CFG_QUEUE_MAXLEN = 1, 2, 3
 CMD_BIND = 1
 COPY_META = 1
-ATTR_PACKET_HDR, ATTR_VERDICT_HDR = 1, 2
+ATTR_PACKET_HDR, ATTR_VERDICT_HDR, ATTR_TIMESTAMP = 1, 2, 4
 NF_DROP, NF_ACCEPT = 0, 1
 NLM_F_REQUEST = 1
 NLMSG_ERROR = 2
@@ -74,7 +77,8 @@ class Queue:
                   [(ATTR_VERDICT_HDR, struct.pack("!II", verdict, packet_id))])
 
     def packets(self):
-        """Ids of every packet waiting in the socket, in arrival order."""
+        """(id, kernel receive time in s since the epoch or None) of every packet waiting in the
+        socket, in arrival order."""
         while True:
             try:
                 data = self.sock.recv(1 << 20)
@@ -93,17 +97,38 @@ class Queue:
                     if err:
                         raise OSError(-err, f"nfnetlink_queue refused a request on queue {self.num}")
                 elif typ & 0xFF == MSG_PACKET:
-                    a = off + 20
-                    end = off + ln
-                    while a + 4 <= end:
-                        alen, atyp = struct.unpack_from("=HH", data, a)
-                        if alen < 4:
-                            break
-                        if atyp & 0x7FFF == ATTR_PACKET_HDR:
-                            yield struct.unpack_from("!I", data, a + 4)[0]
-                            break
-                        a += (alen + 3) & ~3
+                    pid, stamp = parse_packet(data, off + 20, off + ln)
+                    if pid is not None:
+                        yield pid, stamp
                 off += (ln + 3) & ~3
+
+
+def parse_packet(data: bytes, a: int, end: int) -> tuple[int | None, float | None]:
+    """The packet id and kernel timestamp (s since the epoch; None without one) of the packet
+    message whose attributes span data[a:end]."""
+    pid = stamp = None
+    while a + 4 <= end:
+        alen, atyp = struct.unpack_from("=HH", data, a)
+        if alen < 4:
+            break
+        if atyp & 0x7FFF == ATTR_PACKET_HDR:
+            pid = struct.unpack_from("!I", data, a + 4)[0]
+        elif atyp & 0x7FFF == ATTR_TIMESTAMP and alen >= 20:
+            sec, usec = struct.unpack_from("!QQ", data, a + 4)
+            stamp = sec + usec / 1e6 if sec else None
+        a += (alen + 3) & ~3
+    return pid, stamp
+
+
+def stamp_receptions() -> socket.socket | None:
+    """Turn the kernel's receive timestamps on (they are off until a socket asks for them): a
+    socket with SO_TIMESTAMP, kept open as long as the holder runs."""
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_TIMESTAMP", 29), 1)
+        return s
+    except OSError:
+        return None
 
 
 def load(path: str) -> dict:
@@ -146,22 +171,29 @@ def main() -> int:
     q = Queue(num)
     held: deque = deque()          # (release time, packet id), release times non-decreasing
     last_release = 0.0
-    counts = {"held": 0, "late": 0}  # packets held, and released over LATE_S after they were due
+    # packets held, those released over LATE_S after they were due, and those with a kernel timestamp
+    counts = {"held": 0, "late": 0, "stamped": 0}
+    stamper = stamp_receptions()
     stats = f"/run/wan-{num}.stats"
     next_check = time.monotonic() + 1
-    print(f"wan-delay queue {num}: bound; {cfg}", flush=True)
+    print(f"wan-delay queue {num}: bound; {cfg}; kernel timestamps "
+          f"{'on' if stamper else 'unavailable'}", flush=True)
     while True:
         now = time.monotonic()
         wait = min(held[0][0] - now if held else 1.0, next_check - now)
         if wait > 0:
             select.select([q.sock], [], [], wait)
         now = time.monotonic()
-        for pid in q.packets():
+        offset = time.time() - now          # the epoch's seconds at monotonic 0, for the kernel's stamps
+        for pid, stamp in q.packets():
             if cfg["loss"] and random.random() < cfg["loss"]:
                 q.verdict(pid, NF_DROP)
                 continue
+            # from when the kernel received it (never later than now, never earlier than a second ago)
+            arrived = now if stamp is None else min(now, max(now - 1.0, stamp - offset))
+            counts["stamped"] += stamp is not None
             jitter = random.uniform(-cfg["jitter"], cfg["jitter"]) if cfg["jitter"] else 0.0
-            last_release = max(last_release, now + max(0.0, cfg["delay"] + jitter))
+            last_release = max(last_release, arrived + max(0.0, cfg["delay"] + jitter))
             held.append((last_release, pid))
             counts["held"] += 1
         due = None
