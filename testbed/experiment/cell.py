@@ -21,14 +21,16 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from ..measure import metrics as measure
-from ..measure import saturation
+from ..measure import saturation, window
 from ..results.store import now
 from ..stack import flink, kafka, services
 from ..model.placement import choose
 from ..provision import cpu
 from ..provision.testbed import Testbed
 from ..measure import recovery
+from ..measure.prober import Prober, loaded_rtt, rtt_per_second
 from ..model.scenario import Scenario
+from ..model.topology import links_with
 from ..workload import driver, jobs, load, pipeline
 from . import faults
 from ..workload.jobs import Job
@@ -67,6 +69,7 @@ class CellSpec:
     producer_properties: tuple[tuple[str, str], ...] = ()   # the driver's librdkafka settings over its defaults
     source_properties: tuple[tuple[str, str], ...] = ()     # the SQL job's Kafka source: client settings over the harness's
     sink_properties: tuple[tuple[str, str], ...] = ()       # ... and its Kafka sink's
+    links: tuple[tuple[str, str, str, float], ...] = ()      # (cloud, cloud, field, value): a link axis's values
 
     def __post_init__(self):
         if not (isinstance(self.rate, (int, float)) and self.rate > 0 and math.isfinite(self.rate)):
@@ -116,7 +119,20 @@ class CellSpec:
         return (f"tm{self.taskmanagers}-{self.placement}-r{self.rate:g}-rep{self.repetition}"
                 + ("" if self.job.spec == "hop-window" else f"-{self.job.label}")
                 + (f"-{self.scenario.name}" if self.scenario else "")
+                + "".join(f"-{v}" for v in self._axis_values())
                 + ("-search" if self.search else ""))
+
+    def _axis_values(self) -> list[str]:
+        """The values of the client-settings and link axes this cell has (none by default)."""
+        out = [f"{what}:{_props(p)}" for what, p in (("producer", self.producer_properties),
+                                                     ("source", self.source_properties),
+                                                     ("sink", self.sink_properties)) if p]
+        return out + (["link:" + self.links_text.replace(";", "-")] if self.links else [])
+
+    @property
+    def links_text(self) -> str:
+        """The link axes' values, e.g. 'azure-google:rtt_ms=40' ('' without)."""
+        return ";".join(f"{a}-{b}:{f}={v:g}" for a, b, f, v in self.links)
 
     @property
     def output(self) -> str:
@@ -125,6 +141,9 @@ class CellSpec:
     def params(self) -> dict:
         d = asdict(self)
         w = d.pop("window")
+        d["links"] = self.links_text
+        d["axis_values"] = " ".join(self._axis_values())      # what the report tells its series apart by
+        d.update({f"link_{a}-{b}_{f}": v for a, b, f, v in self.links})
         d.pop("driver_nodes")
         d.pop("job")
         d.pop("scenario")
@@ -143,6 +162,10 @@ class CellSpec:
                 pipeline.client_properties(defaults, d[f"{what}_properties"]), sort_keys=True)
         return {"cell_key": self.key, **d, "window_s": w["size_s"], "slide_s": w["slide_s"],
                 "watermark_delay_s": w["watermark_delay_s"]}
+
+
+def _props(props: tuple[tuple[str, str], ...]) -> str:
+    return ",".join(f"{k}={v}" for k, v in props)
 
 
 def clear_leftovers(tb: Testbed, cluster: flink.FlinkCluster | None = None) -> None:
@@ -164,10 +187,15 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     """Run one cell; returns its row. If ``artifacts`` is given, it receives the cell's raw
     ``latency`` samples and per-second ``timeseries`` (pandas frames)."""
     placement = choose(tb.topology, spec.placement, spec.taskmanagers)   # fails before anything starts
+    links = links_with(tb.topology.links, spec.links)
+    if spec.links and tb.wan is None:
+        raise ValueError(f"links {spec.links_text}: this testbed has no emulated WAN to set them on")
+    if tb.wan and tb.wan.use(links):    # (Session.record sets them first, and calibrates them)
+        log.warning(f"{spec.key}: the WAN was set to this cell's links without a fidelity check")
     injector = None
     if spec.scenario:
         spec.scenario.check(tb.topology, spec.duration)
-        injector = faults.Injector(tb, spec.scenario)
+        injector = faults.Injector(tb, spec.scenario, links)
         injector.check(list(placement.nodes))
     broker_node = spec.broker_node or tb.topology.broker_node
     driver_nodes = spec.driver_nodes or (broker_node,)
@@ -191,10 +219,13 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
                               warmup_s=spec.warmup, output=spec.job.output,   # (a fraction of 1: one rate)
                               producer_properties=spec.producer_properties)
     cell = uuid.uuid4().hex[:8]
+    event_bytes = len(driver.event_value(b"k0", 0, 1_700_000_000_000, spec.payload_bytes))
     row: dict = {"run_id": tb.run_id, "cell": cell, **spec.params(), "broker_node": broker_node,
                  "driver_nodes": ",".join(driver_nodes), "driver_tasks": load_spec.tasks,
                  "driver_processes": load_spec.processes_per_task,
-                 "event_bytes": len(driver.event_value(b"k0", 0, 1_700_000_000_000, spec.payload_bytes)),
+                 "event_bytes": event_bytes,
+                 "source_window_cap_ev_s": source_window_cap(spec, tb.topology, links, broker_node,
+                                                             placement.clouds(tb.topology), event_bytes),
                  **{f"cpu_{role}": round(c, 3) for role, c in cpus.items()},
                  "taskmanager_nodes": ",".join(placement.nodes),
                  "taskmanager_clouds": ",".join(placement.clouds(tb.topology)),
@@ -226,7 +257,9 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     parts = cluster.parallelism
     kafka.admin(tb, bootstrap, driver_nodes[0], [f"{events}:{parts}", f"{results}:{parts}"], [])
     job_id = None
-    cleanup = [lambda: injector and injector.stop(),        # the topology as written, before anything else
+    prober = Prober(tb, list(links), spec.duration + 60)
+    cleanup = [lambda: prober.stop(),
+               lambda: injector and injector.stop(),        # the topology as written, before anything else
                lambda: job_id and pipeline.cancel(cluster, job_id), lambda: load.remove(tb),
                lambda: kafka.admin(tb, bootstrap, driver_nodes[0], [], [events, results])]
     try:
@@ -235,8 +268,10 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
         row["job_id"] = job_id
         if tb.wan:
             tb.wan.check()      # a broken link would be measured as the system's
+        prober.start()      # the RTT across each link under the load
         raw, rd, used = _drive(tb, cluster, job_id, load_spec, bootstrap, events, results, injector,
                                checkpoints=spec.checkpoint_interval_s > 0)
+        probes = prober.stop()
         if tb.wan:
             tb.wan.check()      # and it held during the load
         counters = pipeline.path_counters(cluster, job_id)      # while the job still runs
@@ -252,11 +287,13 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
         measured = (t0 + spec.warmup, t0 + spec.duration)
         row.update(measure.stale_readings(rd.clocks, t0, *measured, names=rd.taskmanagers))
         row.update(measure.checkpoint_progress(rd.checkpoints, *measured))
+        rtt = loaded_rtt(probes, list(links), *measured)
         row.update(counters)
         row["restarts"] = restarts
         parts = testbed_parts(raw, spec.warmup, used, rd.path, cpus["broker"], broker_node,
                               cpu_model.budgets.get(broker_node, 0.0) if cpu_model.kind == "node budget" else 0.0,
-                              metrics_stale=row["metrics_stale"])
+                              metrics_stale=row["metrics_stale"], loaded_rtt=rtt["wan_rtt_loaded"])
+        row.update(rtt, wan_rtt_loaded=json.dumps(rtt["wan_rtt_loaded"]))
         row.update(used)
         row.update(saturation.columns(parts))
         row.update(saturation.limited(row, parts))
@@ -266,6 +303,8 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
         series["tasks_running"] = recovery.tasks_running_at([(t - t0, n, k) for t, n, k in rd.tasks], secs)
         series["taskmanagers_stale"] = measure.stale_at(rd.clocks, secs, t0)
         series["broker_cpu_cores"] = measure.cores_at([(t - t0, v) for t, v in rd.broker_cpu], secs)
+        for col, values in rtt_per_second(probes, secs, t0).items():
+            series[col] = values
         row["lag_slope"] = measure.lag_slope(series, spec.warmup, spec.duration)
         latency = measure.measured_latency(raw, spec.warmup)
         if injector:
@@ -284,6 +323,23 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     _cleanup(cleanup)
     row["ended"] = now()
     return row
+
+
+def source_window_cap(spec: CellSpec, topology, links, broker_node: str, clouds: list[str],
+                      event_bytes: int) -> float:
+    """The most events/s the job's tightest source consumer can read across a link with its fixed
+    receive buffer (measure/window.py): NaN where no taskmanager is in another cloud than the broker,
+    the buffer autotunes, or the job builds its own clients (a JAR). Across several links, the longest."""
+    if spec.job.kind == "jar":
+        return math.nan
+    here = topology.node(broker_node).cloud
+    rtts = [ln.rtt_ms for ln in links if here in ln.clouds and (set(ln.clouds) - {here}) & set(clouds)]
+    if not rtts:
+        return math.nan
+    props = pipeline.client_properties(pipeline.SOURCE_DEFAULTS, spec.source_properties)
+    key_bytes = len(b"k%d" % (spec.keys - 1))
+    return round(window.consumer_cap(window.receive_buffer(props), max(rtts),
+                                     window.record_bytes(event_bytes, key_bytes)), 1)
 
 
 def _submit(cluster, spec: CellSpec, bootstrap: str, events: str, results: str, window: WindowSpec,
@@ -438,7 +494,8 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: st
 
 
 def testbed_parts(raw: dict, warmup_s: float, used: dict, path: tuple, broker_cpus: float,
-                  broker_node: str = "", broker_node_budget: float = 0.0, metrics_stale: str = "") -> dict:
+                  broker_node: str = "", broker_node_budget: float = 0.0, metrics_stale: str = "",
+                  loaded_rtt: dict | None = None) -> dict:
     """Each part of the measuring path's report on itself (measure/saturation.py)."""
     start, end = path
     node = None
@@ -447,7 +504,7 @@ def testbed_parts(raw: dict, warmup_s: float, used: dict, path: tuple, broker_cp
     return {"broker": saturation.broker(raw, warmup_s, used.get("broker_cpu_cores", float("nan")), broker_cpus,
                                         node=node),
             "collector": saturation.collector(raw),
-            "wan": saturation.wan(start.get("wan"), end.get("wan")),
+            "wan": saturation.wan(start.get("wan"), end.get("wan"), loaded_rtt),
             "host": saturation.host(start.get("host"), end.get("host")),
             "readings": saturation.readings(metrics_stale)}
 

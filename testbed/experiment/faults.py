@@ -7,7 +7,7 @@
     injector.stop()                        # always (also when the cell fails): undo what is in effect
     injector.events                        # what was done when (s after t0), and what it undid
 
-Undoing restores the topology as written: stopped nodes started, partitions healed, links reset
+Undoing restores the topology as the cell has it: stopped nodes started, partitions healed, links reset
 to the topology's values, stress containers removed. A killed container is not undone: Swarm
 starts its service's task again, which is the fault's point.
 
@@ -43,8 +43,11 @@ class FaultError(RuntimeError):
 
 
 class Injector:
-    def __init__(self, tb: Testbed, scenario: Scenario):
+    def __init__(self, tb: Testbed, scenario: Scenario, links=None):
+        """``links``: the links as the cell has them (a link axis's value), which undoing restores;
+        default the topology's."""
         self.tb, self.scenario = tb, scenario
+        self.links = tuple(tb.topology.links if links is None else links)
         self.events: list[dict] = []
         self._undo: dict[tuple, tuple[str, callable]] = {}      # what is in effect -> how to undo it
         self._lock = threading.Lock()
@@ -177,9 +180,8 @@ class Injector:
                                   what=f"{'partition' if on else 'heal'} routes")
 
     def _reset_link(self, clouds: tuple[str, ...]) -> None:
-        link = next(ln for ln in self.tb.topology.links if set(ln.clouds) == set(clouds))
-        self.tb.wan.set_link(*clouds, rtt_ms=link.rtt_ms, jitter_ms=link.jitter_ms, loss_pct=link.loss_pct,
-                             bandwidth_mbit=link.bandwidth_mbit)
+        link = next(ln for ln in self.links if set(ln.clouds) == set(clouds))
+        self.tb.wan.use([link])
 
     # -- afterwards ----------------------------------------------------------------------------------
     def stop(self) -> None:

@@ -7,6 +7,7 @@ defaults and help, and give the same ``Experiment``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -16,7 +17,7 @@ from ..provision import cpu
 from ..provision.cpu import host_cores  # noqa: F401 - part of this module's interface
 from ..providers.base import CLOUDS
 from ..results.store import RESULTS
-from ..model.topology import Topology
+from ..model.topology import LINK_PARAMS, Topology, find_link
 from ..model.scenario import Scenario, ScenarioError
 from ..model.scenario import load as load_scenario
 from ..workload import driver, pipeline
@@ -120,13 +121,20 @@ EXPERIMENT = (
         "harness) / the topology's CPUs; with --cloud=real, none; 0: none")),
     Opt(("--cpu-limits",), dict(default="", metavar="ROLE=CORES,...", help="per-role CPU limits that replace "
         "--cpu-scale's for taskmanager, jobmanager, broker or driver, in cores (0: none), e.g. broker=1,driver=0.5")),
-    Opt(("--producer-properties",), dict(default="", metavar="K=V,...", help="the load driver's librdkafka "
-        "settings over its defaults, e.g. linger.ms=20 (recorded in every row; README, 'The broker')")),
-    Opt(("--source-properties",), dict(default="", metavar="K=V,...", help="the SQL job's Kafka source: consumer "
+    Opt(("--links",), dict(default="", metavar="LINK:FIELD=V,V...[;...]", help="link settings as an axis of the "
+        "matrix, e.g. azure-google:rtt_ms=10,20,40 (fields: " + ", ".join(LINK_PARAMS) + "); several, separated by ';', "
+        "give every combination. Each value is a group of cells: the emulated WAN is set to it, and calibrated, "
+        "before the group's first cell")),
+    Opt(("--producer-properties",), dict(default="", metavar="K=V,...[|...]", help="the load driver's librdkafka "
+        "settings over its defaults, e.g. linger.ms=20 (recorded in every row; README, 'The broker'); "
+        "alternatives separated by '|' are an axis of the matrix")),
+    Opt(("--source-properties",), dict(default="", metavar="K=V,...[|...]", help="the SQL job's Kafka source: consumer "
         "settings over the connector's defaults and the testbed's (fetch.max.wait.ms=100), e.g. "
-        "receive.buffer.bytes=-1 (recorded in every row)")),
-    Opt(("--sink-properties",), dict(default="", metavar="K=V,...", help="the SQL job's Kafka sink: producer "
-        "settings over the connector's defaults, e.g. linger.ms=5 (recorded in every row)")),
+        "receive.buffer.bytes=-1 (recorded in every row); alternatives separated by '|' are an axis of the "
+        "matrix, e.g. '|receive.buffer.bytes=-1' (the defaults, and an autotuned receive buffer)")),
+    Opt(("--sink-properties",), dict(default="", metavar="K=V,...[|...]", help="the SQL job's Kafka sink: producer "
+        "settings over the connector's defaults, e.g. linger.ms=5 (recorded in every row); alternatives "
+        "separated by '|' are an axis of the matrix")),
     Opt(("--include-saturated",), dict(action="store_true", help="report: average cells whose row says the testbed "
         "itself was the limit (testbed_limited) into the means; by default they are drawn hollow and left out")),
     Opt(("--resume",), dict(default=None, metavar="SESSION",
@@ -144,9 +152,10 @@ EXPERIMENT = (
 
 # what a cell's numbers depend on besides its key (taskmanagers, placement, rate, repetition):
 # a resumed run must give the same
-MEASUREMENT_OPTIONS = ("job_args", "checkpoint_interval", "checkpoint_mode", "spare_slots", "duration", "warmup", "warmup_fraction", "window", "slide", "watermark_delay", "keys", "payload_bytes",
-                       "driver_nodes", "cpu_scale", "cpu_limits", "producer_properties",
-                       "source_properties", "sink_properties")
+# (the axes, client settings and link values among them, are in the cell's key instead)
+MEASUREMENT_OPTIONS = ("job_args", "checkpoint_interval", "checkpoint_mode", "spare_slots", "duration", "warmup",
+                       "warmup_fraction", "window", "slide", "watermark_delay", "keys", "payload_bytes",
+                       "driver_nodes", "cpu_scale", "cpu_limits")
 CPU_ROLES = ("taskmanager", "jobmanager", "broker", "driver")
 
 
@@ -167,6 +176,46 @@ def parse_cpu_limits(text: str) -> tuple[tuple[str, float], ...]:
     if bad:
         raise OptionError(*bad)
     return tuple(out)
+
+
+Props = tuple[tuple[str, str], ...]
+LinkAxis = tuple[str, str, tuple[float, ...]]      # (link name as written, field, values)
+
+
+def parse_links(text: str) -> tuple[LinkAxis, ...]:
+    """'azure-google:rtt_ms=10,20;azure-google:bandwidth_mbit=50' -> one axis per ';' part, each
+    (link, field, values); OptionError naming every bad part. Links are looked up in ``Experiment.cells``."""
+    out, bad = [], []
+    for part in filter(None, (p.strip() for p in (text or "").split(";"))):
+        link, colon, rest = part.partition(":")
+        name, eq, vals = rest.partition("=")
+        name = name.strip()
+        try:
+            values = tuple(float(v) for v in vals.split(",") if v.strip())
+        except ValueError:
+            values = ()
+        if not colon or not eq or not link.strip() or name not in LINK_PARAMS or not values \
+                or not all(math.isfinite(v) and v >= 0 for v in values):
+            bad.append(f"--links: {part!r} is not LINK:FIELD=V,V... with FIELD one of {', '.join(LINK_PARAMS)} "
+                       "and values >= 0")
+        elif name in ("bandwidth_mbit", "buffer_ms") and not all(v > 0 for v in values) \
+                or name == "loss_pct" and not all(v <= 100 for v in values):
+            bad.append(f"--links: {part!r}: {name} must be " + ("> 0" if name != "loss_pct" else "in [0, 100]"))
+        elif any(a[0] == link.strip() and a[1] == name for a in out):
+            bad.append(f"--links: {link.strip()}:{name} is given twice")
+        else:
+            out.append((link.strip(), name, tuple(dict.fromkeys(values))))
+    if bad:
+        raise OptionError(*bad)
+    return tuple(out)
+
+
+def parse_property_sets(text: str, what: str) -> tuple[Props, ...]:
+    """'k=v,k=v|k=v' -> the alternatives ('' alone: one, the defaults); ValueError naming the option."""
+    sets = tuple(parse_properties(alt, what) for alt in (text or "").split("|"))
+    if len(set(sets)) < len(sets):
+        raise ValueError(f"{what}: an alternative is given twice")
+    return sets
 
 
 def auto_cpu_scale(topology: Topology, cloud: str, cores: int | None = None) -> float:
@@ -232,9 +281,11 @@ class Experiment:
     checkpoint_interval_s: float | None = None      # None: 5 s with a scenario, else off
     checkpoint_mode: str = "at-least-once"
     spare_slots: int = 0
-    producer_properties: tuple[tuple[str, str], ...] = ()
-    source_properties: tuple[tuple[str, str], ...] = ()
-    sink_properties: tuple[tuple[str, str], ...] = ()
+    # client settings, each an axis: its alternatives (one, () , by default)
+    producer_properties: tuple[Props, ...] = ((),)
+    source_properties: tuple[Props, ...] = ((),)
+    sink_properties: tuple[Props, ...] = ((),)
+    links: tuple[LinkAxis, ...] = ()      # link axes; the topology's links where none
 
     @classmethod
     def from_options(cls, o: dict[str, Any]) -> "Experiment":
@@ -289,20 +340,28 @@ class Experiment:
             bad.extend(e.problems)
             cpu_limits = ()
         try:
-            producer_properties = parse_properties(o.get("producer_properties") or "")
-            fixed = sorted(set(dict(producer_properties)) & set(driver.FIXED))
+            producer_properties = parse_property_sets(o.get("producer_properties") or "", "--producer-properties")
+            fixed = sorted({k for alt in producer_properties for k in dict(alt)} & set(driver.FIXED))
             check(not fixed, f"--producer-properties: may not set {', '.join(fixed)} (the driver's measurements need them)")
         except ValueError as e:
             bad.append(str(e))
-            producer_properties = ()
+            producer_properties = ((),)
         clients = {}
         for what, defaults in (("source", pipeline.SOURCE_DEFAULTS), ("sink", pipeline.SINK_DEFAULTS)):
             try:
-                clients[what] = parse_properties(o.get(f"{what}_properties") or "", f"--{what}-properties")
-                pipeline.client_properties(defaults, clients[what])
+                clients[what] = parse_property_sets(o.get(f"{what}_properties") or "", f"--{what}-properties")
+                for alt in clients[what]:
+                    pipeline.client_properties(defaults, alt)
             except ValueError as e:
                 bad.append(str(e) if str(e).startswith("--") else f"--{what}-properties: {e}")
-                clients[what] = ()
+                clients[what] = ((),)
+        try:
+            links = parse_links(o.get("links") or "")
+        except OptionError as e:
+            bad.extend(e.problems)
+            links = ()
+        check(not links or (o.get("cloud") or "emulated") == "emulated",
+              "--links: the links of real clouds are what they are; --links sets the emulated WAN's")
         taskmanagers = tuple(listed(o["taskmanagers"], "taskmanagers", int))
         for tm in dict.fromkeys(taskmanagers):
             check(tm >= 1, f"--taskmanagers: a count must be a whole number >= 1, got {tm}")
@@ -350,7 +409,7 @@ class Experiment:
                    scenarios=tuple(scenarios) or (None,), checkpoint_interval_s=checkpoint,
                    checkpoint_mode=o.get("checkpoint_mode") or "at-least-once", spare_slots=o.get("spare_slots") or 0,
                    producer_properties=producer_properties, source_properties=clients["source"],
-                   sink_properties=clients["sink"])
+                   sink_properties=clients["sink"], links=links)
 
     def cell_options(self, topology: Topology) -> dict:
         """What every cell of the matrix shares besides its key, on ``topology``."""
@@ -370,48 +429,62 @@ class Experiment:
                     window=self.window, keys=self.keys,
                     payload_bytes=self.payload_bytes, driver_nodes=self.driver_nodes,
                     driver_processes=self.driver_processes, cpu_scale=scale, cpu_limits=self.cpu_limits,
-                    checkpoint_mode=self.checkpoint_mode, spare_slots=self.spare_slots,
-                    producer_properties=self.producer_properties, source_properties=self.source_properties,
-                    sink_properties=self.sink_properties)
+                    checkpoint_mode=self.checkpoint_mode, spare_slots=self.spare_slots)
+
+    def link_values(self, topology: Topology) -> list[tuple[tuple[str, str, str, float], ...]]:
+        """The link axes' combinations on ``topology``, in run order, each ((cloud, cloud, field,
+        value), ...); [()] without axes. OptionError naming every link the topology does not have."""
+        axes, bad = [], []
+        for name, param, vals in self.links:
+            link = find_link(topology.links, name)
+            if link is None:
+                bad.append(f"--links: no link {name!r} in topology {topology.name!r}; its links: "
+                           + (", ".join(ln.name for ln in topology.links) or "none"))
+            else:
+                axes.append([(*link.clouds, param, v) for v in vals])
+        if bad:
+            raise OptionError(*bad)
+        return [tuple(c) for c in itertools.product(*axes)]
 
     def cells(self, topology: Topology) -> tuple[list[CellSpec], list[str]]:
-        """The matrix in run order (taskmanagers, placement, job, scenario, rate, repetition), so that
-        consecutive cells share Flink's configuration; and the combinations that cannot be placed on
-        ``topology`` or whose scenario kills a taskmanager the placement does not have (left out, said
-        why). None left, or a bad value, raises OptionError."""
+        """The matrix in run order (link values, taskmanagers, placement, job, scenario, client settings,
+        rate, repetition), so that consecutive cells share the WAN's settings and Flink's configuration;
+        and the combinations that cannot be placed on ``topology`` or whose scenario kills a taskmanager
+        the placement does not have (left out, said why). None left, or a bad value, raises OptionError."""
         problems: list[str] = []
         cells: list[CellSpec] = []
         shared = self.cell_options(topology)
+        links = self.link_values(topology)
         errors: list[str] = []
-        for tm in self.taskmanagers:
-            for placement in self.placements:
-                try:
-                    chosen = choose(topology, placement, tm)
-                except BadPlacement as e:
-                    errors.append(f"--placements: {e}")
-                    continue
-                except ValueError as e:
-                    problems.append(str(e))
-                    continue
-                for job in self.jobs:
-                    for sc in self.scenarios:
-                        if sc:
-                            try:
-                                sc.check_placement(list(chosen.nodes))
-                            except ScenarioError as e:
-                                problems.append(f"{tm} taskmanager(s) {placement} with scenario {sc.name}: {e}")
-                                continue
-                        # checkpoints (and restarts) by default only where there are faults
-                        checkpoint = self.checkpoint_interval_s
-                        checkpoint = (5.0 if sc else 0.0) if checkpoint is None else checkpoint
-                        for rate in self.rates:
-                            for rep in range(1, self.repetitions + 1):
-                                try:
-                                    cells.append(CellSpec(taskmanagers=tm, placement=placement, rate=rate,
-                                                          repetition=rep, job=job, scenario=sc,
-                                                          checkpoint_interval_s=checkpoint, **shared))
-                                except ValueError as e:
-                                    errors.append(str(e))
+        clients = list(itertools.product(self.producer_properties, self.source_properties, self.sink_properties))
+        for link, tm, placement in itertools.product(links, self.taskmanagers, self.placements):
+            try:
+                chosen = choose(topology, placement, tm)
+            except BadPlacement as e:
+                errors.append(f"--placements: {e}")
+                continue
+            except ValueError as e:
+                problems.append(str(e))
+                continue
+            for job, sc in itertools.product(self.jobs, self.scenarios):
+                if sc:
+                    try:
+                        sc.check_placement(list(chosen.nodes))
+                    except ScenarioError as e:
+                        problems.append(f"{tm} taskmanager(s) {placement} with scenario {sc.name}: {e}")
+                        continue
+                # checkpoints (and restarts) by default only where there are faults
+                checkpoint = self.checkpoint_interval_s
+                checkpoint = (5.0 if sc else 0.0) if checkpoint is None else checkpoint
+                for (producer, source, sink), rate, rep in itertools.product(
+                        clients, self.rates, range(1, self.repetitions + 1)):
+                    try:
+                        cells.append(CellSpec(taskmanagers=tm, placement=placement, rate=rate, repetition=rep,
+                                              job=job, scenario=sc, checkpoint_interval_s=checkpoint,
+                                              producer_properties=producer, source_properties=source,
+                                              sink_properties=sink, links=link, **shared))
+                    except ValueError as e:
+                        errors.append(str(e))
         if errors:
             raise OptionError(*dict.fromkeys(errors))
         problems = list(dict.fromkeys(problems))
@@ -425,7 +498,9 @@ class Experiment:
             return []
         out, seen = [], set()
         for c in cells:
-            if (c.taskmanagers, c.placement, c.job, c.repetition) not in seen:
-                seen.add((c.taskmanagers, c.placement, c.job, c.repetition))
+            group = (c.links, c.taskmanagers, c.placement, c.job, c.producer_properties, c.source_properties,
+                     c.sink_properties, c.repetition)
+            if group not in seen:
+                seen.add(group)
                 out.append(replace(c, rate=self.search.start))
         return out

@@ -28,7 +28,7 @@ from ..provision.testbed import Testbed
 from ..results import manifest, report
 from ..results.store import ResultsDir, host_facts, now
 from ..stack import services
-from ..model.topology import Topology
+from ..model.topology import Topology, links_with
 from .cell import CellSpec, clear_leftovers, run_cell
 from ..measure.metrics import NOT_APPLICABLE
 from ..workload.jobs import JobError
@@ -115,6 +115,9 @@ class Session:
         self._t0: float | None = None
         self._matrix: Progress | None = None     # a bar of cells done (on a terminal)
         self.left_out: list[str] = []
+        self._first_links: tuple = ()           # the first cell's link values (a link axis), set before calibrating
+        self._wan_mode, self._wan_lock = "fail", contextlib.nullcontext
+        self._links_error = ""                  # why the links as set now failed their fidelity check
 
     @property
     def path(self) -> Path:
@@ -130,6 +133,8 @@ class Session:
         self.left_out = [f"left out of the matrix: {p}" for p in left_out]
         for w in self.left_out:
             log.warning(w)
+        todo = [c for c in cells if not self.finished(c.key)] if self.resume else cells
+        self._first_links = (todo or cells)[0].links
         return cells
 
     def check_resume(self, topology: Topology) -> None:
@@ -151,6 +156,12 @@ class Session:
         """The fidelity check: the measured network against the topology's links, written to
         ``calibration.csv``. ``mode``: fail (raise when it misses), flag (record the misses with
         every row) or off. ``lock``: held while measuring (nothing else may load the machine)."""
+        self._wan_mode, self._wan_lock = mode, lock
+        if tb.wan:      # the first group's link values (a link axis), so that they are the ones measured
+            tb.wan.use(links_with(tb.topology.links, self._first_links))
+        self._measure_wan(tb, mode, lock, self._first_links)
+
+    def _measure_wan(self, tb: Testbed, mode: str, lock, links: tuple) -> None:
         from ..stack.calibrate import CalibrationError, calibrate, check, table
         if mode == "off" or not tb.topology.links:
             tb.wan_check = "off" if mode == "off" else "no links"
@@ -159,8 +170,9 @@ class Session:
             clear_leftovers(tb)         # a killed session's load would be measured too
             rows = calibrate(tb)
         tb.calibration = rows
+        text = ";".join(f"{a}-{b}:{f}={v:g}" for a, b, f, v in links)
         for r in rows:
-            self.results.append("calibration", r)
+            self.results.append("calibration", {**r, "links": text})
         log.info("calibration (backend " + (tb.wan.backend if tb.wan else "none") + "):\n" + table(rows))
         try:
             check(rows)
@@ -205,6 +217,7 @@ class Session:
         started = now()
         artifacts: dict = {}
         try:
+            self._use_links(tb, spec)
             row = run_cell(tb, spec, artifacts)
         except Exception as e:
             self._cell_done(spec)
@@ -226,6 +239,24 @@ class Session:
                  + (", THE DRIVER FELL BEHIND" if row["driver_fell_behind"] else ""),
                  extra={"cell_key": spec.key, "row": row})
         return row
+
+    def _use_links(self, tb: Testbed, spec: CellSpec) -> None:
+        """Before a cell: the WAN set to its links (a link axis's value) and, where that changed them,
+        measured before any cell measures through them. A group whose check fails (in ``fail`` mode)
+        fails each of its cells, naming the check; the matrix goes on with the next group."""
+        from ..stack.calibrate import CalibrationError
+        if not tb.wan or not tb.wan.use(links_with(tb.topology.links, spec.links)):
+            if self._links_error:
+                raise RuntimeError(self._links_error)
+            return
+        what = spec.links_text or "the topology's"
+        log.info(f"the WAN's links set to {what}; calibrating them")
+        self._links_error = ""
+        try:
+            self._measure_wan(tb, self._wan_mode, self._wan_lock, spec.links)
+        except CalibrationError as e:
+            self._links_error = f"the fidelity check of the links {what} failed: {e}"
+            raise RuntimeError(self._links_error) from None
 
     def search(self, tb: Testbed, base: CellSpec) -> dict:
         """The sustainable throughput of ``base``'s taskmanagers and placement (see search.py); each

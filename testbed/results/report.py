@@ -16,14 +16,17 @@ latency of a cell), ``timeseries/<cell>.parquet`` (per-second rates and lag of a
 - ``topology/tm<N>-<placement>``  the set-up of each placement: clouds, nodes, what ran where, the
   links with their targets and what the fidelity check measured;
 - ``index.html``               all of it on one self-contained page (``results/page.py``);
-- ``summary.csv`` / ``summary.md``  one line per (taskmanagers, placement, rate);
+- ``summary.csv`` / ``summary.md``  one line per (taskmanagers, placement, job, the other axes' values, rate);
 - ``minutes.csv`` / ``minutes.md``  cells of two minutes or more, per minute of the load: the share
   of offered events acknowledged, window latency p50/p99, the broker's CPU (a soak's drift);
 - ``recovery.csv`` / ``recovery.md`` / ``recovery_time``  cells with a scenario: per (scenario,
   placement, taskmanagers, rate) the recovery time (mean over repetitions), how many recovered,
   restarts, lost, duplicated, peak latency and what explains a loss; the figure draws the recovery
   time per placement, one bar group per scenario, a cell that did not recover as a hatched bar to
-  the end of its load.
+  the end of its load;
+- ``link_sweep.csv`` / ``link_sweep.md`` / ``throughput_vs_rtt``  with a link axis on rtt_ms
+  (``--links A-B:rtt_ms=...``): per RTT the events/s the source read, beside the limit a fixed receive
+  buffer sets (buffer / RTT / bytes per record, ``measure/window.py``) and their ratio.
 
 Every figure is written as PDF (vector, for the thesis) and PNG (for a quick look).
 """
@@ -40,17 +43,20 @@ from ..measure.metrics import stale_seconds
 from .store import read_table
 
 PERCENTILES = (50, 95, 99)
-GROUP = ["taskmanagers", "placement", "job", "rate"]
+GROUP = ["taskmanagers", "placement", "job", "axis_values", "rate"]
 
 
 def _with_job(cells: pd.DataFrame) -> pd.DataFrame:
-    """Folders from before the job axis measured the built-in hop-window job."""
+    """Folders from before the job axis measured the built-in hop-window job; from before the link and
+    client-settings axes, none of their values."""
     label = cells["job_label"] if "job_label" in cells else pd.Series(np.nan, index=cells.index)
-    return cells.assign(job=label.astype(object).where(label.notna(), "hop-window"))
+    axes = cells["axis_values"] if "axis_values" in cells else pd.Series(np.nan, index=cells.index)
+    return cells.assign(job=label.astype(object).where(label.notna(), "hop-window"),
+                        axis_values=axes.astype(object).where(axes.notna(), ""))
 
 
-def _series_label(placement: str, job: str, jobs: int) -> str:
-    return placement if jobs == 1 else f"{job}, {placement}"
+def _series_label(placement: str, job: str, jobs: int, axes: str = "") -> str:
+    return (placement if jobs == 1 else f"{job}, {placement}") + (f", {axes}" if axes else "")
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
@@ -172,15 +178,16 @@ def plot_latency(summ: pd.DataFrame, out: Path, cells: pd.DataFrame | None = Non
     marked = False
     for ax, rate in zip(axes[0], rates):
         sub = summ[summ["rate"] == rate]
-        for i, ((job, placement), g) in enumerate(sub.groupby(["job", "placement"])):
+        for i, ((job, placement, axv), g) in enumerate(sub.groupby(["job", "placement", "axis_values"])):
             g = g.sort_values("taskmanagers")
             for p in PERCENTILES:
                 y = g[f"p{p}_ms"] / 1000
                 err = np.vstack([(g[f"p{p}_ms"] - g[f"p{p}_ci95_lo_ms"]).fillna(0), (g[f"p{p}_ci95_hi_ms"] - g[f"p{p}_ms"]).fillna(0)]) / 1000
                 ax.errorbar(g["taskmanagers"] + (i - 0.5) * 0.06, y, yerr=err, marker=markers[p], capsize=3,
                             color=f"C{i}", linestyle=["-", "--", ":"][PERCENTILES.index(p)],
-                            label=f"{_series_label(placement, job, jobs)}, p{p}")
-                s = sat[(sat["rate"] == rate) & (sat["job"] == job) & (sat["placement"] == placement)] if len(sat) else sat
+                            label=f"{_series_label(placement, job, jobs, axv)}, p{p}")
+                s = sat[(sat["rate"] == rate) & (sat["job"] == job) & (sat["placement"] == placement)
+                        & (sat["axis_values"] == axv)] if len(sat) else sat
                 if len(s):
                     ax.scatter(s["taskmanagers"] + (i - 0.5) * 0.06, s[f"latency_p{p}_ms"] / 1000, marker=markers[p],
                                s=70, facecolors="none", edgecolors=f"C{i}", linewidths=1.2, zorder=4,
@@ -227,6 +234,59 @@ def plot_sustainable(sust: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
+def link_sweep(cells: pd.DataFrame) -> pd.DataFrame:
+    """Throughput against a link axis's RTT (``--links A-B:rtt_ms=...``): per RTT and series (placement,
+    taskmanagers, rate, the other axes' values) the source's processed rate (mean over repetitions),
+    the fixed receive buffer's limit (``source_window_cap_ev_s``: buffer / RTT / bytes per record;
+    NaN where the buffer autotunes) and their ratio. Empty without such an axis."""
+    cols = [c for c in cells if c.startswith("link_") and c.endswith("_rtt_ms")]
+    m = _with_job(cells[_matrix_cells(cells)]) if cols else pd.DataFrame()
+    if not cols or m[cols[0]].nunique() < 2:
+        return pd.DataFrame()
+    col = cols[0]
+    m = m.assign(settings=m["axis_values"].map(lambda v: " ".join(p for p in str(v).split() if not p.startswith("link:"))
+                                               or "defaults"), _saturated=saturated(m))
+    rows = []
+    for (placement, tm, settings, rate, rtt), g in m.groupby(["placement", "taskmanagers", "settings", "rate", col]):
+        cap = pd.to_numeric(g.get("source_window_cap_ev_s"), errors="coerce").mean() if "source_window_cap_ev_s" in g \
+            else math.nan
+        processed = float(g["processed_rate"].mean())
+        rows.append({"link": col[len("link_"):-len("_rtt_ms")], "rtt_ms": rtt, "placement": placement, "taskmanagers": tm,
+                     "settings": settings, "offered_rate": rate, "processed_rate": round(processed, 1),
+                     "predicted_cap": round(cap, 1) if cap == cap else math.nan,
+                     "measured_over_predicted": round(processed / cap, 3) if cap == cap and cap < rate else math.nan,
+                     "repetitions": len(g), "testbed_limited": ",".join(sorted(
+                         {p for v in g.loc[g["_saturated"], "testbed_limited"] for p in str(v).split(",") if p}))})
+    return pd.DataFrame(rows)
+
+
+def plot_link_sweep(sweep: pd.DataFrame, out: Path) -> list[Path]:
+    plt = _style()
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    for i, ((placement, tm, settings, rate), g) in enumerate(sweep.groupby(["placement", "taskmanagers", "settings",
+                                                                             "offered_rate"])):
+        g = g.sort_values("rtt_ms")
+        label = f"{tm} TM {placement}, {settings}, offered {rate:,.0f}/s"
+        ax.plot(g["rtt_ms"], g["processed_rate"] / 1000, marker="o", color=f"C{i}", label=f"{label}: measured")
+        hollow = g[g["testbed_limited"] != ""]
+        if len(hollow):
+            ax.scatter(hollow["rtt_ms"], hollow["processed_rate"] / 1000, s=120, facecolors="none",
+                       edgecolors="k", label="ringed: the testbed was a limit there")
+        pred = g[g["predicted_cap"].notna()]
+        if len(pred):
+            ax.plot(pred["rtt_ms"], np.minimum(pred["predicted_cap"], rate) / 1000, linestyle="--", color=f"C{i}",
+                    label=f"{label}: buffer / RTT / record")
+        ax.axhline(rate / 1000, color=f"C{i}", linestyle=":", linewidth=0.8)
+    ax.set_xlabel(f"RTT of {sweep['link'].iloc[0]} (ms)")
+    ax.set_ylabel("events/s the source read (thousands)")
+    ax.set_ylim(0, None)
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.15), frameon=False, fontsize=7)
+    ax.set_title("Throughput across the link against its RTT\n(dotted: offered; dashed: the receive buffer's limit)")
+    paths = _save(fig, out, "throughput_vs_rtt")
+    plt.close(fig)
+    return paths
+
+
 def plot_cdf(cells: pd.DataFrame, samples: pd.DataFrame, out: Path, include_saturated: bool = False) -> list[Path]:
     """Latency CDFs per (taskmanagers, placement, job); the windows of cells the testbed saturated are a
     dotted curve of their own (in the solid one too with ``include_saturated``)."""
@@ -238,8 +298,9 @@ def plot_cdf(cells: pd.DataFrame, samples: pd.DataFrame, out: Path, include_satu
     fig, axes = plt.subplots(1, len(rates), figsize=(5.2 * len(rates), 4.0), squeeze=False, sharey=True)
     for ax, rate in zip(axes[0], rates):
         sub = merged[merged["rate"] == rate]
-        for i, ((tm, placement, job), g) in enumerate(sub.groupby(["taskmanagers", "placement", "job"])):
-            label = f"{tm} TM, {_series_label(placement, job, jobs)}"
+        for i, ((tm, placement, job, axv), g) in enumerate(sub.groupby(["taskmanagers", "placement", "job",
+                                                                         "axis_values"])):
+            label = f"{tm} TM, {_series_label(placement, job, jobs, axv)}"
             for part, style, said in ((g if include_saturated else g[~g["_saturated"]], "-", ""),
                                       (g[g["_saturated"]], ":", " (testbed saturated)")):
                 if not len(part):
@@ -495,6 +556,11 @@ def report(folder: str | Path, include_saturated: bool = False) -> list[Path]:
             mins.to_csv(out / "minutes.csv", index=False)
             (out / "minutes.md").write_text(_markdown(mins))
             written += [out / "minutes.csv", out / "minutes.md"]
+    sweep = link_sweep(cells)
+    if len(sweep):
+        sweep.to_csv(out / "link_sweep.csv", index=False)
+        (out / "link_sweep.md").write_text(_markdown(sweep))
+        written += [out / "link_sweep.csv", out / "link_sweep.md"] + plot_link_sweep(sweep, out)
     rec = recovery_summary(cells)
     if len(rec):
         rec.to_csv(out / "recovery.csv", index=False)
