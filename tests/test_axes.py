@@ -141,3 +141,30 @@ def test_a_link_sweep_puts_each_rtts_throughput_beside_the_receive_buffers_limit
     assert tuned["predicted_cap"].isna().all() and list(tuned["processed_rate"]) == [20_000, 20_000]
     assert [p.name for p in plot_link_sweep(sweep, tmp_path)] == ["throughput_vs_rtt.pdf", "throughput_vs_rtt.png"]
     assert link_sweep(pd.DataFrame(rows[:2])).empty      # one RTT is no sweep
+
+
+def test_a_topology_with_regions_takes_its_links_from_the_published_table():
+    from pathlib import Path
+    from testbed.model.topology import TopologyError, parse
+    t = load(str(Path(__file__).resolve().parent.parent / "examples" / "seed-regions.yaml"))
+    (link,) = t.links
+    assert link.rtt_ms == 4.82 and link.bandwidth_mbit == 100          # the file's bandwidth is kept
+    assert "azure:westeurope - gcp:europe-west4-a: RTT 4.82 ms" in link.source and "Skyplane" in link.source
+    text = """
+clouds:
+  aws: {region: eu-west-1, nodes: [{hostname: m, role: manager}, {hostname: j, role: jobmanager}]}
+  azure: {region: westeurope, nodes: [{hostname: w, role: worker}]}
+  google: {region: moon-base1, nodes: [{hostname: x, role: worker}]}
+  edge: {region: lab, nodes: [{hostname: y, role: worker}]}
+links:
+  - {clouds: [aws, azure]}
+  - {clouds: [aws, google], rtt_ms: 30}
+"""
+    with pytest.raises(TopologyError) as e:
+        parse(text)
+    problems = dict(e.value.problems)
+    assert "no published measurements for region 'gcp:moon-base1'" in problems["clouds.google.region"]
+    assert "europe-west4" in problems["clouds.google.region"]
+    assert "name the region with its provider, e.g. azure:lab" in problems["clouds.edge.region"]
+    (aws_azure,) = parse(text.replace("moon-base1", "europe-west4").replace("region: lab", "region: aws:eu-west-2")).links[:1]
+    assert 10 < aws_azure.rtt_ms < 40 and aws_azure.bandwidth_mbit > 1000     # both filled, 64 connections' figure

@@ -232,6 +232,7 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
                  "provider": tb.provider.name, "wan_backend": tb.wan.backend if tb.wan else "none",
                  "wan_links": json.dumps([vars(d) for d in tb.wan.links.values()]) if tb.wan else "[]",
                  "wan_check": tb.wan_check, **cpu_model.record(),
+                 "link_sources": "; ".join(f"{ln.name}: {ln.source}" for ln in tb.topology.links if ln.source),
                  "started": now()}
     # with faults: a lost taskmanager noticed within seconds (by default after two missed 10 s heartbeats)
     heartbeat = {"heartbeat.interval": "1000 ms", "heartbeat.timeout": "8000 ms"} if spec.scenario else {}

@@ -133,6 +133,10 @@ class Session:
         self.left_out = [f"left out of the matrix: {p}" for p in left_out]
         for w in self.left_out:
             log.warning(w)
+        for ln in topology.links:
+            if ln.source:   # filled in from the clouds' regions: said, beside the seed's assumption
+                log.info(f"link {ln.name}: rtt_ms {ln.rtt_ms:g}, bandwidth_mbit {ln.bandwidth_mbit or 'none'} from "
+                         f"{ln.source} (the seed assumes 20 ms and 100 Mbit/s)")
         todo = [c for c in cells if not self.finished(c.key)] if self.resume else cells
         self._first_links = (todo or cells)[0].links
         return cells

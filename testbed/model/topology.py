@@ -76,7 +76,8 @@ class Link:
     jitter_ms: float = 0.0
     loss_pct: float = 0.0
     bandwidth_mbit: float | None = None
-    buffer_ms: float | None = None      # the bottleneck queue, in ms at the bandwidth; None: DEFAULT_BUFFER
+    buffer_ms: float | None = None      # the bottleneck queue, in ms at the bandwidth; None: one BDP
+    source: str = ""                    # where values not in the file came from (model/regions.py)
 
     @property
     def name(self) -> str:
@@ -262,12 +263,16 @@ class NodeSchema(_Schema):
 
 class CloudSchema(_Schema):
     nodes: list[NodeSchema] = Field(min_length=1, description="the cloud's machines")
+    region: str = Field(None, description="the cloud's region, e.g. westeurope (or azure:westeurope): links "
+                        "to another cloud with a region take their rtt_ms and bandwidth_mbit, where not "
+                        "given, from published measurements (model/regions.py)")
 
 
 class LinkSchema(_Schema):
     clouds: list[CloudRef] = Field(min_length=2, max_length=2, description="a list of two cloud names")
-    rtt_ms: float = Field(0.0, ge=0, description="round-trip delay added between the two clouds, in ms "
-                                                  "(split evenly per direction)")
+    rtt_ms: float = Field(None, ge=0, description="round-trip delay added between the two clouds, in ms "
+                                                   "(split evenly per direction; default: the regions' "
+                                                   "published RTT where both clouds name one, else 0)")
     jitter_ms: float = Field(0.0, ge=0, description="delay variation in ms")
     loss_pct: float = Field(0.0, ge=0, le=100, description="packet loss in percent, per direction")
     bandwidth_mbit: float = Field(None, gt=0, description="bandwidth cap in Mbit/s, per direction")
@@ -330,12 +335,42 @@ def parse(text: str, source: str = "<string>") -> Topology:
                "nodes": list(dict.fromkeys(h for _, h, _ in nodes if isinstance(h, str))), "pairs": set()}
     topology, problems = _validate(TopologySchema, doc, context)
     problems += _relations(nodes, "clouds")
+    filled: dict[int, tuple[float | None, float | None, str]] = {}
+    if topology is not None:
+        filled, more = _from_regions(topology)
+        problems += more
     if problems:
         raise TopologyError(source, problems)
-    return _build(topology, source, text)
+    return _build(topology, source, text, filled)
 
 
-def _build(doc: TopologySchema, source: str, text: str | None = None) -> Topology:
+def _from_regions(doc: "TopologySchema") -> tuple[dict[int, tuple[float | None, float | None, str]], list]:
+    """Per link (by index) the rtt_ms and bandwidth_mbit its clouds' regions give where the link does
+    not, and where they came from; and the problems (an unknown region, a pair without measurements)."""
+    from . import regions
+    names, problems, out = {}, [], {}
+    for cloud, c in doc.clouds.items():
+        if c.region is not None:
+            try:
+                names[cloud] = regions.resolve(cloud, c.region)
+            except ValueError as e:
+                problems.append((f"clouds.{cloud}.region", str(e)))
+    for i, k in enumerate(doc.links):
+        a, b = k.clouds
+        if a not in names or b not in names or (k.rtt_ms is not None and k.bandwidth_mbit is not None):
+            continue
+        m = regions.between(names[a], names[b])
+        if m is None or (k.rtt_ms is None and m.rtt_ms is None):
+            problems.append((f"links[{i}]", f"no published RTT between {names[a]} and {names[b]}: give rtt_ms"))
+            continue
+        rtt = m.rtt_ms if k.rtt_ms is None else None
+        mbit = m.throughput_gbit * 1000 if k.bandwidth_mbit is None and m.throughput_gbit else None
+        out[i] = (rtt, mbit, m.describe())
+    return out, problems
+
+
+def _build(doc: TopologySchema, source: str, text: str | None = None,
+           filled: dict[int, tuple[float | None, float | None, str]] | None = None) -> Topology:
     """The Topology a valid document describes. Without ``text`` (a document built rather than read, as
     from an inventory) its text is the document's canonical YAML, which parse() reads to an equal topology."""
     if text is None:
@@ -347,11 +382,16 @@ def _build(doc: TopologySchema, source: str, text: str | None = None) -> Topolog
     return Topology(
         name=(Path(source).stem if doc.name is None else doc.name) or "topology", nodes=nodes,
         network=Network(doc.network.driver, doc.network.name, doc.network.address_pool),
-        links=tuple(Link((k.clouds[0], k.clouds[1]), k.rtt_ms, k.jitter_ms, k.loss_pct, k.bandwidth_mbit, k.buffer_ms)
-                    for k in doc.links),
+        links=tuple(_link(k, (filled or {}).get(i)) for i, k in enumerate(doc.links)),
         broker_node=b.node or next(n.hostname for n in nodes if n.role == "manager"),
         broker_image=b.image, broker_args=tuple(b.args), broker_env=tuple(b.env.items()),
         source=source, sha256=hashlib.sha256(text.encode()).hexdigest(), text=text)
+
+
+def _link(k: "LinkSchema", filled: tuple[float | None, float | None, str] | None) -> Link:
+    rtt, mbit, source = filled or (None, None, "")
+    return Link((k.clouds[0], k.clouds[1]), k.rtt_ms if k.rtt_ms is not None else (rtt or 0.0), k.jitter_ms,
+                k.loss_pct, k.bandwidth_mbit if k.bandwidth_mbit is not None else mbit, k.buffer_ms, source)
 
 
 def _relations(nodes: list[tuple[str, Any, Any]], where: str) -> list[tuple[str, str]]:
