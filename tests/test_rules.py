@@ -190,3 +190,27 @@ def test_the_holder_times_a_packet_from_the_kernels_receive_stamp():
     data = hdr + attr(5, b"\0\0\0\1") + stamp
     assert holder.parse_packet(data, 0, len(data)) == (77, 1_700_000_000.25)
     assert holder.parse_packet(hdr, 0, len(hdr)) == (77, None)          # no stamp: timed from the read
+
+
+def test_the_holder_keeps_order_so_under_load_jitter_raises_its_mean_delay():
+    """The NFQUEUE holder never reorders: a packet leaves after its draw and after the one ahead of it.
+    Sparse packets keep the mean at the delay; packets closer than the jitter leave at the running
+    maximum of their draws, towards delay + jitter (netem reorders instead and keeps the mean)."""
+    import importlib.util
+    import random
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "testbed" / "images" / "files" / "wan-delay.py"
+    spec = importlib.util.spec_from_file_location("wan_delay", path)
+    holder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(holder)
+    rng = random.Random(7)
+
+    def mean_delay_ms(gap_s: float, n: int = 2000) -> float:
+        last, total = 0.0, 0.0
+        for i in range(n):
+            arrived = i * gap_s
+            last = holder.release_at(last, arrived, 0.010, rng.uniform(-0.005, 0.005))
+            total += last - arrived
+        return total / n * 1000
+    assert 9.7 < mean_delay_ms(0.100) < 10.3           # 100 ms apart: each its own draw, mean 10 ms
+    assert mean_delay_ms(0.0001) > 13.0               # 0.1 ms apart: most of the way to delay + jitter

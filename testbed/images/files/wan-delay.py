@@ -120,6 +120,14 @@ def parse_packet(data: bytes, a: int, end: int) -> tuple[int | None, float | Non
     return pid, stamp
 
 
+def release_at(last_release: float, arrived: float, delay: float, jitter: float) -> float:
+    """When a packet that arrived at ``arrived`` leaves: after its delay with its jitter draw, and
+    never before the packet ahead of it (no reordering). So packets closer together than the jitter
+    leave at the running maximum of their draws: under load the mean delay drifts from ``delay``
+    towards delay + jitter, where netem (which reorders instead) keeps its mean at ``delay``."""
+    return max(last_release, arrived + max(0.0, delay + jitter))
+
+
 def stamp_receptions() -> socket.socket | None:
     """Turn the kernel's receive timestamps on (they are off until a socket asks for them): a
     socket with SO_TIMESTAMP, kept open as long as the holder runs."""
@@ -193,7 +201,7 @@ def main() -> int:
             arrived = now if stamp is None else min(now, max(now - 1.0, stamp - offset))
             counts["stamped"] += stamp is not None
             jitter = random.uniform(-cfg["jitter"], cfg["jitter"]) if cfg["jitter"] else 0.0
-            last_release = max(last_release, arrived + max(0.0, cfg["delay"] + jitter))
+            last_release = release_at(last_release, arrived, cfg["delay"], jitter)
             held.append((last_release, pid))
             counts["held"] += 1
         due = None
