@@ -168,3 +168,21 @@ links:
     assert "name the region with its provider, e.g. azure:lab" in problems["clouds.edge.region"]
     (aws_azure,) = parse(text.replace("moon-base1", "europe-west4").replace("region: lab", "region: aws:eu-west-2")).links[:1]
     assert 10 < aws_azure.rtt_ms < 40 and aws_azure.bandwidth_mbit > 1000     # both filled, 64 connections' figure
+
+
+def test_windows_a_job_had_not_computed_because_it_fell_behind_are_a_result_not_a_loss():
+    import pandas as pd
+    from testbed.experiment.session import cell_problems
+    from testbed.measure.metrics import loss_attribution, source_behind_at_end
+    series = pd.DataFrame({"t_s": [0.0, 1, 2, 3], "lag": [0.0, 10_000, 20_000, 99_999]})
+    assert source_behind_at_end(series, 3) == 20_000       # the load's last second, not the drain after it
+    row = {"lost": 90_000, "duplicated": 0, "window_s": 10.0, "slide_s": 2.0, "source_behind_at_end": 20_000,
+           "results_unread": 0}
+    row.update(loss_attribution(row))
+    assert row["loss_cause"].startswith("behind: the job's source was 20,000 events behind")
+    assert cell_problems(row) == []
+    # more missing than the backlog can hold, or no backlog: a loss, named as one
+    for behind in (10_000, 0):
+        r = {**row, "source_behind_at_end": behind, "loss_cause": ""}
+        r.update(loss_attribution(r))
+        assert r["loss_cause"].startswith("not explained") and cell_problems(r) == ["lost 90000"]

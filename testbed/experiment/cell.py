@@ -307,6 +307,7 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
         for col, values in rtt_per_second(probes, secs, t0).items():
             series[col] = values
         row["lag_slope"] = measure.lag_slope(series, spec.warmup, spec.duration)
+        row["source_behind_at_end"] = round(measure.source_behind_at_end(series, spec.duration), 0)
         latency = measure.measured_latency(raw, spec.warmup)
         if injector:
             injector.stop()

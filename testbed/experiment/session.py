@@ -30,6 +30,7 @@ from ..results.store import ResultsDir, host_facts, now
 from ..stack import services
 from ..model.topology import Topology, links_with
 from .cell import CellSpec, clear_leftovers, run_cell
+from ..measure import metrics as measure_mod
 from ..measure.metrics import NOT_APPLICABLE
 from ..workload.jobs import JobError
 from .options import MEASUREMENT_OPTIONS, Experiment, OptionError
@@ -74,6 +75,8 @@ def cell_problems(row: dict) -> list[str]:
     lost, duplicated = _number(row.get("lost")), _number(row.get("duplicated"))
     if math.isnan(lost):
         out.append("lost: not measured")
+    elif lost and _text(row.get("loss_cause")).startswith(measure_mod.BACKLOG):
+        pass    # a job behind its input is a throughput result (its loss_cause says so), not a failure
     elif lost:
         out.append(f"lost {lost:.0f}")
     if math.isnan(duplicated):

@@ -289,6 +289,16 @@ def _n(v) -> int:
     return 0 if v is None or v != v else int(v)
 
 
+BACKLOG = "behind"
+
+
+def source_behind_at_end(series: pd.DataFrame, duration_s: float) -> float:
+    """Events the broker had acknowledged that the job's source had not read yet, at the load's last
+    second (the time series' lag there; NaN where it was not read)."""
+    at = series[series["t_s"] <= duration_s - 1]["lag"].dropna()
+    return float(at.iloc[-1]) if len(at) else float("nan")
+
+
 def loss_attribution(row: dict) -> dict:
     """Where the events behind ``lost`` went, from the counters along their path: the driver's
     unacknowledged sends, Flink's late-record drops and its sink's sends and send errors, the results
@@ -314,7 +324,15 @@ def loss_attribution(row: dict) -> dict:
     if not unread and not _n(row.get("restarts")) and sent == sent and sent is not None and read == read \
             and read is not None and sent > read:
         causes.append(f"{int(sent - read)} results Flink's sink sent are not in the topic")
-    if lost is None or lost != lost or lost == 0:
+    behind = row.get("source_behind_at_end")
+    per_event = max(1.0, _count(row.get("window_s")) / _count(row.get("slide_s"))) \
+        if _count(row.get("slide_s")) > 0 else 1.0
+    if not causes and lost and lost == lost and behind and behind == behind and 0 < lost <= behind * per_event:
+        # not lost along the path: never read, because the job had fallen behind its input
+        out["loss_cause"] = (f"{BACKLOG}: the job's source was {behind:,.0f} events behind the events topic when "
+                             "the load ended, so their windows were never computed before the results were read "
+                             "(the job's throughput was below the offered rate: see processed_rate and lag_slope)")
+    elif lost is None or lost != lost or lost == 0:
         out["loss_cause"] = "; ".join(causes) if unread > 0 else ("none" if lost == 0 else "not applicable")
     else:
         out["loss_cause"] = "; ".join(causes) or (
