@@ -342,6 +342,8 @@ def cmd_report(args) -> int:
 def cmd_bench(args) -> int:
     if args.what == "overhead":
         return _bench_overhead(args)
+    if args.what == "cell":
+        return _bench_cell(args)
     if args.what == "broker":
         return _bench_broker(args)
     from .workload import bench
@@ -409,6 +411,27 @@ def _bench_overhead(args) -> int:
     return 0 if all(c["lost"] == 0 and c["duplicated"] == 0 for c in res["cells"]) else 1
 
 
+def _bench_cell(args) -> int:
+    """A cell's fixed cost, its job started through REST against a flink run client (experiment/fixedcost.py)."""
+    from .experiment.fixedcost import compare
+    provider = for_cloud("emulated", None)
+    tb = Testbed.attach(provider, args.testbed_run) if args.testbed_run else Testbed.up(provider, load(args.topology))
+    try:
+        res = compare(tb, repetitions=args.repetitions, duration=args.duration or 15, rate=args.rate or 1000)
+    finally:
+        tb.close() if args.testbed_run else tb.down()
+    if not _printed_json(args, res):
+        print(f"fixed cost per cell at {res['rate']:,.0f} events/s, {res['duration']:g} s of load, "
+              f"{res['repetitions']} pair(s), run {res['run_id']}:")
+        for c in res["cells"]:
+            print(f"  {c['submit']:9} pair {c['repetition']}: fixed {c['fixed_cost_s']:6.1f} s, of it submitting "
+                  f"{c['submit_s']:5.1f} s (wall {c['cell_wall_s']:.1f} s)  cell {c['cell']}")
+        for via, m in res["median"].items():
+            print(f"  median {via:9}: fixed {m['fixed_cost_s']:.1f} s, submitting {m['submit_s']:.1f} s")
+        print(f"  ratio of median fixed cost (rest / flink-run): {res['ratio_fixed_cost']}")
+    return 0 if all(c["lost"] == 0 for c in res["cells"]) else 1
+
+
 def cmd_images(args) -> int:
     client = host_client()
     tags = img.build_all(client, img.ALL_RECIPES)
@@ -465,15 +488,16 @@ def main(argv: list[str] | None = None) -> int:
     rp.set_defaults(fn=cmd_report)
     be = sub.add_parser("bench", help="benchmarks: `bench driver` measures the load driver alone against the broker; "
                         "`bench broker` the broker alone with a cell's producer and consumers, per minute; "
-                        "`bench overhead` the passthrough job on the emulated Swarm against plain containers")
-    be.add_argument("what", choices=("driver", "broker", "overhead"))
+                        "`bench overhead` the passthrough job on the emulated Swarm against plain containers; "
+                        "`bench cell` a cell's fixed cost with its job started through REST against flink run")
+    be.add_argument("what", choices=("driver", "broker", "overhead", "cell"))
     be.add_argument("--rate", type=float, default=None, help="offered events/s (default: driver 100000, overhead 1000)")
     be.add_argument("--duration", type=float, default=None, help="seconds of load (default: driver 10, overhead 30)")
     be.add_argument("--warmup", type=float, default=10, help="overhead: seconds excluded from the statistics (default 10)")
-    be.add_argument("--repetitions", type=int, default=3, help="overhead: pairs of cells (default 3)")
-    be.add_argument("--testbed-run", default=None, metavar="RUN_ID", help="overhead: a testbed already up "
+    be.add_argument("--repetitions", type=int, default=3, help="overhead, cell: pairs of cells (default 3)")
+    be.add_argument("--testbed-run", default=None, metavar="RUN_ID", help="overhead, cell: a testbed already up "
                     "(python -m testbed up); default: bring up --topology and remove it at the end")
-    be.add_argument("--topology", default="seed", help="overhead: the topology to bring up (default seed)")
+    be.add_argument("--topology", default="seed", help="overhead, cell: the topology to bring up (default seed)")
     be.add_argument("--processes", type=int, default=1, help="driver processes (default 1)")
     be.add_argument("--payload-bytes", type=int, default=None, help="bytes per event (default: driver 100, "
                     "broker 0, a cell's unpadded event)")

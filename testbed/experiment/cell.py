@@ -70,6 +70,7 @@ class CellSpec:
     source_properties: tuple[tuple[str, str], ...] = ()     # the SQL job's Kafka source: client settings over the harness's
     sink_properties: tuple[tuple[str, str], ...] = ()       # ... and its Kafka sink's
     links: tuple[tuple[str, str, str, float], ...] = ()      # (cloud, cloud, field, value): a link axis's values
+    submit: str = "rest"                # how a SQL job is started (pipeline.SUBMIT): REST, or a flink run client
 
     def __post_init__(self):
         if not (isinstance(self.rate, (int, float)) and self.rate > 0 and math.isfinite(self.rate)):
@@ -85,6 +86,8 @@ class CellSpec:
         if self.checkpoint_mode not in ("at-least-once", "exactly-once") or not self.checkpoint_interval_s >= 0:
             raise ValueError(f"checkpoint mode must be at-least-once or exactly-once and the interval >= 0 s, got "
                              f"{self.checkpoint_mode!r}, {self.checkpoint_interval_s!r}")
+        if self.submit not in pipeline.SUBMIT:
+            raise ValueError(f"submit must be one of {', '.join(pipeline.SUBMIT)}, got {self.submit!r}")
         if self.slots < 1 or self.keys < 1 or self.driver_processes < 0 or self.payload_bytes < 0 or self.spare_slots < 0:
             raise ValueError("slots and keys must be >= 1; driver processes, payload bytes and spare slots >= 0")
         if not (isinstance(self.cpu_scale, (int, float)) and 0 <= self.cpu_scale and math.isfinite(self.cpu_scale)):
@@ -186,6 +189,7 @@ def clear_leftovers(tb: Testbed, cluster: flink.FlinkCluster | None = None) -> N
 def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict:
     """Run one cell; returns its row. If ``artifacts`` is given, it receives the cell's raw
     ``latency`` samples and per-second ``timeseries`` (pandas frames)."""
+    began = time.monotonic()
     placement = choose(tb.topology, spec.placement, spec.taskmanagers)   # fails before anything starts
     links = links_with(tb.topology.links, spec.links)
     if spec.links and tb.wan is None:
@@ -265,8 +269,10 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
                lambda: kafka.admin(tb, bootstrap, driver_nodes[0], [], [events, results])]
     try:
         settings = pipeline.recovery_settings(spec.checkpoint_interval_s, spec.checkpoint_mode)
+        submitting = time.monotonic()
         job_id = _submit(cluster, spec, bootstrap, events, results, window, settings)
         row["job_id"] = job_id
+        row["submit_s"] = round(time.monotonic() - submitting, 2)
         if tb.wan:
             tb.wan.check()      # a broken link would be measured as the system's
         prober.start()      # the RTT across each link under the load
@@ -324,6 +330,10 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
         raise
     _cleanup(cleanup)
     row["ended"] = now()
+    # what the cell cost besides its load: Flink (re)deployed, broker and topics, the job submitted,
+    # the driver started, the results collected, everything removed (python -m testbed bench cell)
+    row["cell_wall_s"] = round(time.monotonic() - began, 2)
+    row["fixed_cost_s"] = round(row["cell_wall_s"] - spec.duration, 2)
     return row
 
 
@@ -353,7 +363,7 @@ def _submit(cluster, spec: CellSpec, bootstrap: str, events: str, results: str, 
                                       parallelism=cluster.parallelism, window=window)
         return pipeline.submit_jar(cluster, job.path, job.entry_class, job.program_args(values), settings=settings)
     return pipeline.submit(cluster, job.sql(events, results, bootstrap, window, cluster.parallelism, settings,
-                                            spec.source_properties, spec.sink_properties))
+                                            spec.source_properties, spec.sink_properties), via=spec.submit)
 
 
 def _missing_after(raw: dict, fault_s: float) -> int:

@@ -205,18 +205,83 @@ def submit_command(statements: str, parallelism: int) -> tuple[list[str], dict]:
     return ["bash", "-c", script], {"JOB_SQL": sql.runner_script(statements), **flink_client_env()}
 
 
-def submit(cluster: FlinkCluster, statements: str, timeout: float = 120) -> str:
-    """Submit from the jobmanager node; returns the job id once it is RUNNING with every task running."""
-    tb: Testbed = cluster.testbed
-    jm = tb.node(tb.topology.jobmanager.hostname)
-    command, env = submit_command(statements, cluster.parallelism)
-    with step(log, f"submit the SQL job (parallelism {cluster.parallelism})"):
-        out = services.run_once(jm, tb.images["flink"], command, network=tb.network, environment=env,
-                                labels=tb.labels(), timeout=timeout, what="flink run")
-        m = re.search(r"Job ID:\s*([0-9a-f]{32})", out)
-        if not m:
-            raise RuntimeError(f"flink run did not print a job id:\n{out[-4000:]}")
-        return wait_running(cluster, m.group(1), timeout)
+SUBMIT = ("rest", "flink-run")
+
+
+def submit(cluster: FlinkCluster, statements: str, timeout: float = 120, via: str = "rest") -> str:
+    """Start the statements' job; returns its id once it is RUNNING with every task running.
+    ``rest`` (the default): with the SQL runner already uploaded to the jobmanager (``runner_jar``), so
+    that they are planned in its JVM, warm after the first cell; ``flink-run``: from a new client
+    container on the jobmanager's node (``flink run``), a JVM started and warmed for every job."""
+    with step(log, f"submit the SQL job (parallelism {cluster.parallelism}, {via})"):
+        if via == "rest":
+            job_id = _run_jar(cluster, runner_jar(cluster), "SqlRunner", ["--script", sql.runner_script(statements)],
+                              {}, timeout, "the SQL runner")
+        else:
+            tb: Testbed = cluster.testbed
+            command, env = submit_command(statements, cluster.parallelism)
+            out = services.run_once(tb.node(tb.topology.jobmanager.hostname), tb.images["flink"], command,
+                                    network=tb.network, environment=env, labels=tb.labels(), timeout=timeout,
+                                    what="flink run")
+            m = re.search(r"Job ID:\s*([0-9a-f]{32})", out)
+            if not m:
+                raise RuntimeError(f"flink run did not print a job id:\n{out[-4000:]}")
+            job_id = m.group(1)
+        return wait_running(cluster, job_id, timeout)
+
+
+_RUNNERS: dict[str, str] = {}       # jobmanager REST URL -> the SQL runner's jar id uploaded there
+_RUNNER_BYTES: dict[str, bytes] = {}    # Flink image -> the runner jar it holds
+
+
+def runner_jar(cluster: FlinkCluster) -> str:
+    """The SQL runner's jar id on the cluster's jobmanager, uploaded once per jobmanager: a jobmanager
+    started again (another configuration, a fault) has lost its uploads, and is given it again. The
+    jar comes out of the Flink image, as the jobmanager's node holds it."""
+    import requests
+    jar_id = _RUNNERS.get(cluster.rest_url)
+    if jar_id and any(f["id"] == jar_id for f in cluster.rest("/jars").get("files", [])):
+        return jar_id
+    tb = cluster.testbed
+    image = tb.images["flink"]
+    if image not in _RUNNER_BYTES:
+        _RUNNER_BYTES[image] = _file_of_image(tb.node(tb.topology.jobmanager.hostname).client, image, RUNNER,
+                                              tb.labels())
+    r = requests.post(cluster.rest_url + "/jars/upload", timeout=60,
+                      files={"jarfile": ("sql-runner.jar", _RUNNER_BYTES[image], "application/x-java-archive")})
+    if r.status_code != 200:
+        raise RuntimeError(f"uploading the SQL runner to {cluster.rest_url}: HTTP {r.status_code}: {r.text[:2000]}")
+    _RUNNERS[cluster.rest_url] = jar_id = r.json()["filename"].rsplit("/", 1)[-1]
+    return jar_id
+
+
+def _file_of_image(client, image: str, path: str, labels: dict) -> bytes:
+    """One file of an image, read from a container created (never started) from it and removed
+    (labelled with the run, so that a killed run's is cleaned up with the rest)."""
+    import io
+    import tarfile
+    c = client.containers.create(image, ["true"], labels=labels)
+    try:
+        stream, _ = c.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            return tar.extractfile(tar.getmembers()[0]).read()
+    finally:
+        c.remove(force=True)
+
+
+def _run_jar(cluster: FlinkCluster, jar_id: str, entry_class: str, args: list[str], settings: dict[str, str],
+             timeout: float, what: str) -> str:
+    """POST /jars/:id/run; the job id, or the root causes of a main() that threw."""
+    import requests
+    r = requests.post(f"{cluster.rest_url}/jars/{jar_id}/run", timeout=timeout, json={
+        "entryClass": entry_class, "programArgsList": args, "parallelism": cluster.parallelism,
+        "flinkConfiguration": settings or {}})
+    if r.status_code != 200:
+        errors = (r.json().get("errors") if r.headers.get("content-type", "").startswith("application/json")
+                  else None) or [r.text]
+        raise RuntimeError(f"running {entry_class} from {what}: HTTP {r.status_code}: "
+                           + _root_causes("\n".join(map(str, errors))))
+    return r.json()["jobid"]
 
 
 def submit_jar(cluster: FlinkCluster, path: str, entry_class: str, args: list[str], timeout: float = 180,
@@ -235,15 +300,7 @@ def submit_jar(cluster: FlinkCluster, path: str, entry_class: str, args: list[st
             raise RuntimeError(f"uploading {path} to {cluster.rest_url}: HTTP {r.status_code}: {r.text[:2000]}")
         jar_id = r.json()["filename"].rsplit("/", 1)[-1]
         try:
-            r = requests.post(f"{cluster.rest_url}/jars/{jar_id}/run", timeout=timeout, json={
-                "entryClass": entry_class, "programArgsList": args, "parallelism": cluster.parallelism,
-                "flinkConfiguration": settings or {}})
-            if r.status_code != 200:
-                errors = (r.json().get("errors") if r.headers.get("content-type", "").startswith("application/json")
-                          else None) or [r.text]
-                raise RuntimeError(f"running {entry_class} from {name}: HTTP {r.status_code}: "
-                                   + _root_causes("\n".join(map(str, errors))))
-            job_id = r.json()["jobid"]
+            job_id = _run_jar(cluster, jar_id, entry_class, args, settings or {}, timeout, name)
         finally:
             requests.delete(f"{cluster.rest_url}/jars/{jar_id}", timeout=30)
         return wait_running(cluster, job_id, timeout)

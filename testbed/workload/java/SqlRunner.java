@@ -1,7 +1,9 @@
-// Runs Flink SQL statements against the cluster `flink run` points it at, and prints the id of the
-// job an INSERT starts. Compiled into the Flink image at build time; the harness submits
-//     flink run -d -m jobmanager:8081 -c SqlRunner /opt/flink/runner/sql-runner.jar job.sql
-// because Flink's SQL client needs the SQL gateway jar, which the PyPI distribution lacks.
+// Runs Flink SQL statements against the cluster it runs in, and prints the id of the job an INSERT
+// starts. Compiled into the Flink image at build time. The harness uploads it to the jobmanager once
+// (REST /jars/upload, as the web UI does) and starts each cell's job with
+//     POST /jars/<id>/run {"entryClass": "SqlRunner", "programArgsList": ["--script", <records>]}
+// so that the statements are planned in the jobmanager's warm JVM; `flink run -d ... job.sql` (a file)
+// works too. Flink's SQL client would need the SQL gateway jar, which the PyPI distribution lacks.
 //     java -cp ... SqlRunner --validate job.sql
 // only plans the statements (DDL is registered, INSERTs are explained, nothing runs, nothing
 // connects) and prints "VALID", or "INVALID statement N: <Flink's message>" and exits 3.
@@ -22,8 +24,8 @@ import org.apache.flink.table.api.bridge.java.StreamTableEnvironment;
 public class SqlRunner {
     public static void main(String[] args) throws Exception {
         boolean validate = args[0].equals("--validate");
-        String file = validate ? args[1] : args[0];
-        String text = new String(Files.readAllBytes(Paths.get(file)), StandardCharsets.UTF_8);
+        String text = args[0].equals("--script") ? args[1]
+                : new String(Files.readAllBytes(Paths.get(validate ? args[1] : args[0])), StandardCharsets.UTF_8);
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         StreamTableEnvironment tables = StreamTableEnvironment.create(env);
         int n = 0;
