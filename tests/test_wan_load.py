@@ -88,3 +88,4 @@ def test_a_one_bdp_queue_bounds_the_delay_a_saturating_flow_adds_and_a_long_queu
     assert bdp_mbit >= 0.8 * 20 and long_mbit >= 0.8 * 20
     assert bdp["wan_rtt_loaded_p50_ms"] <= 20 + 20 + 5
     assert long["wan_rtt_loaded_p50_ms"] >= 4 * 20
+
