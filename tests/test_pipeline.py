@@ -42,6 +42,9 @@ COLUMNS = {
     "wan_queue_drops", "wan_late_fraction", "host_cpu_busy", "host_cpu_steal", "testbed_limited",
     "testbed_limited_why", "testbed_notes", "cpu_model", "node_cpu_budgets", "node_cpu_used",
     "metrics_stale_max_s", "metrics_stale", "metric_fetch_timeout", "checkpoints_completed", "checkpoint_gap_max_s",
+    "wan_rtt_loaded", "wan_rtt_loaded_link", "wan_rtt_loaded_p50_ms", "wan_rtt_loaded_p99_ms", "wan_stamped_fraction",
+    "source_window_cap_ev_s", "source_behind_at_end", "submit", "submit_s", "cell_wall_s", "fixed_cost_s", "links",
+    "axis_values", "link_sources",
 }
 
 
@@ -133,6 +136,13 @@ def test_cell_with_taskmanagers_on_two_clouds(fst_testbed, tmp_path):
     assert 0 < row["host_cpu_busy"] <= 1 and 0 <= row["host_cpu_steal"] < 1
     if fst_testbed.wan.backend == "nfqueue":   # the holder counted the cell's packets across the WAN
         assert row["wan_queue_drops"] == 0 and 0 <= row["wan_late_fraction"] < 0.2
+        assert row["wan_stamped_fraction"] > 0.99          # timed from the kernel's receive stamps
+    # the RTT the load met, probed every 100 ms both ways across the seed's 20 ms link
+    assert row["wan_rtt_loaded_link"] == "azure-google" and 18 <= row["wan_rtt_loaded_p50_ms"] <= 22, row
+    assert json.loads(row["wan_rtt_loaded"])["azure-google"]["probes"] >= 0.8 * 2 * 10 * (row["duration"] - row["warmup"])
+    # the google taskmanager's source reads across the link with the default 64 KiB buffer
+    assert row["source_window_cap_ev_s"] == pytest.approx(65536 / 0.020 / (row["event_bytes"] + 3 + 10), rel=0.01)
+    assert row["submit"] == "rest" and 0 < row["submit_s"] < row["fixed_cost_s"] < row["cell_wall_s"]
     # what the cell leaves behind: Flink (for the next cell), no job, no driver
     assert [j["status"] for j in flink.FlinkCluster(fst_testbed, None, 1).rest("/jobs")["jobs"]
             if j["status"] == "RUNNING"] == []
