@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from .core import progress
+from .core import compat, progress
 from .core import run as runmod
 from .experiment.options import EXPERIMENT, TESTBED, Experiment, OptionError, add_to, values
 from .experiment.session import Session
@@ -325,11 +325,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     capman = config.pluginmanager.getplugin("capturemanager")
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    terminal = (not config.stash.get(_live_key, False) and not _is_worker(config) and reporter is not None
-                and reporter._tw.hasmarkup)
+    markup, line = compat.terminal(reporter) if reporter is not None else (False, lambda: "")
+    terminal = not config.stash.get(_live_key, False) and not _is_worker(config) and markup
     progress.configure("auto" if terminal else "lines", terminal=terminal,
-                       suspend=capman.global_and_fixture_disabled if capman is not None else None,
-                       line=lambda: getattr(reporter._tw, "_current_line", ""))
+                       suspend=capman.global_and_fixture_disabled if capman is not None else None, line=line)
 
 
 def pytest_keyboard_interrupt(excinfo) -> None:

@@ -30,6 +30,7 @@ import docker.errors
 from ..core import env
 from ..core.progress import Progress
 from ..core.run import file_lock, step
+from ..core import compat
 
 log = logging.getLogger(__name__)
 
@@ -353,8 +354,7 @@ def bundle(client: docker.DockerClient, tags: list[str]) -> Path:
         if path.exists():
             return path
         with step(log, f"save {len(tags)} images to {path.name}", unit="bytes") as p:
-            resp = client.api.get(client.api._url("/images/get"), params={"names": tags}, stream=True)
-            client.api._raise_for_status(resp)
+            resp = compat.api_stream(client, "/images/get", names=tags)
             tmp = path.with_suffix(".part")
             with open(tmp, "wb") as f:
                 for chunk in resp.iter_content(1 << 20):

@@ -22,6 +22,7 @@ import paramiko
 from docker.transport.sshconn import SSHHTTPAdapter
 
 from ..model.inventory import SshTarget
+from ..core import compat
 
 
 class SshError(RuntimeError):
@@ -187,8 +188,5 @@ def docker_client(t: SshTarget, timeout: int = 120) -> docker.DockerClient:
     """The host's Docker engine through the docker SDK over ssh:// (``docker system dial-stdio``)."""
     # made with a shelled-out transport that does not connect yet, then given the keyed adapter
     client = docker.DockerClient(base_url=t.docker_url, use_ssh_client=True, timeout=timeout, version="1.41")
-    adapter = _KeyedSSHAdapter(t, timeout)
-    client.api._custom_adapter = adapter
-    client.api.mount("http+docker://ssh", adapter)
-    client.api._version = client.api._retrieve_server_version()
+    compat.use_adapter(client, _KeyedSSHAdapter(t, timeout), "http+docker://ssh")
     return client
