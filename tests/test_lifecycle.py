@@ -105,6 +105,31 @@ def test_ctrl_c_tears_down(tmp_path):
     assert leftovers(run_id) == []
 
 
+@pytest.mark.extended
+def test_a_run_killed_with_sigkill_is_reaped_within_a_minute_and_no_other_run_is_touched(fst_testbed, tmp_path):
+    """kill -9 of the harness runs no teardown at all: the run's reaper (provision/reaper.py), a process
+    of its own watching the harness, removes it by its label."""
+    proc = _subrun(tmp_path, "-s", "-k", "waits", wait=True)
+    ready = tmp_path / "out" / "ready"
+    try:
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise GiveUp("the sub-run ended early:\n" + proc.stdout.read())
+            return ready.exists()
+        wait_for(up, 300, "the sub-run's testbed to come up")
+        run_id = ready.read_text()
+        assert leftovers(run_id), "the run's resources exist while it runs"
+    finally:
+        proc.kill()             # SIGKILL: no handler, no teardown
+        proc.wait(30)
+    t = time.monotonic()
+    wait_for(lambda: leftovers(run_id) == [], 60, f"run {run_id} reaped", interval=1,
+             detail=lambda: ", ".join(leftovers(run_id)))
+    print(f"run {run_id} reaped {time.monotonic() - t:.1f} s after kill -9")
+    assert leftovers(fst_testbed.run_id), "the live session's run must be kept"
+    assert fst_testbed.wan.health() == [] and fst_testbed.manager.client.ping()
+
+
 def test_clean_removes_a_killed_runs_leftovers_and_keeps_live_runs(fst_testbed):
     """A run whose owner died (SIGKILL: no teardown ran) is found by label and removed."""
     client = host_client()
@@ -148,3 +173,4 @@ def test_cli_up_status_and_down_of_a_run_of_its_own():
     assert leftovers(run_id) == []
     again = cli("down", "--run", run_id)
     assert again.returncode != 0 and f"nothing of run '{run_id}'" in again.stderr, again.stderr[-2000:]
+

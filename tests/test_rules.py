@@ -214,3 +214,44 @@ def test_the_holder_keeps_order_so_under_load_jitter_raises_its_mean_delay():
         return total / n * 1000
     assert 9.7 < mean_delay_ms(0.100) < 10.3           # 100 ms apart: each its own draw, mean 10 ms
     assert mean_delay_ms(0.0001) > 13.0               # 0.1 ms apart: most of the way to delay + jitter
+
+
+def test_the_reaper_removes_a_run_once_its_owner_is_gone_and_nothing_else():
+    from testbed.provision.reaper import watch
+    state = {"polls": 0}
+
+    def alive(owner: str) -> bool:
+        state["polls"] += 1
+        return state["polls"] < 3          # the owner dies on the third look
+    removed = watch("run-a", "host:1:2", alive=alive, destroy=lambda rid: [f"container of {rid}"], poll_s=0)
+    assert removed == ["container of run-a"] and state["polls"] == 3
+
+
+def test_the_locks_between_test_processes_exclude_and_share_as_their_modes_say(tmp_path):
+    import threading
+    import time as _time
+    from testbed.core.locks import Locks
+    a, b = Locks(tmp_path), Locks(tmp_path)        # two processes' handles (flock is per open file)
+    events: list[str] = []
+
+    def other(lock_cm, name: str) -> threading.Thread:
+        def run():
+            with lock_cm():
+                events.append(name)
+        t = threading.Thread(target=run)
+        t.start()
+        return t
+    with a.load("sh"):
+        t = other(lambda: b.load("sh"), "b shares")      # shared with shared: at once
+        t.join(5)
+        assert events == ["b shares"]
+        with a.quietly():                               # alone: b waits for it
+            t = other(lambda: b.load("ex"), "b alone")
+            _time.sleep(0.3)
+            assert events == ["b shares"]
+            events.append("a done")
+        # back to shared: b, wanting it alone, still waits until a lets go
+        _time.sleep(0.3)
+        assert events == ["b shares", "a done"]
+    t.join(5)
+    assert events == ["b shares", "a done", "b alone"]

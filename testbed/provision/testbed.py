@@ -33,6 +33,7 @@ from ..providers.engine import host_client
 from ..providers.wan import Wan
 from ..model.topology import Topology, parse
 from . import distribute, network, swarm, teardown
+from .reaper import Reaper
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Testbed:
     preflight: dict = field(default_factory=dict)           # real hosts: the preflight report (hosts, ports)
     owned: bool = False             # made by this handle's ``up``: leaving ``with`` removes it
     cpu_nesting: dict | None = None  # emulated: node -> whether its containers share its CPU budget (provision/cpu.py)
+    reaper: Reaper | None = field(default=None, repr=False)    # removes the run if its owner is killed
 
     # -- lookups -------------------------------------------------------------------------------
     def node(self, hostname: str) -> Machine:
@@ -119,11 +121,13 @@ class Testbed:
         # what any other process needs to attach to this run later
         manager_labels = {runmod.LABEL_TOPOLOGY_TEXT: topology.text, LABEL_IMAGES: json.dumps(image_ids)}
         tb: Testbed | None = None
+        # a run this process owns on emulated clouds goes with it, even if it is killed (provision/reaper.py)
+        reaper = Reaper.start(run_id, owner) if provider.disposable and owner != "cli" else None
         try:
             t1 = time.monotonic()
             machines = provider.create(topology, run_id, owner, tags, manager_labels, ssh_authorized_keys)
             tb = cls(run_id, topology, machines, provider, image_ids, timings, provider.wan(run_id, topology),
-                     preflight=preflight, owned=True)
+                     preflight=preflight, owned=True, reaper=reaper)
             timings["nodes_s"] = time.monotonic() - t1
             if not form_swarm:
                 return tb
@@ -139,6 +143,8 @@ class Testbed:
             if tb:
                 tb.close()
             teardown.destroy(provider, run_id)
+            if reaper:
+                reaper.stop()
             raise
 
     @staticmethod
@@ -225,6 +231,8 @@ class Testbed:
         self.close()
         with step(log, f"run {self.run_id}: tear down"):
             teardown.destroy(self.provider, self.run_id)
+        if self.reaper:
+            self.reaper.stop()
         self.timings["down_s"] = time.monotonic() - t0
         return self.timings["down_s"]
 
