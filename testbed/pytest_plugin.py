@@ -20,7 +20,6 @@ records the matrix (the CLI's ``python -m testbed run`` uses the same). Here:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import shutil
@@ -33,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from .core import compat, progress
+from .core.locks import Locks
 from .core import run as runmod
 from .experiment.options import EXPERIMENT, TESTBED, Experiment, OptionError, add_to, values
 from .experiment.session import Session
@@ -50,6 +50,7 @@ _session_key = pytest.StashKey[str]()
 _cells_key = pytest.StashKey[tuple]()
 _inventories_key = pytest.StashKey[list]()
 _live_key = pytest.StashKey[bool]()
+_locks_key = pytest.StashKey["Locks"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -189,8 +190,9 @@ def _fst_exclusive(request: pytest.FixtureRequest):
     # several names: taken in the order given (the testbed's own network check takes
     # "seed-network" before "lifecycle"; keep that order to never wait in a cycle); the load lock
     # last, so that no test waits for a name while holding it
-    with _exclusive(request.config, *(mark.args if mark else ())), \
-            (_load(request.config, "ex" if quiet else "sh") if engine or quiet else contextlib.nullcontext()):
+    locks = _locks(request.config)
+    with locks.exclusive(*(mark.args if mark else ())), \
+            (locks.load("ex" if quiet else "sh") if engine or quiet else contextlib.nullcontext()):
         yield
 
 
@@ -198,94 +200,30 @@ def _fst_exclusive(request: pytest.FixtureRequest):
 def fst_exclusive(request: pytest.FixtureRequest):
     """``with fst_exclusive("lifecycle"): ...`` runs a block while no test marked with that name runs
     in another worker (for a part of a test only, e.g. a sub-run that measures the network)."""
-    return lambda name: _exclusive(request.config, name)
+    return lambda name: _locks(request.config).exclusive(name)
 
 
 @pytest.fixture
 def fst_quiet(request: pytest.FixtureRequest):
     """``with fst_quiet(): ...`` runs a block while no other engine test runs in another worker (it
     waits for those running to end): for a part of a test that measures the network."""
-    return lambda: _load(request.config, "ex")
+    return lambda: _locks(request.config).load("ex")
 
 
 @pytest.fixture(scope="session")
-def fst_locks(request: pytest.FixtureRequest):
+def fst_locks(request: pytest.FixtureRequest) -> Locks:
     """The same locks for fixtures wider than a test, whose setup runs before any test's locks are
     taken: ``with fst_locks.exclusive("lifecycle"), fst_locks.load(): ...`` around provisioning a
     topology of a module's own, ``with fst_locks.load(): ...`` around other heavy work (compiling a
     job), so that none of it runs while a ``quiet`` test measures the network."""
-    config = request.config
-
-    class Locks:
-        @staticmethod
-        def exclusive(*names: str):
-            return _exclusive(config, *names)
-
-        @staticmethod
-        def load(mode: str = "sh"):
-            return _load(config, mode)
-
-    return Locks()
+    return _locks(request.config)
 
 
-# this process's handle on the machine's load lock (a shared flock; measurements take it alone)
-_LOAD: dict = {"file": None, "mode": None}
-_FLOCK = {"sh": fcntl.LOCK_SH, "ex": fcntl.LOCK_EX, None: fcntl.LOCK_UN}
-
-
-@contextlib.contextmanager
-def _load(config: pytest.Config, mode: str):
-    """Hold the load lock in ``mode`` (sh: with other tests; ex: alone), then as before. A change of
-    mode converts the lock this process holds (flock converts by releasing first, so two workers
-    that both want it alone never wait for each other)."""
-    if _LOAD["file"] is None:
-        shared, _ = _shared(config)
-        _LOAD["file"] = open(shared / "load.lock", "w")   # noqa: SIM115 - held for the process's life
-    before = _LOAD["mode"]
-    if before != "ex" and before != mode:
-        fcntl.flock(_LOAD["file"], _FLOCK[mode])
-        _LOAD["mode"] = mode
-    try:
-        yield
-    finally:
-        if _LOAD["mode"] != before:
-            fcntl.flock(_LOAD["file"], _FLOCK[before])
-            _LOAD["mode"] = before
-
-
-@contextlib.contextmanager
-def _exclusive(config: pytest.Config, *names: str):
-    """The inter-process locks of ``exclusive(name)`` for these names, taken in order. The load lock
-    is let go while waiting for them (a test holding it must not wait for one held by a test that
-    waits for the load lock), and taken again once they are held."""
-    if not names:
-        yield
-        return
-    shared, _ = _shared(config)
-    held = _LOAD["mode"]
-    if held:
-        fcntl.flock(_LOAD["file"], fcntl.LOCK_UN)
-        _LOAD["mode"] = None
-    try:
-        with contextlib.ExitStack() as stack:
-            for n in names:
-                stack.enter_context(runmod.file_lock(shared / f"exclusive-{n}.lock"))
-            if held:
-                fcntl.flock(_LOAD["file"], _FLOCK[held])
-                _LOAD["mode"] = held
-            yield
-    finally:
-        if held and _LOAD["mode"] != held:
-            fcntl.flock(_LOAD["file"], _FLOCK[held])
-            _LOAD["mode"] = held
-
-
-@contextlib.contextmanager
-def _quietly(config: pytest.Config):
-    """While the testbed's own network is measured: no test that reconfigures it or provisions a
-    topology of its own, and no other engine test at all."""
-    with _exclusive(config, "seed-network", "lifecycle"), _load(config, "ex"):
-        yield
+def _locks(config: pytest.Config) -> Locks:
+    """This process's locks in the run's shared folder (core/locks.py)."""
+    if _locks_key not in config.stash:
+        config.stash[_locks_key] = Locks(_shared(config)[0])
+    return config.stash[_locks_key]
 
 
 class _OptionError(pytest.Collector.CollectError):
@@ -422,7 +360,7 @@ def fst_testbed(request: pytest.FixtureRequest) -> Testbed:
                                 owner="cli" if config.getoption("--keep-testbed") else owner)
             # measured while no test that loads the machine runs in another worker: the
             # "seed-network" ones and the "lifecycle" ones (provisioning topologies of their own)
-            _session(config).calibrate(tb, config.getoption("--wan-check"), lock=lambda: _quietly(config))
+            _session(config).calibrate(tb, config.getoption("--wan-check"), lock=_locks(config).quietly)
         except BaseException as e:
             state.write_text(json.dumps({**st, "error": f"{type(e).__name__}: {e}"}))
             raise
