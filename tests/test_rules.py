@@ -3,6 +3,8 @@ the per-second series and the lag trend. No engine."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -255,3 +257,24 @@ def test_the_locks_between_test_processes_exclude_and_share_as_their_modes_say(t
         assert events == ["b shares", "a done"]
     t.join(5)
     assert events == ["b shares", "a done", "b alone"]
+
+
+def test_every_driver_command_line_the_harness_builds_is_one_the_driver_parses():
+    from testbed.stack import driver_cli
+    from testbed.workload.driver import parser
+    argvs = [driver_cli.admin("b:9092", ["e:2"], ["r"], timeout=60),
+             driver_cli.produce("b:9092", "e", 1000, 20, slice_="1/2", processes=2, keys=4, payload_bytes=100,
+                                control="/c", out="/c/d.json", warmup_rate=100, warmup_s=5,
+                                producer_properties={"linger.ms": "5"}),
+             driver_cli.produce("b:9092", "e", 1000, 20, t0=1.7e9, timeout=None),
+             driver_cli.collect("b:9092", "e", "r", 30.0, "/c", "/c/r.json"),
+             driver_cli.consume("b:9092", "e", [0, 2], 1.7e9, 65.0, 500)]
+    parsed = [parser().parse_args(a[1:]) for a in argvs]
+    assert all(a[0] == driver_cli.PROGRAM for a in argvs)
+    assert (parsed[0].cmd, parsed[0].create, parsed[0].delete, parsed[0].timeout) == ("admin", ["e:2"], ["r"], 60)
+    p = parsed[1]
+    assert (p.rate, p.duration, p.slice, p.processes, p.keys, p.payload_bytes, p.warmup_rate, p.warmup_s) == \
+        (1000, 20, "1/2", 2, 4, 100, 100, 5) and json.loads(p.producer_properties) == {"linger.ms": "5"}
+    assert parsed[2].t0 == 1.7e9 and parsed[2].timeout == 60 and parsed[2].control == ""   # the driver's defaults
+    assert (parsed[3].cmd, parsed[3].drain, parsed[3].out) == ("collect", 30.0, "/c/r.json")
+    assert (parsed[4].partitions, parsed[4].fetch_wait_ms, parsed[4].duration) == ("0,2", 500, 65.0)

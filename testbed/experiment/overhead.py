@@ -21,6 +21,7 @@ from ..core.run import step, wait_for
 from ..measure import metrics as measure
 from ..provision.testbed import Testbed
 from ..stack.plain import PlainStack
+from ..stack import driver_cli
 from ..workload import load, pipeline, schedule
 from ..workload.jobs import Job
 from ..workload.load import CONTROL, LoadSpec
@@ -43,9 +44,8 @@ def plain_cell(stack: PlainStack, rate: float, duration: float, warmup: float, k
     cell = runmod.new_run_id()[-4:] + f"{int(time.time() * 1000) % 100000:05d}"
     events, results, bootstrap = f"events-{cell}", f"results-{cell}", stack.broker.bootstrap
     driver_image = stack.images["driver"]
-    base = ["/opt/driver/driver.py", "--bootstrap", bootstrap, "--timeout", "120"]
-    stack.run_once(driver_image, base + ["admin", "--create", f"events-{cell}:{stack.parallelism}",
-                                         f"results-{cell}:{stack.parallelism}"], what="topics")
+    stack.run_once(driver_image, driver_cli.admin(bootstrap, [f"events-{cell}:{stack.parallelism}",
+                                                              f"results-{cell}:{stack.parallelism}"]), what="topics")
     job_id = None
     made = []
     try:
@@ -53,14 +53,12 @@ def plain_cell(stack: PlainStack, rate: float, duration: float, warmup: float, k
                                                stack.parallelism)
         out = stack.run_once(stack.images["flink"], command, environment=env, what="flink run")
         job_id = pipeline.wait_running(stack, out.split("Job ID:")[-1].strip()[:32], 120)
-        collector = stack.start(driver_image, base + ["collect", "--events", events, "--results", results, "--drain",
-                                                      str(spec.drain_s), "--control", CONTROL, "--out",
-                                                      f"{CONTROL}/results.json"], what="collect")
+        collector = stack.start(driver_image, driver_cli.collect(bootstrap, events, results, spec.drain_s, CONTROL,
+                                                                 f"{CONTROL}/results.json"), what="collect")
         made.append(collector)
-        producer = stack.start(driver_image, base + [
-            "produce", "--events", events, "--rate", repr(float(rate)), "--duration", repr(float(duration)),
-            "--slice", "0/1", "--processes", str(spec.processes_per_task), "--keys", str(keys), "--payload-bytes",
-            str(payload_bytes), "--control", CONTROL, "--out", f"{CONTROL}/driver.json"], what="produce")
+        producer = stack.start(driver_image, driver_cli.produce(
+            bootstrap, events, rate, duration, processes=spec.processes_per_task, keys=keys,
+            payload_bytes=payload_bytes, control=CONTROL, out=f"{CONTROL}/driver.json"), what="produce")
         made.append(producer)
         wait_for(lambda: load.has_file(producer, "ready.json"), 120, "the plain driver connected", interval=0.25,
                  detail=lambda: producer.logs(tail=30).decode(errors="replace"))

@@ -22,6 +22,7 @@ from ..images.recipes import TANSU_VERSION
 from ..core.run import step
 from ..provision.testbed import Testbed
 from . import services
+from . import driver_cli
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +77,7 @@ def admin(tb: Testbed, bootstrap: str, node: str, create: list[str], delete: lis
           timeout: float = 60) -> list[str]:
     """Create ``name:partitions`` / delete topics with kafka-python's admin client, run on ``node``
     in a driver container on the overlay network; returns the topics that exist afterwards."""
-    args = ["/opt/driver/driver.py", "--bootstrap", bootstrap, "--timeout", str(timeout), "admin"]
-    if delete:
-        args += ["--delete", *delete]
-    if create:
-        args += ["--create", *create]
+    args = driver_cli.admin(bootstrap, create, delete, timeout)
     out = services.run_once(tb.node(node), tb.images["driver"], args, network=tb.network, labels=tb.labels(),
                             timeout=timeout + 30, what="topic administration")
     return json.loads(out.strip().splitlines()[-1])["topics"]

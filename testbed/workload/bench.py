@@ -37,6 +37,7 @@ from ..core.run import step
 from ..providers.engine import host_client
 from ..stack.kafka import BROKER, BrokerSpec
 from ..stack.services import container_cpu_seconds
+from ..stack import driver_cli
 from .driver import PRODUCER_DEFAULTS
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,8 @@ def driver(rate: float = 100_000, duration: float = 10, processes: int = 1, part
                        f"{processes} process(es)"):
             broker_cpu_before = container_cpu_seconds(broker)
             out = _once(client, tags["driver"], net.name, labels, made,
-                        ["/opt/driver/driver.py", "--bootstrap", bootstrap, "produce", "--events", "events",
-                         "--rate", str(rate), "--duration", str(duration), "--processes", str(processes),
-                         "--keys", str(keys), "--payload-bytes", str(payload_bytes)], duration + 180)
+                        driver_cli.produce(bootstrap, "events", rate, duration, processes=processes, keys=keys,
+                                           payload_bytes=payload_bytes, timeout=None), duration + 180)
             broker_cpu_s = container_cpu_seconds(broker) - broker_cpu_before
     raw = json.loads(out.strip().splitlines()[-1])
     elapsed = raw["elapsed_s"] or duration
@@ -92,7 +92,7 @@ def _bench_net(client: docker.DockerClient, broker_cpus: float, partitions: int)
         net.connect(broker, aliases=[BROKER])
         broker.start()
         _once(client, tags["driver"], net.name, labels, made,
-              ["/opt/driver/driver.py", "--bootstrap", spec.bootstrap, "admin", "--create", f"events:{partitions}"], 120)
+              driver_cli.admin(spec.bootstrap, [f"events:{partitions}"], timeout=None), 120)
         yield client, tags, net, labels, made, broker
     finally:
         for c in made:
@@ -132,21 +132,19 @@ def broker(rate: float = 1000, duration: float = 300, partitions: int = 4, consu
     props = dict(producer_properties or {})
     minutes = int(duration // 60)
     with _bench_net(client or host_client(), broker_cpus, partitions) as (client, tags, net, labels, made, b):
-        base = ["/opt/driver/driver.py", "--bootstrap", BrokerSpec().bootstrap]
         t0 = time.time() + 15        # the containers start meanwhile
         readers = []
         for i in range(consumers):
             parts = (list(range(partitions)) if i == consumers - 1 and consumers > 1
                      else [p for p in range(partitions) if p % max(1, consumers - 1) == i] or [i % partitions])
-            c = client.containers.run(tags["driver"], base + [
-                "consume", "--events", "events", "--partitions", ",".join(map(str, parts)), "--t0", repr(t0),
-                "--duration", repr(float(duration) + 5), "--fetch-wait-ms", str(fetch_wait_ms)],
+            c = client.containers.run(tags["driver"], driver_cli.consume(
+                BrokerSpec().bootstrap, "events", parts, t0, float(duration) + 5, fetch_wait_ms),
                 network=net.name, labels=labels, detach=True)
             made.append(c)
             readers.append(c)
-        prod = client.containers.run(tags["driver"], base + [
-            "produce", "--events", "events", "--rate", repr(float(rate)), "--duration", repr(float(duration)),
-            "--payload-bytes", str(payload_bytes), "--t0", repr(t0), "--producer-properties", json.dumps(props)],
+        prod = client.containers.run(tags["driver"], driver_cli.produce(
+            BrokerSpec().bootstrap, "events", rate, duration, payload_bytes=payload_bytes, t0=t0,
+            producer_properties=props, timeout=None),
             network=net.name, labels=labels, detach=True)
         made.append(prod)
         cpu = []

@@ -543,7 +543,8 @@ def _write(path: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The driver's command line (the harness builds it in stack/driver_cli.py)."""
     p = argparse.ArgumentParser(prog="driver")
     p.add_argument("--bootstrap", required=True)
     p.add_argument("--timeout", type=float, default=60, help="seconds to wait for the broker / the harness")
@@ -587,6 +588,11 @@ def main(argv=None) -> int:
     c.add_argument("--control", required=True, help="folder where the harness writes flush.json")
     c.add_argument("--out", required=True)
     c.set_defaults(func=collect)
+    return p
+
+
+def main(argv=None) -> int:
+    p = parser()
     args = p.parse_args(argv)
     if getattr(args, "rate", 1) <= 0:
         p.error(f"--rate must be > 0, got {args.rate}")

@@ -33,6 +33,7 @@ import docker.types
 from ..core.run import GiveUp, step, wait_for
 from ..provision.testbed import Testbed
 from ..stack import services
+from ..stack import driver_cli
 from . import schedule
 from .driver import Schedule
 from .pipeline import WindowSpec
@@ -133,16 +134,12 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
     """Drive the cell's load; returns the merged raw measurements (``merge``). ``on_start`` is
     called with t0 once the schedule is fixed."""
     remove(tb)
-    base = ["/opt/driver/driver.py", "--bootstrap", bootstrap, "--timeout", "120"]
-    collector = _create(tb, COLLECTOR, spec.nodes[0], base + [
-        "collect", "--events", events, "--results", results, "--drain", str(spec.drain_s),
-        "--control", CONTROL, "--out", f"{CONTROL}/results.json"], 0.0)
-    tasks = [_create(tb, task_name(i), node, base + [
-        "produce", "--events", events, "--rate", repr(float(spec.rate)), "--duration", repr(float(spec.duration)),
-        "--slice", f"{i}/{spec.tasks}", "--processes", str(spec.processes_per_task), "--keys", str(spec.keys),
-        "--payload-bytes", str(spec.payload_bytes), "--control", CONTROL, "--out", f"{CONTROL}/driver.json",
-        "--warmup-rate", repr(float(spec.warmup_rate)), "--warmup-s", repr(float(spec.warmup_s)),
-        "--producer-properties", json.dumps(dict(spec.producer_properties))],
+    collector = _create(tb, COLLECTOR, spec.nodes[0], driver_cli.collect(
+        bootstrap, events, results, spec.drain_s, CONTROL, f"{CONTROL}/results.json"), 0.0)
+    tasks = [_create(tb, task_name(i), node, driver_cli.produce(
+        bootstrap, events, spec.rate, spec.duration, slice_=f"{i}/{spec.tasks}", processes=spec.processes_per_task,
+        keys=spec.keys, payload_bytes=spec.payload_bytes, control=CONTROL, out=f"{CONTROL}/driver.json",
+        warmup_rate=spec.warmup_rate, warmup_s=spec.warmup_s, producer_properties=dict(spec.producer_properties)),
         spec.cpus) for i, node in enumerate(spec.nodes)]
     every = [collector, *tasks]
     with step(log, f"start {spec.tasks} driver task(s) on {', '.join(spec.nodes)} and the results collector"):
