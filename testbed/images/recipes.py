@@ -154,13 +154,13 @@ ENTRYPOINT ["/usr/local/bin/tansu"]
 DRIVER = Recipe(
     name="driver",
     base=APP_ROOTFS,
-    files=("workload/driver.py",),
+    files=("workload/driver.py", "workload/schedule.py"),
     pypi=("kafka-python==3.0.12", f"confluent-kafka=={CONFLUENT_KAFKA_VERSION}"),
     prepare=_prepare_driver,
     prepare_version="driver-2",
     dockerfile="""\
 COPY site /opt/driver/site
-COPY driver.py /opt/driver/driver.py
+COPY driver.py schedule.py /opt/driver/
 ENV PYTHONPATH=/opt/driver/site PYTHONUNBUFFERED=1
 ENTRYPOINT ["python3"]
 """,

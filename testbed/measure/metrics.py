@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..workload import schedule
-from ..workload.driver import Schedule
+from ..workload.schedule import Schedule
 
 PERCENTILES = (50, 95, 99)
 # the driver kept its schedule when at most this share of events went out more than 100 ms late

@@ -53,49 +53,11 @@ READ_TO_END_S = 20.0  # at most this long, after it would stop, the collector re
 PAD_FIELD = b',"pad":"'
 
 
-def event_time_ms(t0: float, j: int, rate: float) -> int:
-    """Event j's event time (= due time), ms, in a schedule at one rate."""
-    return int((t0 + j / rate) * 1000)
-
-
-def events_in_schedule(rate: float, duration: float) -> int:
-    return int(round(rate * duration))
-
-
-class Schedule:
-    """The open-loop schedule: ``duration`` seconds, of which the first ``warmup_s`` may run at
-    ``warmup_rate`` (a job that starts cold is warmed at a lower rate, then measured at ``rate``).
-    Events are numbered across both phases; event j is due ``due_s(j)`` seconds after t0. With no
-    warm-up phase, event j is due at j / rate exactly as before (the same float operations)."""
-
-    def __init__(self, rate: float, duration: float, warmup_rate: float = 0.0, warmup_s: float = 0.0):
-        self.rate, self.duration = float(rate), float(duration)
-        if warmup_rate and warmup_s > 0 and warmup_rate != rate:
-            self.warmup_rate, self.warmup_s = float(warmup_rate), float(warmup_s)
-            self.first = events_in_schedule(warmup_rate, warmup_s)     # events of the warm-up phase
-        else:
-            self.warmup_rate, self.warmup_s, self.first = self.rate, 0.0, 0
-        self.total = self.first + events_in_schedule(rate, duration - self.warmup_s)
-
-    def due_s(self, j: int) -> float:
-        if j < self.first:
-            return j / self.warmup_rate
-        return self.warmup_s + (j - self.first) / self.rate
-
-    def time_ms(self, t0: float, j: int) -> int:
-        """Event j's event time (= due time), ms. The harness's vectorised copy must give the same."""
-        return int((t0 + self.due_s(j)) * 1000)
-
-    def due_by(self, t: float) -> int:
-        """How many events are due ``t`` seconds after t0 (due_s(j) <= t)."""
-        if t < 0:
-            return 0
-        if t < self.warmup_s:
-            return min(self.first, math.floor(t * self.warmup_rate) + 1)
-        return min(self.total, self.first + math.floor((t - self.warmup_s) * self.rate) + 1)
-
-    def rate_at(self, t: float) -> float:
-        return self.warmup_rate if t < self.warmup_s else self.rate
+# The schedule is shared with the harness, and is copied into the image beside this file.
+try:
+    from .schedule import Schedule, event_time_ms, events_in_schedule  # noqa: F401 - as a module of the package
+except ImportError:
+    from schedule import Schedule, event_time_ms, events_in_schedule  # noqa: F401 - as the image's script
 
 
 def event_value(key: bytes, j: int, ts: int, payload_bytes: int) -> bytes:

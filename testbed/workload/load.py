@@ -35,7 +35,7 @@ from ..provision.testbed import Testbed
 from ..stack import services
 from ..stack import driver_cli
 from . import schedule
-from .driver import Schedule
+from .schedule import Schedule
 from .pipeline import WindowSpec
 
 log = logging.getLogger(__name__)

@@ -1,17 +1,66 @@
-"""What the open-loop schedule implies, computed instead of counted: the driver keeps no per-event
-books. Event j of a run is due at t0 + ``Schedule.due_s(j)`` (j / rate, after a warm-up phase at
-its own rate if there is one), its event time is that instant in whole ms (``Schedule.time_ms``, the
-same float arithmetic here, vectorised), its key is ``k{j % keys}``;
-each event belongs to the size/slide sliding windows that contain its event time.
+"""The open-loop schedule and what it implies, computed instead of counted: the driver keeps no
+per-event books. Event j of a run is due at t0 + ``Schedule.due_s(j)`` (j / rate, after a warm-up
+phase at its own rate if there is one), its event time is that instant in whole ms
+(``Schedule.time_ms``, the same float arithmetic in ``event_times_ms``, vectorised), its key is
+``k{j % keys}``; each event belongs to the size/slide sliding windows that contain its event time.
+
+The driver program (``driver.py``) uses ``Schedule`` too: this file is copied into the driver image
+beside it, so it needs nothing but the standard library there (numpy is imported by the harness's
+vectorised functions only).
 """
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from .driver import Schedule
 
 CHUNK = 2_000_000
+
+
+def event_time_ms(t0: float, j: int, rate: float) -> int:
+    """Event j's event time (= due time), ms, in a schedule at one rate."""
+    return int((t0 + j / rate) * 1000)
+
+
+def events_in_schedule(rate: float, duration: float) -> int:
+    return int(round(rate * duration))
+
+
+class Schedule:
+    """The open-loop schedule: ``duration`` seconds, of which the first ``warmup_s`` may run at
+    ``warmup_rate`` (a job that starts cold is warmed at a lower rate, then measured at ``rate``).
+    Events are numbered across both phases; event j is due ``due_s(j)`` seconds after t0. With no
+    warm-up phase, event j is due at j / rate exactly as before (the same float operations)."""
+
+    def __init__(self, rate: float, duration: float, warmup_rate: float = 0.0, warmup_s: float = 0.0):
+        self.rate, self.duration = float(rate), float(duration)
+        if warmup_rate and warmup_s > 0 and warmup_rate != rate:
+            self.warmup_rate, self.warmup_s = float(warmup_rate), float(warmup_s)
+            self.first = events_in_schedule(warmup_rate, warmup_s)     # events of the warm-up phase
+        else:
+            self.warmup_rate, self.warmup_s, self.first = self.rate, 0.0, 0
+        self.total = self.first + events_in_schedule(rate, duration - self.warmup_s)
+
+    def due_s(self, j: int) -> float:
+        if j < self.first:
+            return j / self.warmup_rate
+        return self.warmup_s + (j - self.first) / self.rate
+
+    def time_ms(self, t0: float, j: int) -> int:
+        """Event j's event time (= due time), ms. The harness's vectorised copy must give the same."""
+        return int((t0 + self.due_s(j)) * 1000)
+
+    def due_by(self, t: float) -> int:
+        """How many events are due ``t`` seconds after t0 (due_s(j) <= t)."""
+        if t < 0:
+            return 0
+        if t < self.warmup_s:
+            return min(self.first, math.floor(t * self.warmup_rate) + 1)
+        return min(self.total, self.first + math.floor((t - self.warmup_s) * self.rate) + 1)
+
+    def rate_at(self, t: float) -> float:
+        return self.warmup_rate if t < self.warmup_s else self.rate
+
 
 
 def windows_of(ts_ms: int, size_ms: int, slide_ms: int):
@@ -22,8 +71,9 @@ def windows_of(ts_ms: int, size_ms: int, slide_ms: int):
         start -= slide_ms
 
 
-def event_times_ms(t0: float, j: np.ndarray, sch: Schedule) -> np.ndarray:
+def event_times_ms(t0: float, j, sch: Schedule):
     """``Schedule.time_ms`` for an array of event numbers (IEEE float64, the same operations)."""
+    import numpy as np
     j = np.asarray(j, dtype=np.int64)
     due = np.where(j < sch.first, j / sch.warmup_rate, sch.warmup_s + (j - sch.first) / sch.rate)
     return ((t0 + due) * 1000).astype(np.int64)
@@ -31,6 +81,7 @@ def event_times_ms(t0: float, j: np.ndarray, sch: Schedule) -> np.ndarray:
 
 def expected_counts(t0: float, sch: Schedule, keys: int, size_ms: int, slide_ms: int) -> list[list]:
     """[key, window start (ms), events] for every (key, window) the schedule puts events in."""
+    import numpy as np
     total = sch.total
     if total == 0:
         return []
