@@ -89,3 +89,45 @@ def test_a_one_bdp_queue_bounds_the_delay_a_saturating_flow_adds_and_a_long_queu
     assert bdp["wan_rtt_loaded_p50_ms"] <= 20 + 20 + 5
     assert long["wan_rtt_loaded_p50_ms"] >= 4 * 20
 
+
+
+def test_a_holder_killed_during_a_cell_fails_that_cell_naming_the_link(fst_testbed):
+    """With the NFQUEUE backend, a holder that dies while the load runs leaves its direction dropping
+    every packet: the check after the load fails the cell, naming the direction, rather than letting
+    a partition nobody asked for pass for the system's behaviour."""
+    import threading
+
+    from testbed.core.run import wait_for
+    from testbed.experiment.cell import CellSpec, run_cell
+    from testbed.providers.wan import ids
+    from testbed.workload.pipeline import WindowSpec
+    wan = fst_testbed.wan
+    if wan.backend != "nfqueue":
+        pytest.skip("netem's delay lives in the kernel: no holder to lose")
+    d = wan.links[("google", "azure")]
+    _minor, queue = ids(sorted(wan.subnets), d)
+    spec = CellSpec(taskmanagers=2, placement="multi-cloud", rate=200, duration=16, warmup=4,
+                    window=WindowSpec(2, 1, 0.5))
+    failure: list[BaseException] = []
+
+    def cell() -> None:
+        try:
+            run_cell(fst_testbed, spec)
+        except BaseException as e:  # noqa: BLE001 - what the test is about
+            failure.append(e)
+
+    t = threading.Thread(target=cell)
+    t.start()
+    try:
+        # once the load runs (the prober's containers are up), the holder goes
+        wait_for(lambda: any(c.labels.get("component") == "prober"
+                             for m in fst_testbed.machines for c in m.client.containers.list()),
+                 180, "the cell's load to start")
+        wan.router.exec_run(["pkill", "-f", f"^python3 /usr/local/bin/wan-delay.py {queue} "])
+        t.join(300)
+    finally:
+        wan.set_direction(d)    # starts the holder again
+        wait_for(lambda: wan.health() == [], 10, "the holder back, writing its stats")
+    assert not t.is_alive() and failure, "the cell did not fail"
+    text = str(failure[0])
+    assert "the emulated WAN is broken: the WAN link google -> azure" in text and "has exited" in text, text
