@@ -78,7 +78,7 @@ def test_a_sql_file_with_a_tumbling_window_is_measured(fst_testbed):
     _accounted(row)
     assert row["counted"] == row["events_sent"]               # tumbling: every event in one window
     assert json.loads(row["source_properties"]) == {"fetch.max.wait.ms": "100", "receive.buffer.bytes": "-1"}
-    assert row["cell_key"].endswith("-sql-tumble")
+    assert row["cell_key"].endswith("-sql-tumble-source:receive.buffer.bytes=-1")    # the settings name the cell
 
 
 def test_passthrough_is_timed_from_each_event_and_counted_per_event(fst_testbed):
