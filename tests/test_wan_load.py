@@ -100,6 +100,7 @@ def test_a_holder_killed_during_a_cell_fails_that_cell_naming_the_link(fst_testb
     from testbed.core.run import wait_for
     from testbed.experiment.cell import CellSpec, run_cell
     from testbed.providers.wan import ids
+    from testbed.workload import load
     from testbed.workload.pipeline import WindowSpec
     wan = fst_testbed.wan
     if wan.backend != "nfqueue":
@@ -119,10 +120,8 @@ def test_a_holder_killed_during_a_cell_fails_that_cell_naming_the_link(fst_testb
     t = threading.Thread(target=cell)
     t.start()
     try:
-        # once the load runs (the prober's containers are up), the holder goes
-        wait_for(lambda: any(c.labels.get("component") == "prober"
-                             for m in fst_testbed.machines for c in m.client.containers.list()),
-                 180, "the cell's load to start")
+        # once the load is starting (its driver services are there), the holder goes
+        wait_for(lambda: load.names(fst_testbed), 180, "the cell's load to start")
         wan.router.exec_run(["pkill", "-f", f"^python3 /usr/local/bin/wan-delay.py {queue} "])
         t.join(300)
     finally:
