@@ -78,18 +78,25 @@ def test_xdist_provisions_once_and_a_failing_test_still_tears_down(tmp_path):
     assert leftovers(run_id) == []
 
 
+def _running(proc: subprocess.Popen, tmp_path: Path) -> str:
+    """The run id of a waiting sub-run (``_subrun(..., wait=True)``) once its testbed is up."""
+    ready = tmp_path / "out" / "ready"
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise GiveUp("the sub-run ended early:\n" + proc.stdout.read())
+        return ready.exists()
+    wait_for(up, 300, "the sub-run's testbed to come up")
+    run_id = ready.read_text()
+    assert leftovers(run_id), "the run's resources exist while it runs"
+    return run_id
+
+
 @pytest.mark.extended
 def test_ctrl_c_tears_down(tmp_path):
     proc = _subrun(tmp_path, "-s", "-k", "waits", wait=True)
-    ready = tmp_path / "out" / "ready"
     try:
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise GiveUp("the sub-run ended early:\n" + proc.stdout.read())
-            return ready.exists()
-        wait_for(up, 300, "the sub-run's testbed to come up")
-        run_id = ready.read_text()
-        assert leftovers(run_id), "the run's resources exist while it runs"
+        run_id = _running(proc, tmp_path)
         proc.send_signal(signal.SIGINT)
         try:
             output, _ = proc.communicate(timeout=120)
@@ -110,15 +117,8 @@ def test_a_run_killed_with_sigkill_is_reaped_within_a_minute_and_no_other_run_is
     """kill -9 of the harness runs no teardown at all: the run's reaper (provision/reaper.py), a process
     of its own watching the harness, removes it by its label."""
     proc = _subrun(tmp_path, "-s", "-k", "waits", wait=True)
-    ready = tmp_path / "out" / "ready"
     try:
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise GiveUp("the sub-run ended early:\n" + proc.stdout.read())
-            return ready.exists()
-        wait_for(up, 300, "the sub-run's testbed to come up")
-        run_id = ready.read_text()
-        assert leftovers(run_id), "the run's resources exist while it runs"
+        run_id = _running(proc, tmp_path)
     finally:
         proc.kill()             # SIGKILL: no handler, no teardown
         proc.wait(30)

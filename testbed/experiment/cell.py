@@ -134,8 +134,7 @@ class CellSpec:
 
     @property
     def links_text(self) -> str:
-        """The link axes' values, e.g. 'azure-google:rtt_ms=40' ('' without)."""
-        return ";".join(f"{a}-{b}:{f}={v:g}" for a, b, f, v in self.links)
+        return links_text(self.links)
 
     @property
     def output(self) -> str:
@@ -165,6 +164,11 @@ class CellSpec:
                 pipeline.client_properties(defaults, d[f"{what}_properties"]), sort_keys=True)
         return {"cell_key": self.key, **d, "window_s": w["size_s"], "slide_s": w["slide_s"],
                 "watermark_delay_s": w["watermark_delay_s"]}
+
+
+def links_text(links: tuple[tuple[str, str, str, float], ...]) -> str:
+    """A link axis's values as text, e.g. 'azure-google:rtt_ms=40' ('' without)."""
+    return ";".join(f"{a}-{b}:{f}={v:g}" for a, b, f, v in links)
 
 
 def _props(props: tuple[tuple[str, str], ...]) -> str:

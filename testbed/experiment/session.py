@@ -29,9 +29,8 @@ from ..results import manifest, report
 from ..results.store import ResultsDir, host_facts, now
 from ..stack import services
 from ..model.topology import Topology, links_with
-from .cell import CellSpec, clear_leftovers, run_cell
-from ..measure import metrics as measure_mod
-from ..measure.metrics import NOT_APPLICABLE
+from .cell import CellSpec, clear_leftovers, links_text, run_cell
+from ..measure.metrics import BACKLOG, NOT_APPLICABLE
 from ..workload.jobs import JobError
 from .options import MEASUREMENT_OPTIONS, Experiment, OptionError
 from .search import Criteria, find, max_trials
@@ -75,7 +74,7 @@ def cell_problems(row: dict) -> list[str]:
     lost, duplicated = _number(row.get("lost")), _number(row.get("duplicated"))
     if math.isnan(lost):
         out.append("lost: not measured")
-    elif lost and _text(row.get("loss_cause")).startswith(measure_mod.BACKLOG):
+    elif lost and _text(row.get("loss_cause")).startswith(BACKLOG):
         pass    # a job behind its input is a throughput result (its loss_cause says so), not a failure
     elif lost:
         out.append(f"lost {lost:.0f}")
@@ -177,9 +176,8 @@ class Session:
             clear_leftovers(tb)         # a killed session's load would be measured too
             rows = calibrate(tb)
         tb.calibration = rows
-        text = ";".join(f"{a}-{b}:{f}={v:g}" for a, b, f, v in links)
         for r in rows:
-            self.results.append("calibration", {**r, "links": text})
+            self.results.append("calibration", {**r, "links": links_text(links)})
         log.info("calibration (backend " + (tb.wan.backend if tb.wan else "none") + "):\n" + table(rows))
         try:
             check(rows)
