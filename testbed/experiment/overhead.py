@@ -85,7 +85,7 @@ def plain_cell(stack: PlainStack, rate: float, duration: float, warmup: float, k
             c.remove(force=True)
         if job_id:
             pipeline.cancel(stack, job_id)
-        stack.run_once(driver_image, base + ["admin", "--delete", events, results], what="topics")
+        stack.run_once(driver_image, driver_cli.admin(bootstrap, delete=[events, results]), what="topics")
     return row
 
 
