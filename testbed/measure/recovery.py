@@ -26,10 +26,14 @@ Definitions (the README explains why):
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .metrics import stale_seconds
+
+if TYPE_CHECKING:         # frames are passed in; this module never builds one
+    import pandas as pd
 
 LATENCY_FACTOR, LATENCY_MARGIN_MS, LAG_MARGIN_S = 1.5, 500.0, 0.5
 PROCESSING_FRACTION = 0.1       # "processing again": the source reads more than this share of the rate per second
