@@ -99,12 +99,32 @@ def cell_ok(row: dict) -> bool:
     return not cell_problems(row)
 
 
+class CellRunner:
+    """What a session asks of the testbed: check the jobs, run a cell, describe the services when one
+    fails. This one does it on the testbed; the matrix's own rules (resume, order, searches, the
+    folder's files) are tested with one that gives recorded rows back (tests/canned.py)."""
+
+    def check_jobs(self, tb: Testbed, jobs, window) -> None:
+        """Every job through Flink's planner (raises JobError)."""
+        for job in jobs:
+            job.validate(tb, job.window(window))
+
+    def run(self, tb: Testbed, spec: CellSpec, artifacts: dict) -> dict:
+        return run_cell(tb, spec, artifacts)
+
+    def failure_logs(self, tb: Testbed) -> str:
+        return "\n\n".join(services.describe(tb, s, tail=80) for s in SERVICES)
+
+
 class Session:
     def __init__(self, experiment: Experiment, results: str | Path, *, session_id: str | None = None,
-                 resume: str | None = None, options: dict | None = None, command: list[str] | None = None):
+                 resume: str | None = None, options: dict | None = None, command: list[str] | None = None,
+                 runner: CellRunner | None = None):
         """``options``: every option as given (recorded in the manifest; compared on ``resume``);
-        ``command``: the command line that ran this session (recorded)."""
+        ``command``: the command line that ran this session (recorded); ``runner``: how cells are run
+        (on the testbed, unless a test gives its own)."""
         self.experiment = experiment
+        self.runner = runner or CellRunner()
         self.resume = resume
         self.id = resume or session_id or new_run_id()
         self.results = ResultsDir(self.id, results)
@@ -197,8 +217,7 @@ class Session:
         """Check the jobs with Flink's planner and write the manifest, before the first measurement."""
         if self._jobs_checked is None:
             try:
-                for job in self.experiment.jobs:
-                    job.validate(tb, job.window(self.experiment.window))
+                self.runner.check_jobs(tb, self.experiment.jobs, self.experiment.window)
                 self._jobs_checked = ""
             except JobError as e:
                 self._jobs_checked = f"bad experiment option: {e}"
@@ -223,10 +242,10 @@ class Session:
         artifacts: dict = {}
         try:
             self._use_links(tb, spec)
-            row = run_cell(tb, spec, artifacts)
+            row = self.runner.run(tb, spec, artifacts)
         except Exception as e:
             self._cell_done(spec)
-            logs = "\n\n".join(services.describe(tb, s, tail=80) for s in SERVICES)
+            logs = self.runner.failure_logs(tb)
             log_path = self.results.write_text(f"logs/{spec.key}-{started.replace(':', '')}.txt",
                                                f"{type(e).__name__}: {e}\n\n{logs}")
             self.results.append("cells", {"run_id": tb.run_id, **spec.params(), "started": started, "ended": now(),
