@@ -445,7 +445,8 @@ def _cloud_options(sp) -> None:
     sp.add_argument("--inventory", help="hosts YAML for --cloud real (see examples/inventory.yaml)")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line (docs/reference/cli.md is generated from it)."""
     p = argparse.ArgumentParser(prog="python -m testbed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -516,7 +517,11 @@ def main(argv: list[str] | None = None) -> int:
     im.set_defaults(fn=cmd_images)
     for sp in (up, st, dn, cl, ca):
         _cloud_options(sp)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     configure_logging()
     try:
         return args.fn(args)

@@ -25,7 +25,7 @@ from pathlib import Path
 from ..core.progress import Progress
 from ..core.run import new_run_id
 from ..provision.testbed import Testbed
-from ..results import manifest, report
+from ..results import columns, manifest, report
 from ..results.store import ResultsDir, host_facts, now
 from ..stack import services
 from ..model.topology import Topology, links_with
