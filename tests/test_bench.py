@@ -1,5 +1,5 @@
 """The driver benchmark runs the driver's producers alone against a fresh broker and cleans up.
-It checks what the numbers mean, never how fast they are (speed belongs in the README's tables)."""
+It checks what the numbers mean, never how fast they are (speed belongs in the tables of docs/measurements/)."""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ def test_a_sql_file_with_a_tumbling_window_is_measured(fst_testbed):
     job = Job.parse(f"sql:{JOBS / 'tumble.sql'}")
     window = WindowSpec(2, 2, 0.5)
     job.validate(fst_testbed, window)                     # Flink's planner accepts it
-    # with a consumer setting of the cell's own: autotuned receive buffers (README, "The Kafka clients' settings")
+    # with a consumer setting of the cell's own: autotuned receive buffers (docs/experiments.md, "The Kafka clients' settings")
     row = run_cell(fst_testbed, CellSpec(**CELL, window=window, job=job,
                                          source_properties=(("receive.buffer.bytes", "-1"),)))
     _accounted(row)

@@ -1,4 +1,4 @@
-"""The package as a user installs it, and its layers as the README draws them. No engine needed."""
+"""The package as a user installs it, and its layers as docs/architecture.md draws them. No engine needed."""
 
 from __future__ import annotations
 
@@ -66,10 +66,10 @@ def test_no_module_imports_from_a_layer_above_its_own():
 
 def test_the_layers_are_the_packages_folders():
     folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
-    assert folders == set(LAYERS) - {"glue"}, "the README's layer map and LAYERS name these folders"
-    readme = (ROOT / "README.md").read_text()
+    assert folders == set(LAYERS) - {"glue"}, "the layer map (docs/architecture.md) and LAYERS name these folders"
+    layer_map = (ROOT / "docs" / "architecture.md").read_text()
     for layer in folders:
-        assert f"testbed/{layer}/" in readme, f"the README's layer map lacks testbed/{layer}/"
+        assert f"testbed/{layer}/" in layer_map, f"the layer map in docs/architecture.md lacks testbed/{layer}/"
 
 
 @pytest.fixture(scope="module")
@@ -125,15 +125,15 @@ def test_pytest_in_the_fresh_environment_has_the_plugin_without_this_checkouts_c
     assert cli.returncode == 0 and "--taskmanagers" in cli.stdout, cli.stderr
 
 
-def test_the_environment_is_read_in_one_place_and_the_readme_lists_it():
+def test_the_environment_is_read_in_one_place_and_the_reference_lists_it():
     import re
     from testbed.core import env
     readers = [f"{path.relative_to(ROOT)}:{n}" for path in (ROOT / "testbed").rglob("*.py") if path.name != "env.py"
                for n, line in enumerate(path.read_text().splitlines(), 1)
                if re.search(r"""(environ(\.get)?\s*[\[(]|getenv\()\s*["']FST_""", line)]
     assert readers == [], readers
-    readme = (ROOT / "README.md").read_text()
-    assert [v.name for v in env.VARIABLES if f"| `{v.name}` |" not in readme] == []
+    reference = (ROOT / "docs" / "reference.md").read_text()      # its "Environment variables" table
+    assert [v.name for v in env.VARIABLES if f"| `{v.name}` |" not in reference] == []
 
 
 def test_the_private_apis_of_dependencies_are_still_there_and_used_nowhere_else():

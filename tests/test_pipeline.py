@@ -121,7 +121,7 @@ def test_cell_with_taskmanagers_on_two_clouds(fst_testbed, tmp_path):
     # every part of the measuring path reported on itself, and none was the limit; the WAN holder's
     # releases against the link's tolerance are fidelity, a note where more than 1 % were late. The
     # collector was once seen 2 s behind the results topic's end by 5 results in this cell, not yet
-    # explained (README, "When the testbed was the limit"): where the row says so, its columns must agree
+    # explained (docs/results.md, "When the testbed was the limit"): where the row says so, its columns must agree
     limited = set(filter(None, row["testbed_limited"].split(",")))
     assert limited <= {"collector"}, row["testbed_limited_why"]
     assert ("collector" in limited) == (row["collector_behind_max_s"] >= 2), row

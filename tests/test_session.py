@@ -13,7 +13,7 @@ import pytest
 from testbed.experiment.options import EXPERIMENT, TESTBED, Experiment, OptionError
 from testbed.experiment.session import Session
 from testbed.model.topology import load
-from testbed.results import report
+from testbed.results import columns, report
 
 from . import canned
 
@@ -131,6 +131,7 @@ def test_the_results_folder_has_every_file_its_report_draws(tmp_path, seed):
                 *[f"report/topology/{k}.png" for k in ("tm1-single-cloud", "tm2-single-cloud")]]:
         assert (session.path / rel).exists(), rel
     assert pd.read_parquet(session.path / "cells.parquet")["cell_key"].tolist() == table["cell_key"].tolist()
+    assert columns.undeclared(table.columns) == []      # what the session adds to a row is declared too
     manifest = json.loads((session.path / "manifest.json").read_text())
     assert manifest["sessions"][0]["options"]["duration"] == 10.0 and manifest["sessions"][0]["command"] == ["test"]
     assert manifest["versions"]["flink"] == "2.0.2" and manifest["versions"]["packages"]["pandas"]

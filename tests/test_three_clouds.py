@@ -1,4 +1,4 @@
-"""Issue 15's three-cloud case on a topology of that shape: taskmanagers in the two clouds without
+"""Three clouds, the broker in one of them: taskmanagers in the two clouds without
 the broker, RTT 20/60/80 ms. Whatever is lost must be attributed (Flink's late drops, its sink's
 sends, the results topic against what the collector read), never left unexplained, and never the
 testbed's own collector's doing."""

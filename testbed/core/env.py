@@ -1,5 +1,5 @@
 """The environment variables the testbed reads, each declared once with what it means. Every other
-module asks here; the README lists them (``VARIABLES``), and a test checks both."""
+module asks here; docs/reference.md lists them (``VARIABLES``), and a test checks both."""
 
 from __future__ import annotations
 

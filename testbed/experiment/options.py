@@ -96,12 +96,12 @@ EXPERIMENT = (
     Opt(("--job", "--jobs"), dict(dest="jobs", default="hop-window", help="the job(s) to measure, comma-separated, an "
         "axis of the matrix: hop-window (default, the seed's sliding windows), tumble-window, passthrough (the "
         "zero-work baseline), sql:FILE (statements on the events and results tables), jar:FILE[:CLASS] (uploaded "
-        "through Flink's REST API); README, 'Your own job'")),
+        "through Flink's REST API); docs/your-own-job.md")),
     Opt(("--job-args",), dict(default="", help="program arguments of jar: jobs, split like a shell, with {bootstrap}, "
         "{events}, {results}, {parallelism}, {window_ms}, {slide_ms}, {watermark_delay_ms}, {group_id}")),
     Opt(("--scenario", "--scenarios"), dict(dest="scenario", default="", metavar="FILE[,FILE...]", help="faults during "
         "the load, an axis of the matrix: YAML lists of timed actions (kill, stop-node/start-node, partition/heal, "
-        "link, stress), comma-separated; 'none' is a cell without faults; README, 'Faults'")),
+        "link, stress), comma-separated; 'none' is a cell without faults; docs/experiments.md, 'Faults'")),
     Opt(("--checkpoint-interval",), dict(default="auto", help="seconds between Flink checkpoints, with restarts "
         "(fixed delay 2 s) and checkpoints in the jobmanager's memory; auto (default): 5 with --scenario, else off; 0: off")),
     Opt(("--spare-slots",), dict(type=int, default=0, help="task slots per taskmanager beyond those the job uses, so "
@@ -126,7 +126,7 @@ EXPERIMENT = (
         "give every combination. Each value is a group of cells: the emulated WAN is set to it, and calibrated, "
         "before the group's first cell")),
     Opt(("--producer-properties",), dict(default="", metavar="K=V,...[|...]", help="the load driver's librdkafka "
-        "settings over its defaults, e.g. linger.ms=20 (recorded in every row; README, 'The broker'); "
+        "settings over its defaults, e.g. linger.ms=20 (recorded in every row; docs/pipeline.md, 'The broker'); "
         "alternatives separated by '|' are an axis of the matrix")),
     Opt(("--source-properties",), dict(default="", metavar="K=V,...[|...]", help="the SQL job's Kafka source: consumer "
         "settings over the connector's defaults and the testbed's (fetch.max.wait.ms=100), e.g. "

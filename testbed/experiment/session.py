@@ -254,6 +254,8 @@ class Session:
         facts = tb.provider.engine_facts()
         row.update(host_facts(), docker_engine=facts.get("host") or _engine_version(tb),
                    topology=tb.topology.name, topology_sha256=tb.topology.sha256, error="", logs="")
+        if undeclared := columns.undeclared(row):   # written all the same: the data matters more than its docs
+            log.error(f"{spec.key}: columns no declaration in results/columns.py describes: {', '.join(undeclared)}")
         self.results.write_frame(f"latency/{row['cell']}.parquet", artifacts["latency"])
         self.results.write_frame(f"timeseries/{row['cell']}.parquet", artifacts["timeseries"])
         self.results.append("cells", row)

@@ -1,6 +1,6 @@
 """From the driver's raw measurements to one cell's metrics. Pure functions, no I/O.
 
-Definitions (the README explains why):
+Definitions (docs/results.md, "Definitions", says why):
 
 - window latency = arrival of a result at the driver - the window's end (event time). Event time
   is each event's due time in the open-loop schedule, so the window length is not in the number,
@@ -16,7 +16,7 @@ Definitions (the README explains why):
   reported, ``duplicated`` those reported more than once or in excess (a repeated result record
   for a window counts all of its events again).
 
-A job's output (README, "Your own job") decides what can be measured: windowed results are timed
+A job's output (docs/your-own-job.md) decides what can be measured: windowed results are timed
 from their window's end and accounted as above when they carry counts; per-event results
 (``passthrough``) are timed from the event's time and, when the job writes one record per event,
 accounted per (key, event time) against the schedule; anything else has accounting "not applicable" (lost, duplicated: NaN).

@@ -1,6 +1,6 @@
 """How a cell with a fault scenario recovered. Pure functions, no I/O.
 
-Definitions (the README explains why):
+Definitions (docs/experiments.md, "The recovery rule", says why):
 
 - the **fault** is the first action the scenario carried out (s after t0); the **heal**, the last
   undo of a fault in effect (a ``for`` running out, ``heal``, ``start-node``), if any;

@@ -405,7 +405,7 @@ def check(rows: list[dict]) -> None:
 
 
 def table(rows: list[dict]) -> str:
-    """A fixed-width table, one line per measurement, for terminals and the README."""
+    """A fixed-width table, one line per measurement, for terminals and the measurement pages (docs/measurements/wan.md)."""
     lines = [f"{'kind':15} {'src':24} {'dst':24} {'target':>10} {'measured':>10} {'±tol':>7} ok"]
     for r in rows:
         lines.append(f"{r['kind']:15} {r['src']:24} {r['dst']:24} {r['target']:>10.2f} {r['measured']:>10.2f} "

@@ -16,7 +16,7 @@ plain containers on this machine's engine, on a network of their own, and report
   more than it can take (``--broker-cpus`` to limit it like a cell does), the acknowledged rate
   is the broker's own ceiling.
 
-Speed targets live here and in the README's tables, never in timed test assertions. Everything the
+Speed targets live here and in the tables of docs/measurements/, never in timed test assertions. Everything the
 benchmark starts carries the testbed's labels and is removed at the end (``clean`` finds the leftovers
 of a killed one).
 """

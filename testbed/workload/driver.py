@@ -127,7 +127,7 @@ def _control(args, name: str, timeout: float) -> dict:
 # The producer's settings a cell may change (``--producer-properties``), with the testbed's defaults.
 # linger.ms bounds the record batches per second and partition (1000 / linger.ms): a broker whose
 # cost per fetch grows with the batches it stores (Tansu's memory storage) then holds up for a whole
-# cell; it adds at most linger.ms to when an event reaches the broker (README, "The broker").
+# cell; it adds at most linger.ms to when an event reaches the broker (docs/pipeline.md, "The broker").
 PRODUCER_DEFAULTS = {"linger.ms": 100, "batch.num.messages": 10000, "batch.size": 1_000_000, "acks": 1}
 FIXED = ("bootstrap.servers", "client.id", "delivery.report.only.error", "statistics.interval.ms")
 
@@ -357,7 +357,7 @@ def _ms(v) -> int | None:
 
 
 def parse_result(value: bytes, arrival: int) -> tuple[str, list] | None:
-    """One result record by the contract (README, "Your own job"): ("window", [key, window_start,
+    """One result record by the contract (docs/your-own-job.md): ("window", [key, window_start,
     window_end, cnt, ts, arrival]) when it has ``window_end`` (``window_start``, ``cnt``, ``ts`` may be
     None), ("event", [key, ts, arrival]) when it has ``ts`` only, ("other", [...]) when neither, and
     None for the harness's own flush events. A null field is an absent one."""

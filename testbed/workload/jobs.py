@@ -9,7 +9,7 @@
 ``parse`` checks what it can without an engine (the file exists, a JAR is a zip holding the class,
 SQL inserts into ``results`` only, every ``{variable}`` is known) and raises ``JobError`` naming the
 file, class or variable. SQL is then checked by Flink's own planner before the first cell
-(``pipeline.validate``). The contract every job's output follows (README, "Your own job"):
+(``pipeline.validate``). The contract every job's output follows (docs/your-own-job.md):
 
 - input: the ``events`` topic, JSON ``{"key": "k3", "value": 7.0, "ts": <event time, epoch ms>,
   "pad": "..."}`` (``pad`` only with ``--payload-bytes``), event j in partition j mod partitions;

@@ -94,7 +94,7 @@ def interval(seconds: float) -> str:
 
 
 # the Kafka clients of the harness's SQL tables: what the testbed sets over the connector's defaults
-# (Tansu answers a fetch no sooner than half its fetch.max.wait.ms: README, "The broker"), and what a
+# (Tansu answers a fetch no sooner than half its fetch.max.wait.ms: docs/pipeline.md, "The broker"), and what a
 # cell may not change (the harness's own addressing)
 SOURCE_DEFAULTS = {"fetch.max.wait.ms": "100"}
 SINK_DEFAULTS: dict[str, str] = {}
@@ -123,7 +123,7 @@ def tables(events: str, results: str, bootstrap: str, window: WindowSpec, parall
            name: str = "seed-sliding-windows", settings: dict[str, str] | None = None,
            source_properties: dict[str, str] | tuple = (), sink_properties: dict[str, str] | tuple = ()) -> str:
     """The harness's part of every SQL job: settings, the ``events`` source and the ``results`` sink
-    (the README's contract). No source idle-timeout: every partition carries events (and the final
+    (the contract of docs/your-own-job.md). No source idle-timeout: every partition carries events (and the final
     flush event), and with one, a partition whose first records come later than another's (across
     a slow link) was declared idle at start-up, the other drove the watermark alone, and the late
     partition's first events were dropped as late data. Columns a job does not write are null, and

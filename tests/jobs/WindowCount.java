@@ -1,5 +1,5 @@
 // A researcher's own job, as a JAR: the DataStream API (not SQL), sliding event-time windows per key,
-// counts written as the harness's results contract asks (README, "Your own job"). Built by
+// counts written as the harness's results contract asks (docs/your-own-job.md). Built by
 // tests/test_jobs.py against the cluster's jars and uploaded through Flink's REST API.
 //   args: bootstrap events-topic results-topic window-ms slide-ms watermark-delay-ms group-id
 import java.time.Duration;
