@@ -22,6 +22,9 @@ def test_mean_ci_matches_scipy():
     lo, hi = stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
     assert n == 4 and m == pytest.approx(np.mean(x)) and half == pytest.approx((hi - lo) / 2)
     assert np.isnan(report.mean_ci([5.0])[1]) and report.mean_ci([5.0])[0] == 5.0
+    m, half, n = report.mean_ci([5.0, 7.0])      # two repetitions: a mean, and no interval at all
+    assert (m, n) == (6.0, 2) and np.isnan(half)
+    assert np.isnan(report.log_mean_ci([1000.0, 1200.0])[1])
 
 
 def test_latency_percentiles_match_numpy():

@@ -59,8 +59,11 @@ def _series_label(placement: str, job: str, jobs: int, axes: str = "") -> str:
     return (placement if jobs == 1 else f"{job}, {placement}") + (f", {axes}" if axes else "")
 
 
+MIN_N = 3      # fewer repetitions than this: a mean, and no interval at all (two points say nothing of the spread)
+
+
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
-    """Mean and half-width of its two-sided Student-t confidence interval (nan for n < 2)."""
+    """Mean and half-width of its two-sided Student-t confidence interval (nan for n < ``MIN_N``)."""
     from scipy import stats
 
     x = np.asarray([v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))],
@@ -68,8 +71,8 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
     n = x.size
     if n == 0:
         return math.nan, math.nan, 0
-    if n == 1:
-        return float(x[0]), math.nan, 1
+    if n < MIN_N:
+        return float(x.mean()), math.nan, n
     half = stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n)
     return float(x.mean()), float(half), n
 
@@ -186,6 +189,11 @@ def plot_latency(summ: pd.DataFrame, out: Path, cells: pd.DataFrame | None = Non
                 ax.errorbar(g["taskmanagers"] + (i - 0.5) * 0.06, y, yerr=err, marker=markers[p], capsize=3,
                             color=f"C{i}", linestyle=["-", "--", ":"][PERCENTILES.index(p)],
                             label=f"{_series_label(placement, job, jobs, axv)}, p{p}")
+                if p == PERCENTILES[-1]:    # each point's n, once, beside its highest percentile
+                    for x, yy, n in zip(g["taskmanagers"] + (i - 0.5) * 0.06, y, g["repetitions"]):
+                        if yy == yy:
+                            ax.annotate(f"n={n}", (x, yy), textcoords="offset points", xytext=(6, 0), ha="left",
+                                        fontsize=7, color=f"C{i}")
                 s = sat[(sat["rate"] == rate) & (sat["job"] == job) & (sat["placement"] == placement)
                         & (sat["axis_values"] == axv)] if len(sat) else sat
                 if len(s):
@@ -200,7 +208,8 @@ def plot_latency(summ: pd.DataFrame, out: Path, cells: pd.DataFrame | None = Non
     axes[0][0].set_ylabel("latency (s)")
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.suptitle("Latency: of windows from their end, of events from their time\n"
-                 "(geometric mean over repetitions, 95 % CI)", y=1.08)
+                 f"(geometric mean over n repetitions; 95 % CI, Student t on the logarithms, where n >= {MIN_N})",
+                 y=1.08)
     paths = _save(fig, out, "latency_vs_taskmanagers")
     plt.close(fig)
     return paths
@@ -211,9 +220,11 @@ def plot_sustainable(sust: pd.DataFrame, out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(5.5, 4.0))
     for i, (placement, g) in enumerate(sust.groupby("placement")):
         agg = [(tm, *mean_ci(gg["sustainable_rate"])) for tm, gg in g.groupby("taskmanagers")]
-        tms, means, halves = zip(*[(a, b, c) for a, b, c, _ in agg])
+        tms, means, halves, ns = zip(*agg)
         ax.errorbar(tms, np.asarray(means) / 1000, yerr=np.nan_to_num(np.asarray(halves)) / 1000, marker="o",
                     capsize=3, color=f"C{i}", label=placement)
+        for x, y, n in zip(tms, means, ns):
+            ax.annotate(f"n={n}", (x, y / 1000), textcoords="offset points", xytext=(6, 4), fontsize=7, color=f"C{i}")
         # the search ended before the system failed: the rate is a lower bound of its limit
         testbed = ~g["limited_by"].isin(["system", "max_rate", "error"])
         for why, marker, said in (("testbed", "x", "testbed-limited"), ("max_rate", "^", "search maximum reached"),
@@ -452,7 +463,7 @@ def plot_recovery(rec: pd.DataFrame, out: Path) -> list[Path]:
                        yerr=None if math.isnan(r["recovery_time_ci95"]) else r["recovery_time_ci95"], capsize=3)
             if r["recovered"] < r["cells"]:     # not recovered within the load: up to its end
                 ax.bar(x, r["duration"] - r["fault_at_s"], width, color="none", edgecolor=f"C{i}", hatch="//")
-            ax.annotate(f"{r['restarts']:.0f} restart(s)\nlost {r['lost']:.0f}", (x, 0), textcoords="offset points",
+            ax.annotate(f"n={r['cells']:.0f}, {r['restarts']:.0f} restart(s)\nlost {r['lost']:.0f}", (x, 0), textcoords="offset points",
                         xytext=(0, 3), ha="center", fontsize=7, rotation=90, va="bottom")
     handles = [plt.Rectangle((0, 0), 1, 1, color=f"C{i}") for i in range(len(series))]
     ax.legend(handles, [f"{p}, {t} TM" for p, t in series], frameon=False, fontsize=9)
