@@ -1,9 +1,11 @@
 """One page per results folder: ``report/index.html``, self-contained (figures embedded as data
 URIs, no script, no network), so that it opens from disk or as an e-mail attachment.
 
-In order: the question (the matrix's parameters and the command), the set-up (topology figures),
-the network as calibrated, the latency and throughput figures, the summary table, recovery under
-faults, failures with their logs, and provenance (versions, commit, host, times)."""
+In order: the answer first (what was measured, the cells the testbed itself limited, failures; the
+headline figures; the summary table), then the question (the command and the matrix's parameters),
+the set-up once (one placement's figure, with what the others change), the network as calibrated,
+the other figures, recovery under faults, failures with their logs, and provenance (versions,
+commit, host, times)."""
 
 from __future__ import annotations
 
@@ -51,34 +53,57 @@ def write(folder: Path, cells: pd.DataFrame, summary: pd.DataFrame, recovery: pd
     manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else {}
     session = (manifest.get("sessions") or [{}])[-1]
     parts = [f"<h1>Results {html.escape(folder.name)}</h1>"]
+    errors = cells["error"].fillna("").astype(str) != "" if "error" in cells else pd.Series(False, index=cells.index)
+    search = cells["search"].astype(str) == "True" if "search" in cells else pd.Series(False, index=cells.index)
+    limited = (cells["testbed_limited"].fillna("").astype(str).str.strip().replace("nan", "") != "") \
+        if "testbed_limited" in cells else pd.Series(False, index=cells.index)
+    matrix = cells[~errors & ~search]
+    said = [f"{len(matrix)} cell(s) measured", f"{int(search.sum())} search trial(s)" if search.any() else "",
+            f"{int(errors.sum())} failed" if errors.any() else "no failures"]
+    lim = cells[limited & ~errors]
+    limit_text = ("; the testbed itself was the limit in " + ", ".join(
+        f"<code>{html.escape(str(r.get('cell_key')))}</code> ({html.escape(str(r['testbed_limited']))})"
+        for _, r in lim.iterrows()) + ": those cells measured the testbed, and the means leave them out"
+                  if len(lim) else "; no cell was limited by the testbed")
+    parts.append("<h2>The answer</h2>")
+    parts.append(f"<p>{html.escape(', '.join(x for x in said if x))}{limit_text}.</p>")
+    for name, caption in FIGURES[:2]:
+        if (out / f"{name}.png").exists():
+            parts.append(_img(out / f"{name}.png", caption))
+    parts.append("<h3>Summary</h3>" + _table(summary))
 
     parts.append("<h2>The question</h2>")
     if session.get("command"):
         parts.append(f"<pre>{html.escape(' '.join(map(str, session['command'])))}</pre>")
     opts = session.get("options") or {}
     keys = ["taskmanagers", "placements", "rates", "repetitions", "duration", "warmup", "window", "slide", "jobs",
-            "scenario", "cpu_scale", "keys", "payload_bytes"]
+            "scenario", "cpu_scale", "keys", "payload_bytes", "links"]
     parts.append(_table(pd.DataFrame([{k: opts[k] for k in keys if k in opts}])) if opts else "<p>no manifest</p>")
-    parts.append(f"<p>{len(cells)} row(s) in cells.csv.</p>")
 
     parts.append("<h2>The set-up</h2>")
-    for p in sorted((out / "topology").glob("*.png")):
-        parts.append(_img(p, f"placement {p.stem}"))
+    figures = sorted((out / "topology").glob("*.png"))
+    if figures:
+        parts.append(_img(figures[0], f"placement {figures[0].stem}: each node's VM size, and the cores it was given"))
+        if "taskmanager_nodes" in cells and len(figures) > 1:
+            where = cells.dropna(subset=["taskmanager_nodes"]).drop_duplicates(["taskmanagers", "placement"])
+            parts.append("<p>What the placements change: where the taskmanagers ran.</p>"
+                         + _table(where, ["taskmanagers", "placement", "taskmanager_nodes", "taskmanager_clouds"]))
+            parts.append("<details><summary>every placement's figure</summary>"
+                         + "".join(_img(p, f"placement {p.stem}") for p in figures[1:]) + "</details>")
     cal = folder / "calibration.csv"
     parts.append("<h2>The network, as measured before the cells</h2>")
     parts.append(_table(pd.read_csv(cal), ["kind", "src", "dst", "target", "measured", "tolerance", "ok", "note"])
                  if cal.exists() else "<p>no calibration</p>")
 
-    parts.append("<h2>Latency and throughput</h2>")
-    for name, caption in FIGURES:
+    parts.append("<h2>More figures</h2>")
+    for name, caption in FIGURES[2:]:
         if (out / f"{name}.png").exists():
             parts.append(_img(out / f"{name}.png", caption))
-    parts.append("<h2>Summary</h2>" + _table(summary))
     if recovery is not None and len(recovery):
         parts.append("<h2>Under faults</h2>" + _table(recovery))
 
     parts.append("<h2>Failures</h2>")
-    failed = cells[cells["error"].fillna("").astype(str) != ""] if "error" in cells else cells.iloc[0:0]
+    failed = cells[errors]
     if len(failed):
         logs = sorted((folder / "logs").glob("*.txt")) if (folder / "logs").exists() else []
         items = []

@@ -476,12 +476,23 @@ def plot_recovery(rec: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
+def _json(text, default):
+    """A row's JSON field; ``default`` when it is empty or not JSON (NaN read back from CSV)."""
+    import json
+    try:
+        return json.loads(text) if isinstance(text, str) and text else default
+    except ValueError:
+        return default
+
+
 def plot_topologies(folder: Path, cells: pd.DataFrame, out: Path) -> list[Path]:
     """``topology/tm<N>-<placement>``: the set-up of each placement of the matrix, from the manifest's
     topology, what ran where (the cells' rows) and the links as calibrated."""
     import json
 
-    from ..model.topology import TopologyError, parse
+    import dataclasses
+
+    from ..model.topology import TopologyError, links_with, parse
     from . import topology_figure as tf
 
     manifest = folder / "manifest.json"
@@ -493,7 +504,7 @@ def plot_topologies(folder: Path, cells: pd.DataFrame, out: Path) -> list[Path]:
     except (KeyError, ValueError, TopologyError):
         return []
     cal = folder / "calibration.csv"
-    measured = tf.measured_links(pd.read_csv(cal)) if cal.exists() else {}
+    calibration = pd.read_csv(cal, keep_default_na=False) if cal.exists() else None
     paths: list[Path] = []
     seen = set()
     for _, r in cells.iterrows():
@@ -502,8 +513,18 @@ def plot_topologies(folder: Path, cells: pd.DataFrame, out: Path) -> list[Path]:
             continue
         seen.add(key)
         name = f"tm{r['taskmanagers']}-{r['placement']}"
-        paths += tf.draw(topology, out / "topology", name, runs=tf.runs_of(topology, r.to_dict()), measured=measured,
-                         title=f"{topology.name}: {r['taskmanagers']} taskmanager(s), placement {r['placement']}")
+        budgets, links = _json(r.get("node_cpu_budgets"), {}), _json(r.get("wan_links"), [])
+        # the links as the cell had them (a link axis changes them) and as calibrated for that value
+        changes = tuple((d["src"], d["dst"], f, v) for d in links
+                        for f, v in (("rtt_ms", 2 * d["delay_ms"]), ("bandwidth_mbit", d.get("bandwidth_mbit"))))
+        cell_topology = dataclasses.replace(topology, links=links_with(topology.links, changes))
+        value = r.get("links") if isinstance(r.get("links"), str) else ""
+        measured = {} if calibration is None else tf.measured_links(
+            calibration[calibration["links"].astype(str) == value] if "links" in calibration else calibration)
+        paths += tf.draw(cell_topology, out / "topology", name, runs=tf.runs_of(topology, r.to_dict()),
+                         measured=measured, budgets=budgets,
+                         title=f"{topology.name}: {r['taskmanagers']} taskmanager(s), placement {r['placement']}"
+                               + (f", links {value}" if value else ""))
     return paths
 
 

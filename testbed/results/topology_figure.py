@@ -69,8 +69,10 @@ def _link_label(link, measured: dict | None) -> str:
 
 
 def draw(topology: Topology, out: Path, name: str, *, runs: dict[str, list[str]] | None = None,
-         measured: dict[tuple[str, str], dict] | None = None, title: str = "") -> list[Path]:
-    """Write ``<out>/<name>.pdf`` and ``.png``; returns the files."""
+         measured: dict[tuple[str, str], dict] | None = None, title: str = "",
+         budgets: dict[str, float] | None = None) -> list[Path]:
+    """Write ``<out>/<name>.pdf`` and ``.png``; returns the files. ``budgets``: the cores each node was
+    given (a row's ``node_cpu_budgets``), drawn beside the size of the VM it emulates."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,7 +99,9 @@ def draw(topology: Topology, out: Path, name: str, *, runs: dict[str, list[str]]
         ax.add_patch(FancyBboxPatch((box.x, box.y), box.w, box.h, boxstyle="round,pad=0.02,rounding_size=0.1",
                                     fc="white", ec="0.4", lw=1, zorder=3))
         ax.text(box.x + 0.12, box.y + box.h - 0.12, node.hostname, fontsize=8, va="top", zorder=4)
-        ax.text(box.x + 0.12, box.y + 0.12, f"{ROLE_LABEL.get(node.role, node.role)}, {node.cpus:g} CPU",
+        given = (budgets or {}).get(node.hostname)
+        size = f"{node.cpus:g}-CPU VM" + (f", {given:.2g} cores" if given else "")
+        ax.text(box.x + 0.12, box.y + 0.12, f"{ROLE_LABEL.get(node.role, node.role)}, {size}",
                 fontsize=7, color="0.4", va="bottom", zorder=4)
         for k, what in enumerate(runs.get(node.hostname, [])):
             ax.text(box.x + box.w - 0.1 - 0.62 * k, box.y + box.h / 2, what, fontsize=7, ha="right", va="center",
