@@ -333,8 +333,11 @@ def cmd_preflight(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .results.report import report
-    written = report(args.folder, include_saturated=args.include_saturated)
+    from .results.report import markdown_page, report
+    if args.markdown:
+        written = markdown_page(args.folder, args.markdown, title=args.title, include_saturated=args.include_saturated)
+    else:
+        written = report(args.folder, include_saturated=args.include_saturated)
     print("\n".join(str(p) for p in written))
     return 0
 
@@ -486,6 +489,10 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("folder", help="results/<session id>")
     rp.add_argument("--include-saturated", action="store_true", help="average cells the testbed saturated "
                     "(testbed_limited) into the means too")
+    rp.add_argument("--markdown", metavar="PAGE", help="instead, write a measurements page (PAGE.md, its figure "
+                    "beside it) from the folder's cells.csv and manifest.json alone: date, commit, machine, command, "
+                    "the summary")
+    rp.add_argument("--title", default="", help="--markdown: the page's title")
     rp.set_defaults(fn=cmd_report)
     be = sub.add_parser("bench", help="benchmarks: `bench driver` measures the load driver alone against the broker; "
                         "`bench broker` the broker alone with a cell's producer and consumers, per minute; "

@@ -33,6 +33,7 @@ Every figure is written as PDF (vector, for the thesis) and PNG (for a quick loo
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -604,4 +605,48 @@ def report(folder: str | Path, include_saturated: bool = False) -> list[Path]:
         written += plot_sustainable(pd.read_csv(sust), out)
     from . import page
     written.append(page.write(folder, cells, summ, rec))      # last: it embeds the figures above
+    return written
+
+
+def markdown_page(folder: str | Path, page: str | Path, title: str = "", include_saturated: bool = False) -> list[Path]:
+    """A measurements page from a results folder's ``cells.csv`` and ``manifest.json`` alone, so that a
+    page in the docs is regenerated from the small files kept beside it, never typed by hand: its
+    date, commit, machine and command (from the manifest), the summary table, the link sweep where
+    the matrix had a link axis, and the latency figure (``<page>-latency.png`` beside the page).
+    Returns the files written."""
+    folder, page = Path(folder), Path(page)
+    cells = read_table(folder / "cells.csv")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    session = (manifest.get("sessions") or [{}])[0]
+    git, host = manifest.get("git") or {}, manifest.get("host") or {}
+    command = " ".join(map(str, session.get("command") or [])) or "(not recorded)"
+    memory = host.get("memory_bytes")
+    lines = [f"# {title or 'Results ' + folder.name}", "",
+             f"Measured {str(manifest.get('started', '?'))[:10]} at commit `{str(git.get('commit', '?'))[:7]}`"
+             + (" (with uncommitted changes)" if git.get("dirty") else "")
+             + f" on {host.get('cpus', '?')} cores" + (f", {memory / 2**30:.0f} GiB" if memory else "")
+             + f", kernel {host.get('kernel', '?')}, from the results folder `{folder.name}` "
+             f"({len(cells)} row(s)). The command:", "", "```sh", command, "```", "",
+             f"Regenerate this page with `python -m testbed report {folder.as_posix()} --markdown {page.as_posix()}"
+             + (f" --title '{title}'" if title else "") + "` (generated; do not edit).", ""]
+    summ = summary(cells, include_saturated)
+    keep = [c for c in summ.columns if not c.endswith(("_lo_ms", "_hi_ms"))]
+    lines += ["## Summary", "", "Latency percentiles are geometric means over the repetitions; "
+              "`saturated` counts the cells the testbed itself limited (left out of the means).", "",
+              _markdown(summ[keep]).rstrip(), ""]
+    sweep = link_sweep(cells)
+    if len(sweep):
+        lines += ["## Throughput against the link", "", _markdown(sweep).rstrip(), ""]
+    written = [page]
+    if len(summ):
+        figures = plot_latency(summ, page.parent / "_figures", cells, include_saturated)
+        png = page.with_name(f"{page.stem}-latency.png")
+        next(p for p in figures if p.suffix == ".png").replace(png)
+        for p in figures:
+            p.unlink(missing_ok=True)
+        (page.parent / "_figures").rmdir()
+        lines += ["## Latency", "", f"![Latency vs taskmanagers]({png.name})", ""]
+        written.append(png)
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text("\n".join(lines))
     return written
