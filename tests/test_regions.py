@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.extended, pytest.mark.exclusive("l
 @pytest.fixture(scope="module")
 def regions(fst_locks):
     with own_testbed(fst_locks, "two-regions") as tb:
-        with fst_locks.load():
+        with fst_locks.load("ex"):      # it measures the network: no other engine test meanwhile
             rows = calibrate.calibrate(tb)
         yield tb, rows
 
