@@ -199,3 +199,10 @@ def test_the_sql_jobs_kafka_clients_take_a_cells_settings_over_the_harnesss(tmp_
     with pytest.raises(OptionError, match=r"--source-properties and --sink-properties are for SQL jobs: jar:"):
         Experiment.from_options(_options(taskmanagers="1", placements="single-cloud", jobs=f"jar:{jar}",
                                          sink_properties="linger.ms=5")).cells(load("seed"))
+
+
+def test_a_tumbling_job_s_row_says_the_windows_it_has_not_the_slide_it_ignores():
+    from testbed.workload.pipeline import WindowSpec
+    tumble = CellSpec(window=WindowSpec(10, 2), job=Job.parse("tumble-window")).params()
+    hop = CellSpec(window=WindowSpec(10, 2)).params()
+    assert (tumble["window_s"], tumble["slide_s"]) == (10, 10) and (hop["window_s"], hop["slide_s"]) == (10, 2)

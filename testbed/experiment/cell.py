@@ -142,7 +142,8 @@ class CellSpec:
 
     def params(self) -> dict:
         d = asdict(self)
-        w = d.pop("window")
+        d.pop("window")
+        w = asdict(self.job.window(self.window))      # the windows the job has (a tumbling one slides by its size)
         d["links"] = self.links_text
         d["axis_values"] = " ".join(self._axis_values())      # what the report tells its series apart by
         d.update({f"link_{a}-{b}_{f}": v for a, b, f, v in self.links})

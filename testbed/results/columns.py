@@ -190,8 +190,8 @@ COLUMNS: tuple[Column, ...] = (
            "The window size given to the job (--window); every event belongs to window_s / slide_s windows.",
            "settings"),
     Column("slide_s", "float", "s",
-           "The window slide as given (--slide). tumble-window ignores it and slides by its size (it is "
-           "accounted that way), although the row keeps the option's value.",
+           "The slide of the job's windows: --slide, or for tumble-window its size (a tumbling window slides "
+           "by its size, and is accounted that way).",
            "settings"),
     Column("watermark_delay_s", "float", "s",
            "The watermark delay (--watermark-delay): a window can fire only once the watermark, the "
