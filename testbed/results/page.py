@@ -47,16 +47,22 @@ def _table(frame: pd.DataFrame, columns: list[str] | None = None, max_rows: int 
     return f"<table><tr>{head}</tr>{rows}</table>"
 
 
+def _text(cells: pd.DataFrame, column: str) -> pd.Series:
+    """A column as text, '' where empty or absent (a CSV column read back without a value is NaN)."""
+    if column not in cells:
+        return pd.Series("", index=cells.index)
+    v = cells[column]
+    return v.astype(object).where(v.notna(), "").astype(str)
+
+
 def write(folder: Path, cells: pd.DataFrame, summary: pd.DataFrame, recovery: pd.DataFrame) -> Path:
     """Write ``<folder>/report/index.html`` from the folder's files and the report's tables."""
     out = folder / "report"
     manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else {}
     session = (manifest.get("sessions") or [{}])[-1]
     parts = [f"<h1>Results {html.escape(folder.name)}</h1>"]
-    errors = cells["error"].fillna("").astype(str) != "" if "error" in cells else pd.Series(False, index=cells.index)
-    search = cells["search"].astype(str) == "True" if "search" in cells else pd.Series(False, index=cells.index)
-    limited = (cells["testbed_limited"].fillna("").astype(str).str.strip().replace("nan", "") != "") \
-        if "testbed_limited" in cells else pd.Series(False, index=cells.index)
+    errors, search = _text(cells, "error") != "", _text(cells, "search") == "True"
+    limited = _text(cells, "testbed_limited").str.strip() != ""
     matrix = cells[~errors & ~search]
     said = [f"{len(matrix)} cell(s) measured", f"{int(search.sum())} search trial(s)" if search.any() else "",
             f"{int(errors.sum())} failed" if errors.any() else "no failures"]

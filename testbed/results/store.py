@@ -28,7 +28,9 @@ def read_table(path: Path) -> pd.DataFrame:
     """A results table (CSV) as written: identifier columns stay text."""
     with open(path, newline="") as f:
         header = next(csv.reader(f), [])
-    return pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS if c in header})
+    # (copied: a frame read with per-column types comes in many blocks, and each column added to it
+    # later would warn that it is fragmented)
+    return pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS if c in header}).copy()
 
 
 def now() -> str:
