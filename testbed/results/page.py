@@ -62,7 +62,8 @@ def write(folder: Path, cells: pd.DataFrame, summary: pd.DataFrame, recovery: pd
     session = (manifest.get("sessions") or [{}])[-1]
     parts = [f"<h1>Results {html.escape(folder.name)}</h1>"]
     errors, search = _text(cells, "error") != "", _text(cells, "search") == "True"
-    limited = _text(cells, "testbed_limited").str.strip() != ""
+    from .report import saturated
+    limited = saturated(cells)
     matrix = cells[~errors & ~search]
     said = [f"{len(matrix)} cell(s) measured", f"{int(search.sum())} search trial(s)" if search.any() else "",
             f"{int(errors.sum())} failed" if errors.any() else "no failures"]

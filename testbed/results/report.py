@@ -479,7 +479,6 @@ def plot_recovery(rec: pd.DataFrame, out: Path) -> list[Path]:
 
 def _json(text, default):
     """A row's JSON field; ``default`` when it is empty or not JSON (NaN read back from CSV)."""
-    import json
     try:
         return json.loads(text) if isinstance(text, str) and text else default
     except ValueError:
@@ -489,7 +488,6 @@ def _json(text, default):
 def plot_topologies(folder: Path, cells: pd.DataFrame, out: Path) -> list[Path]:
     """``topology/tm<N>-<placement>``: the set-up of each placement of the matrix, from the manifest's
     topology, what ran where (the cells' rows) and the links as calibrated."""
-    import json
 
     import dataclasses
 
