@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 import time
+from pathlib import Path
 
 from . import images as img
 from .core.run import configure_logging, owner_token
@@ -241,8 +242,53 @@ def cmd_clean(args) -> int:
 def cmd_run(args) -> int:
     """An experiment matrix, as ``pytest experiments/`` runs it: checked first, then provisioned (or
     attached), calibrated, measured cell by cell, reported and torn down."""
+    from .experiment import file
+    args.experiment = args.experiment_file or args.experiment
+    record = {"experiment_file": file.apply(args, args.experiment, args.argv[1:])} if args.experiment else None
+    return _run(args, record, ["python", "-m", "testbed", *args.argv])
+
+
+def cmd_rerun(args) -> int:
+    """The experiment of a results folder again, into a new folder: its options from the manifest,
+    after naming what differs now (image hashes, versions, topology, job files)."""
+    from .experiment import rerun
+    opts, differ = rerun.plan(args.folder, testbed_run=args.testbed_run)
+    for d in differ:
+        print(f"differs from {args.folder}: {d}", file=sys.stderr)
+    if differ and not args.anyway:
+        print(f"error: {len(differ)} difference(s) from the run being repeated; give --anyway to run it "
+              "regardless (each is recorded in the manifest)", file=sys.stderr)
+        return 2
+    run_args = argparse.Namespace(**opts)
+    run_args.keep_testbed = args.keep_testbed
+    record = {"rerun_of": str(Path(args.folder).resolve()), "rerun_differences": differ}
+    return _run(run_args, record, ["python", "-m", "testbed", *args.argv])
+
+
+def cmd_compare(args) -> int:
+    """Cell by cell: each further folder against the first, with each difference's uncertainty."""
+    from .results import compare
+    allowed = {s.strip() for s in args.allow_different.split(",") if s.strip()}
+    first, *others = args.folders
+    status = 0
+    for other in others:
+        try:
+            table = compare.compare(first, other, allow=allowed, confidence=args.confidence)
+        except compare.NotComparable as e:
+            print(f"error: {e}", file=sys.stderr)
+            status = 2
+            continue
+        out = Path(args.out) if args.out else Path(other).parent / f"compare-{Path(first).name}-{Path(other).name}"
+        written = compare.write(table, out, first, other)
+        compare.print_table(table, first, other)
+        print("written: " + ", ".join(str(w) for w in written))
+    return status
+
+
+def _run(args, record: dict | None, command: list[str]) -> int:
     from .experiment.session import Session, cell_problems, saturated_parts
-    opts = values(lambda k: getattr(args, k))
+    opts = values(lambda k: getattr(args, k, None))
+    opts.update(record or {})       # where the options came from: an experiment file, or the run repeated
     # everything is checked before anything starts (no engine is asked until then)
     if args.cloud == "real" and not args.inventory:
         raise SystemExit("--cloud real needs --inventory FILE (see examples/inventory.yaml)")
@@ -257,7 +303,7 @@ def cmd_run(args) -> int:
     try:
         topology = inventory.topology if inventory else load(args.topology)
         session = Session(Experiment.from_options(opts), args.results, resume=args.resume, options=opts,
-                          command=["python", "-m", "testbed", *(sys.argv[1:])])
+                          command=command)
         cells = session.plan(topology)
     except OptionError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -477,10 +523,32 @@ def parser() -> argparse.ArgumentParser:
     cl = sub.add_parser("clean", help="remove what killed runs left behind (found by label)")
     cl.add_argument("--all", action="store_true", help="also remove runs started with `up`")
     cl.set_defaults(fn=cmd_clean)
-    rn = sub.add_parser("run", help="measure an experiment matrix (the options of pytest experiments/)")
+    rn = sub.add_parser("run", help="measure an experiment matrix (the options of pytest experiments/, or an "
+                        "experiment file's fields)")
+    rn.add_argument("experiment_file", nargs="?", metavar="EXPERIMENT.yaml", help="an experiment file (as "
+                    "--experiment); options given here override its fields")
     add_to(rn.add_argument_group("testbed"), TESTBED)
     add_to(rn.add_argument_group("experiment"), EXPERIMENT)
     rn.set_defaults(fn=cmd_run)
+    rr = sub.add_parser("rerun", help="measure a results folder's experiment again, into a new folder, after "
+                        "naming what differs from it (images, versions, topology, job files)")
+    rr.add_argument("folder", help="results/<session id>")
+    rr.add_argument("--anyway", action="store_true", help="run even where images, versions or files differ "
+                    "(the differences are recorded in the manifest)")
+    rr.add_argument("--testbed-run", default=None, metavar="RUN_ID", help="use a testbed already up (python -m "
+                    "testbed up); it is left running")
+    rr.add_argument("--keep-testbed", action="store_true", help="leave the provisioned testbed running at the end")
+    rr.set_defaults(fn=cmd_rerun)
+    cp = sub.add_parser("compare", help="compare results folders cell by cell: p50, p99, achieved and sustainable "
+                        "throughput, each difference with its interval, a test and a verdict")
+    cp.add_argument("folders", nargs="+", metavar="FOLDER", help="results/<session id>; each further folder is "
+                    "compared with the first")
+    cp.add_argument("--allow-different", default="", metavar="SETTING,...", help="compare cells although these "
+                    "settings differ (as named when compare refuses), e.g. wan_links")
+    cp.add_argument("--confidence", type=float, default=0.95, help="of the intervals and the tests (default 0.95)")
+    cp.add_argument("--out", default=None, help="folder for compare.csv and compare.html (default: "
+                    "compare-<A>-<B>/ beside the folders)")
+    cp.set_defaults(fn=cmd_compare)
     ca = sub.add_parser("calibrate", help="measure RTT, throughput and loss between nodes against the targets")
     ca.add_argument("--run", help="run id (default: the only run)")
     ca.add_argument("--json", action="store_true", help="machine-readable output")
@@ -528,7 +596,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
+    args.argv = argv        # what the command line set explicitly: it overrides an experiment file
     configure_logging()
     try:
         return args.fn(args)

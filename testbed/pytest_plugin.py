@@ -51,6 +51,7 @@ _cells_key = pytest.StashKey[tuple]()
 _inventories_key = pytest.StashKey[list]()
 _live_key = pytest.StashKey[bool]()
 _locks_key = pytest.StashKey["Locks"]()
+_experiment_key = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -87,6 +88,15 @@ def pytest_configure(config: pytest.Config) -> None:
         logger.addHandler(handler)
         config.add_cleanup(lambda: logger.removeHandler(handler))
     config.stash[_live_key] = bool(live)
+    if config.getoption("--experiment"):
+        # the file's fields become the options' values (what the command line gives wins), before
+        # anything reads them; xdist workers do the same with the same arguments
+        from .experiment.file import ExperimentFileError, apply
+        try:
+            config.stash[_experiment_key] = apply(config.option, config.getoption("--experiment"),
+                                                  list(config.invocation_params.args))
+        except ExperimentFileError as e:
+            raise pytest.UsageError(str(e)) from None
     capman = config.pluginmanager.getplugin("capturemanager")    # lines until the session starts
     progress.configure("lines", suspend=capman.global_and_fixture_disabled if capman is not None else None)
     config.add_cleanup(progress.configure)
@@ -174,6 +184,8 @@ def session_id(config: pytest.Config) -> str:
 
 def _session(config: pytest.Config) -> Session:
     opts = values(config.getoption)
+    if _experiment_key in config.stash:
+        opts["experiment_file"] = config.stash[_experiment_key]
     return Session(Experiment.from_options(opts), opts["results"], session_id=session_id(config),
                    resume=opts["resume"], options=opts, command=["pytest", *config.invocation_params.args])
 

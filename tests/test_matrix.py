@@ -121,18 +121,19 @@ def test_a_one_trial_search_through_pytest_writes_its_trial_and_its_result(fst_t
 
 
 def test_the_cli_writes_the_same_results_folder_as_pytest(fst_testbed, tmp_path):
-    """`python -m testbed run` and `pytest experiments/` with the same options: the same files, the
-    same columns, the same manifest; and both leave the attached testbed standing."""
-    options = ["--testbed-run", fst_testbed.run_id, "--taskmanagers", "1", "--placements", "single-cloud:azure",
-               "--rates", "200", "--repetitions", "1", "--duration", "8", "--warmup", "2", "--window", "2",
-               "--slide", "1", "--wan-check", "off", "--cpu-scale", "0"]
+    """`python -m testbed run FILE` and `pytest experiments/ --experiment FILE`, one experiment file:
+    the same files, the same columns, the same manifest; and both leave the attached testbed standing."""
+    experiment = tmp_path / "one-cell.yaml"
+    experiment.write_text("taskmanagers: 1\nplacements: single-cloud:azure\nrates: 200\nrepetitions: 1\n"
+                          "duration: 8\nwarmup: 2\nwindow: 2\nslide: 1\nwan_check: off\ncpu_scale: 0\n")
+    attach = ["--testbed-run", fst_testbed.run_id]
     by = {"pytest": tmp_path / "pytest", "cli": tmp_path / "cli"}
     runs = {
         "pytest": subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "experiments" / "test_pipeline.py"),
-                                  "-p", "no:xdist", "--results", str(by["pytest"]), *options],
-                                 cwd=ROOT, capture_output=True, text=True, timeout=600),
-        "cli": subprocess.run([sys.executable, "-m", "testbed", "run", "--results", str(by["cli"]), *options],
-                              cwd=ROOT, capture_output=True, text=True, timeout=600),
+                                  "-p", "no:xdist", "--results", str(by["pytest"]), "--experiment", str(experiment),
+                                  *attach], cwd=ROOT, capture_output=True, text=True, timeout=600),
+        "cli": subprocess.run([sys.executable, "-m", "testbed", "run", str(experiment), "--results", str(by["cli"]),
+                               *attach], cwd=ROOT, capture_output=True, text=True, timeout=600),
     }
     for how, r in runs.items():
         assert r.returncode == 0, (how, (r.stdout + r.stderr)[-4000:])
@@ -156,4 +157,6 @@ def test_the_cli_writes_the_same_results_folder_as_pytest(fst_testbed, tmp_path)
     assert manifests["pytest"].keys() == manifests["cli"].keys()
     opts = [m["sessions"][0]["options"] for m in manifests.values()]
     assert opts[0] == {**opts[1], "results": opts[0]["results"]}      # every option, recorded alike
+    assert opts[0]["experiment_file"]["sha256"] and opts[0]["experiment_file"]["overrides"] == {}
+    assert opts[0]["rates"] == "200" and opts[0]["cpu_scale"] == "0"
     assert fst_testbed.manager.client.nodes.list(), "the attached testbed is left running"

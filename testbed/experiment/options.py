@@ -70,6 +70,9 @@ TESTBED = (
                                help="after provisioning, measure the network against the topology's links: fail when "
                                     "it misses (default), only flag the run, or skip the check")),
     Opt(("--results",), dict(default=str(RESULTS), help="results folder; each run writes <folder>/<session id>/")),
+    Opt(("--experiment",), dict(default=None, metavar="FILE", help="an experiment file (YAML) of these options' "
+        "fields, e.g. examples/seed-experiment.yaml; options also given on the command line override its fields "
+        "(docs/experiments.md, 'Experiment files')")),
 )
 
 EXPERIMENT = (

@@ -44,6 +44,13 @@ def _versions() -> dict:
     return out
 
 
+def versions(topology) -> dict:
+    """What this checkout and machine measure with: Flink, its Kafka connector and clients, the
+    broker of ``topology``, Python and the key packages."""
+    return {"flink": FLINK_VERSION, "kafka_connector": KAFKA_CONNECTOR_VERSION, "kafka_clients": KAFKA_CLIENTS_VERSION,
+            "broker": BrokerSpec.of(topology).name, "python": platform.python_version(), "packages": _versions()}
+
+
 def write(folder: Path, *, options: dict, topology, testbed=None, command: list[str] | None = None,
           jobs: list[dict] | None = None) -> Path:
     """Create or update ``manifest.json`` (a resumed run keeps the first start and adds a session).
@@ -69,9 +76,7 @@ def _write(folder: Path, options: dict, topology, testbed, command, jobs=None) -
         "started": old.get("started", now()),
         "sessions": old.get("sessions", []) + [{"started": now(), "options": options, "command": command or [],
                                                 "run_id": testbed.run_id if testbed else None}],
-        "versions": {"flink": FLINK_VERSION, "kafka_connector": KAFKA_CONNECTOR_VERSION,
-                     "kafka_clients": KAFKA_CLIENTS_VERSION, "broker": BrokerSpec.of(topology).name,
-                     "python": platform.python_version(), "packages": _versions(),
+        "versions": {**versions(topology),
                      "docker_engines": engines or old.get("versions", {}).get("docker_engines", {})},
         "jobs": jobs or old.get("jobs", []),
         # the broker as started, and the driver's producer settings a cell starts from (its own are in

@@ -98,7 +98,7 @@ def saturated(cells: pd.DataFrame) -> pd.Series:
     return v.notna() & (v.astype(str).str.strip() != "") & (v.astype(str) != "nan")
 
 
-def _matrix_cells(cells: pd.DataFrame) -> pd.Series:
+def matrix_cells(cells: pd.DataFrame) -> pd.Series:
     """The matrix's finished cells: failed cells and the search's trials are not averaged."""
     errors = (cells["error"].astype(object).where(cells["error"].notna(), "") if "error" in cells
               else pd.Series("", index=cells.index))
@@ -112,7 +112,7 @@ def summary(cells: pd.DataFrame, include_saturated: bool = False) -> pd.DataFram
     repetitions averaged, cells the testbed saturated (left out of the means unless
     ``include_saturated``) and what saturated, latency percentiles (geometric mean over repetitions and
     its 95 % interval), rates, accounting, whether the driver kept up."""
-    ok = _with_job(cells[_matrix_cells(cells)])
+    ok = _with_job(cells[matrix_cells(cells)])
     ok = ok.assign(_saturated=saturated(ok))
     rows = []
     for key, g in ok.groupby(GROUP, sort=True):
@@ -177,7 +177,7 @@ def plot_latency(summ: pd.DataFrame, out: Path, cells: pd.DataFrame | None = Non
     markers = {50: "o", 95: "s", 99: "^"}
     sat = pd.DataFrame()
     if cells is not None and len(cells):
-        matrix = _with_job(cells[_matrix_cells(cells)])
+        matrix = _with_job(cells[matrix_cells(cells)])
         sat = matrix[saturated(matrix)]
     marked = False
     for ax, rate in zip(axes[0], rates):
@@ -252,7 +252,7 @@ def link_sweep(cells: pd.DataFrame) -> pd.DataFrame:
     the fixed receive buffer's limit (``source_window_cap_ev_s``: buffer / RTT / bytes per record;
     NaN where the buffer autotunes) and their ratio. Empty without such an axis."""
     cols = [c for c in cells if c.startswith("link_") and c.endswith("_rtt_ms")]
-    m = _with_job(cells[_matrix_cells(cells)]) if cols else pd.DataFrame()
+    m = _with_job(cells[matrix_cells(cells)]) if cols else pd.DataFrame()
     if not cols or m[cols[0]].nunique() < 2:
         return pd.DataFrame()
     col = cols[0]
@@ -576,7 +576,7 @@ def report(folder: str | Path, include_saturated: bool = False) -> list[Path]:
     if len(summ):
         written += plot_latency(summ, out, cells, include_saturated)
     lat = _per_cell(folder / "latency")
-    matrix = cells[_matrix_cells(cells)]
+    matrix = cells[matrix_cells(cells)]
     if len(lat) and len(matrix):        # (a folder may hold only a search's trials)
         written += plot_cdf(matrix, lat[lat["in_stats"]], out, include_saturated)
     ts = _per_cell(folder / "timeseries")
