@@ -269,16 +269,21 @@ def cmd_compare(args) -> int:
     """Cell by cell: each further folder against the first, with each difference's uncertainty."""
     from .results import compare
     allowed = {s.strip() for s in args.allow_different.split(",") if s.strip()}
+    if len(args.folders) < 2:
+        raise SystemExit("compare needs two results folders or more: the first, and each to compare with it")
+    if not 0 < args.confidence < 1:
+        raise SystemExit(f"--confidence: must be between 0 and 1, e.g. 0.95; got {args.confidence:g}")
     first, *others = args.folders
     status = 0
     for other in others:
         try:
             table = compare.compare(first, other, allow=allowed, confidence=args.confidence)
-        except compare.NotComparable as e:
+        except (compare.NotComparable, FileNotFoundError) as e:
             print(f"error: {e}", file=sys.stderr)
             status = 2
             continue
-        out = Path(args.out) if args.out else Path(other).parent / f"compare-{Path(first).name}-{Path(other).name}"
+        name = f"compare-{Path(first).name}-{Path(other).name}"
+        out = (Path(args.out) / (name if len(others) > 1 else "")) if args.out else Path(other).parent / name
         written = compare.write(table, out, first, other)
         compare.print_table(table, first, other)
         print("written: " + ", ".join(str(w) for w in written))
@@ -523,7 +528,8 @@ def parser() -> argparse.ArgumentParser:
     cl = sub.add_parser("clean", help="remove what killed runs left behind (found by label)")
     cl.add_argument("--all", action="store_true", help="also remove runs started with `up`")
     cl.set_defaults(fn=cmd_clean)
-    rn = sub.add_parser("run", help="measure an experiment matrix (the options of pytest experiments/, or an "
+    # (no abbreviations: an option given on the command line must be seen to override the file's)
+    rn = sub.add_parser("run", allow_abbrev=False, help="measure an experiment matrix (the options of pytest experiments/, or an "
                         "experiment file's fields)")
     rn.add_argument("experiment_file", nargs="?", metavar="EXPERIMENT.yaml", help="an experiment file (as "
                     "--experiment); options given here override its fields")

@@ -103,3 +103,14 @@ def test_one_repetition_is_not_comparable_rather_than_a_verdict(tmp_path):
     cells[cells["repetition"] == 1].to_csv(b / "cells.csv", index=False)
     table = compare.compare(RECORDED, b)
     assert all(v.startswith("not comparable: n = 3 and 1") for v in table["verdict"]), table["verdict"]
+
+
+def test_sustainable_throughput_is_compared_per_search_whatever_the_matrix_s_rates(tmp_path):
+    a, b = _copy(tmp_path, "a"), _copy(tmp_path, "b")
+    for folder, rates in ((a, (4000, 4100, 3900)), (b, (2000, 2100, 1900))):
+        pd.DataFrame({"cell_key": [f"tm2-multi-cloud-r1000-rep{i}" for i in (1, 2, 3)], "sustainable_rate": rates,
+                      "limited_by": "system", "error": ""}).to_csv(folder / "sustainable.csv", index=False)
+    table = compare.compare(a, b)
+    row = table[table["metric"] == "sustainable throughput"].iloc[0]
+    assert row["cell"] == "tm2-multi-cloud" and (row["n_a"], row["n_b"]) == (3, 3)
+    assert row["verdict"].startswith("A higher by 2,000 ev/s"), row["verdict"]

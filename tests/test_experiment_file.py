@@ -112,3 +112,26 @@ def test_rerun_refuses_to_start_when_something_differs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "topology seed: sha256" in err and "--anyway" in err, err
     assert [p.name for p in tmp_path.iterdir()] == ["old"]
+
+
+def test_yaml_s_booleans_empty_values_and_a_field_given_twice_are_named(tmp_path):
+    f = tmp_path / "odd.yaml"
+    f.write_text("checkpoint_interval: on\nrates: []\nrate: 5\ntaskmanagers: 2\nkeys:\non: 3\ncpu_scale: 0.123456789\n")
+    with pytest.raises(file.ExperimentFileError) as e:
+        file.read(f)
+    text = str(e.value)
+    for problem in ("checkpoint_interval: expected a number, got true", "rates: empty", "keys: empty",
+                    "True: not a field name", "rates: given twice, as rates and rate"):
+        assert f"{f}: {problem}" in text, text
+    f.write_text("cpu_scale: 0.123456789\nrates: [1234567, 1000.0]\n")
+    assert file.read(f) == {"cpu_scale": "0.123456789", "rates": "1234567,1000"}     # every digit kept
+
+
+def test_an_abbreviated_option_is_refused_rather_than_lost_to_the_file(tmp_path):
+    f = tmp_path / "exp.yaml"
+    f.write_text("repetitions: 3\n")
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["run", str(f), "--rep", "1"])
+    args = _args(str(f), "--repetitions", "1")
+    assert file.apply(args, f, ["run", str(f), "--repetitions", "1"])["overrides"] == {"repetitions": 1}
+    assert args.repetitions == 1

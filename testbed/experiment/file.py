@@ -55,12 +55,24 @@ STRUCTURED: dict[str, Any] = {
 LISTS = ("taskmanagers", "placements", "rates", "jobs", "scenario", "driver_nodes")
 
 
-def _normalise(doc: dict) -> dict:
+def _normalise(doc: dict) -> tuple[dict, dict[str, tuple[str, str]]]:
     """The short forms a file may use, in full: one value for a list of one (``rates: 1000``, or the
-    command line's ``"1000,2000"``), one mapping of properties for one alternative, one link value."""
-    out = {}
+    command line's ``"1000,2000"``), one mapping of properties for one alternative, one link value;
+    and the problems the types' check would word badly (keys that are not names, empty values,
+    YAML's yes/no/on/off where a number belongs)."""
+    out, problems = {}, {}
     for key, v in doc.items():
-        dest = _DESTS.get(key)
+        dest = _DESTS.get(key) if isinstance(key, str) else None
+        if not isinstance(key, str):
+            problems[str(key)] = (str(key), "not a field name (YAML reads a bare on/off/yes/no as a boolean, "
+                                            "a number as a number)")
+            continue
+        if v is None or v == [] or v == {}:
+            problems[key] = (key, "empty: give a value, or leave the field out for its default")
+            continue
+        if isinstance(v, bool) and dest in _NUMBERS:
+            problems[key] = (key, f"expected a number, got {str(v).lower()} (YAML reads yes/no/on/off as booleans)")
+            continue
         if dest in LISTS and not isinstance(v, list):
             v = [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else [v]
         elif dest and dest.endswith("_properties") and isinstance(v, dict):
@@ -71,7 +83,7 @@ def _normalise(doc: dict) -> dict:
             v = {k: {f: (x if isinstance(x, list) else [x]) for f, x in fs.items()} if isinstance(fs, dict) else fs
                  for k, fs in v.items()}
         out[key] = v
-    return out
+    return out, problems
 
 
 class ExperimentFileError(TopologyError):
@@ -114,10 +126,12 @@ def _model() -> type[BaseModel]:
 SCHEMA = _model()
 _DESTS = {name: o.dest for o in _options() for name in _names(o)}
 _CHOICES = {o.dest for o in _options() if "choices" in o.kwargs}
+_NUMBERS = {o.dest for o in _options() if o.kwargs.get("type") in (int, float)} | {"cpu_scale", "checkpoint_interval"}
 
 
 def _number(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
+    """1000.0 -> '1000', 0.123456789 -> '0.123456789' (every digit the file gave)."""
+    return (str(int(v)) if v.is_integer() else repr(v)) if isinstance(v, float) else str(v)
 
 
 def _props(alt: dict) -> str:
@@ -184,8 +198,8 @@ def _read(path: Path) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     doc = {} if doc is None else doc
     if not isinstance(doc, dict):
         raise ExperimentFileError(str(path), [("", "expected a mapping of fields to values, e.g. rates: [1000, 2000]")])
-    doc = _normalise(doc)
-    problems: dict[str, tuple[str, str]] = {}
+    raw = doc
+    doc, problems = _normalise(raw)
     try:
         SCHEMA.model_validate(doc)
     except ValidationError as e:
@@ -197,12 +211,27 @@ def _read(path: Path) -> tuple[dict[str, Any], list[tuple[str, str]]]:
                        if field.replace("-", "_") in NOT_IN_FILE else f"unknown field; fields: {allowed}")
             else:
                 why = f"{err['msg']}, got {err['input']!r}"
-            problems.setdefault(field, (_loc(err["loc"]), why))     # a union's branches: the first's reason
+            # one line per place; a union's branches each fail there: the first's reason
+            problems.setdefault(_loc(err["loc"]) or field, (_loc(err["loc"]), why))
+    for names in _names_used(raw):
+        if len(names) > 1:
+            problems[f"{names[0]} (twice)"] = (names[0], f"given twice, as {' and '.join(names)}")
     # the fields that passed, so that the matrix's own checks can name their problems too
-    good = SCHEMA.model_validate({k: v for k, v in doc.items() if k not in problems})
+    bad = {p.split(".")[0].split(" ")[0] for p in problems} | {n for names in _names_used(raw) if len(names) > 1
+                                                              for n in names}
+    good = SCHEMA.model_validate({k: v for k, v in doc.items() if k not in bad})
     base = path.resolve().parent
     return ({dest: as_text(dest, v, base) for dest, v in good.model_dump(exclude_none=True).items()},
             list(problems.values()))
+
+
+def _names_used(doc: dict) -> list[list[str]]:
+    """Per option the file sets, the names it used for it (two: the same field twice)."""
+    used: dict[str, list[str]] = {}
+    for key in doc:
+        if isinstance(key, str) and key in _DESTS:
+            used.setdefault(_DESTS[key], []).append(key)
+    return list(used.values())
 
 
 def given(argv: list[str]) -> set[str]:
@@ -234,7 +263,7 @@ def apply(namespace: argparse.Namespace, path: str | Path, argv: list[str]) -> d
         if getattr(namespace, "cloud", "emulated") != "real":      # (real clouds: the inventory's topology)
             experiment.cells(load_topology(namespace.topology))
     except OptionError as e:
-        problems += [_field_problem(p, fields) for p in e.problems]
+        problems += [_field_problem(p, fields, explicit) for p in e.problems]
     except TopologyError as e:
         problems += [("topology", f"{e.source}: {p}: {m}" if p else f"{e.source}: {m}") for p, m in e.problems]
     if problems:
@@ -247,13 +276,14 @@ def apply(namespace: argparse.Namespace, path: str | Path, argv: list[str]) -> d
 _FIELD = {n: o.dest for o in TESTBED + EXPERIMENT for n in o.names}
 
 
-def _field_problem(problem: str, fields: dict) -> tuple[str, str]:
-    """'--rates: ...' about a field of the file -> ('rates', '...'); the command line's stay as they are."""
+def _field_problem(problem: str, fields: dict, explicit: set[str]) -> tuple[str, str]:
+    """'--rates: ...' -> ('rates', '...') in the file's words (a field the file leaves out is its
+    default's); what the command line gave stays as it is, and says so."""
     head, colon, rest = problem.partition(": ")
     dests = [o.dest for o in TESTBED + EXPERIMENT if head.split("/")[0] in o.names]
-    if colon and dests and dests[0] in fields:
-        # the file's words for the options it sets: --warm-up -> warmup
-        return dests[0], re.sub(r"--([a-z][a-z-]*)", lambda m: _FIELD.get(m.group(0), m.group(0))
-                                if _FIELD.get(m.group(0)) in fields else m.group(0), rest)
-    return "", problem + ("" if not dests else " (from the command line)")
+    if not colon or not dests or dests[0] in explicit:
+        return "", problem + (" (from the command line)" if dests else "")
+    words = re.sub(r"--([a-z][a-z-]*)", lambda m: _FIELD.get(m.group(0), m.group(0))
+                   if _FIELD.get(m.group(0)) not in explicit else m.group(0), rest)
+    return "/".join(_FIELD.get(h, h) for h in head.split("/")), words + ("" if dests[0] in fields else " (the default)")
 

@@ -10,6 +10,7 @@ hashes. Each difference is named; the caller decides whether to go on.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from .. import images as img
@@ -75,6 +76,15 @@ def differences(doc: dict, opts: dict, images: dict[str, str | None]) -> list[st
         was = doc.get("testbed", {}).get("images", {}).get(name)
         if was and image != was:
             out.append(f"image {name}: {image[:19] if image else 'not built yet'}, the run's {was[:19]}")
+    cpus, was_cpus = os.cpu_count(), doc.get("host", {}).get("cpus")
+    if was_cpus and cpus != was_cpus and str(opts.get("cpu_scale") or "auto") == "auto":
+        out.append(f"this machine's {cpus} cores, the run's {was_cpus} (--cpu-scale auto scales the nodes to them)")
+    first = (doc.get("sessions") or [{}])[0].get("options", {})
+    for i, later in enumerate((doc.get("sessions") or [])[1:], start=2):
+        for k, v in later.get("options", {}).items():
+            if k in opts and k not in NOT_REPEATED and k not in ("results",) and first.get(k) != v:
+                out.append(f"session {i} of the run (a resumption) used --{k.replace('_', '-')} {v!r}; "
+                           f"the rerun repeats the first session's {first.get(k)!r}")
     for j in doc.get("jobs", []):
         if not j.get("job_sha256"):
             continue

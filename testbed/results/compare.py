@@ -65,7 +65,12 @@ class NotComparable(ValueError):
 
 def group_key(cell_key: str) -> str:
     """'tm2-multi-cloud-r500-rep3-link:azure-google:rtt_ms=200' -> 'tm2-multi-cloud-r500-link:...'"""
-    return re.sub(r"-rep\d+", "", str(cell_key), count=1)
+    return re.sub(r"(-r[0-9.e+]+)-rep\d+", r"\1", str(cell_key), count=1)
+
+
+def search_key(cell_key: str) -> str:
+    """A search's key without its repetition and its first rate ('tm2-multi-cloud-search-of...')."""
+    return re.sub(r"-r[0-9.e+]+-rep\d+", "", str(cell_key), count=1)
 
 
 def _without_links(key: str) -> str:
@@ -83,7 +88,7 @@ def _folder(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
     searches = read_table(sust) if sust.exists() else pd.DataFrame(columns=["cell_key", "sustainable_rate", "group"])
     if len(searches):
         searches = searches[searches["error"].fillna("").astype(str) == ""] if "error" in searches else searches
-        searches = searches.assign(group=searches["cell_key"].map(group_key))
+        searches = searches.assign(group=searches["cell_key"].map(search_key))
     return cells, searches, path
 
 
@@ -196,34 +201,40 @@ def compare(a: str | Path, b: str | Path, allow: set[str] = frozenset(), confide
             + f". Give --allow-different {','.join(refused)} to compare them anyway")
     alpha = 1 - confidence
     rows = []
-    for ga, gb in matched:
-        for m in METRICS:
-            src_a, src_b = (sa, sb) if m.column == "sustainable_rate" else (ca, cb)
-            x, y = _values(src_a, ga, m.column), _values(src_b, gb, m.column)
-            if m.column == "sustainable_rate" and x.size == 0 and y.size == 0:
-                continue            # no search in either folder
-            row = {"cell": ga if ga == gb else f"{ga} | {gb}", "metric": m.name, "unit": m.unit,
-                   "n_a": x.size, "n_b": y.size, "mean_a": x.mean() if x.size else math.nan,
-                   "mean_b": y.mean() if y.size else math.nan, "difference": math.nan, "ci_low": math.nan,
-                   "ci_high": math.nan, "p_welch": math.nan, "p_holm": math.nan, "mdd": math.nan,
-                   "windows_mw_p": math.nan, "verdict": ""}
-            if x.size and y.size:
-                row["difference"] = row["mean_a"] - row["mean_b"]
-            if x.size >= 2 and y.size >= 2:
-                p, se, df = _welch(x, y)
-                row["p_welch"] = p
-                row["ci_low"], row["ci_high"] = _bootstrap(x, y, confidence)
-                row["mdd"] = (stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(POWER, df)) * se if se else 0.0
-            else:
-                row["verdict"] = (f"not comparable: n = {x.size} and {y.size} (at least 2 repetitions on each "
-                                  "side)")
-            if m.windows:
-                wa, wb = _windows(pa, ca, ga), _windows(pb, cb, gb)
-                if wa.size and wb.size:
-                    row["windows_mw_p"] = float(stats.mannwhitneyu(wa, wb, alternative="two-sided").pvalue)
-            rows.append(row)
+    sustainable = METRICS[-1]
+    # a search is one per taskmanagers and placement (and axes), whatever the rates of the matrix
+    searched = [(ga, gb, sustainable) for ga, gb in pairs(sa, sb)] if len(sa) and len(sb) else []
+    for ga, gb, m in [(ga, gb, m) for ga, gb in matched for m in METRICS[:-1]] + searched:
+        src_a, src_b = (sa, sb) if m is sustainable else (ca, cb)
+        x, y = _values(src_a, ga, m.column), _values(src_b, gb, m.column)
+        row = {"cell": ga if ga == gb else f"{ga} | {gb}", "metric": m.name, "unit": m.unit,
+               "n_a": x.size, "n_b": y.size, "mean_a": x.mean() if x.size else math.nan,
+               "mean_b": y.mean() if y.size else math.nan, "difference": math.nan, "ci_low": math.nan,
+               "ci_high": math.nan, "p_welch": math.nan, "p_holm": math.nan, "mdd": math.nan,
+               "windows_mw_p": math.nan, "verdict": ""}
+        if x.size and y.size:
+            row["difference"] = row["mean_a"] - row["mean_b"]
+        if x.size >= 2 and y.size >= 2:
+            p, se, df = _welch(x, y)
+            row["p_welch"] = p
+            row["ci_low"], row["ci_high"] = _bootstrap(x, y, confidence)
+            row["mdd"] = (se, df)       # (in units once the number of tests is known)
+        else:
+            row["verdict"] = (f"not comparable: n = {x.size} and {y.size} (at least 2 repetitions on each "
+                              "side)")
+        if m.windows:
+            wa, wb = _windows(pa, ca, ga), _windows(pb, cb, gb)
+            if wa.size and wb.size:
+                row["windows_mw_p"] = float(stats.mannwhitneyu(wa, wb, alternative="two-sided").pvalue)
+        rows.append(row)
+    tests = sum(1 for r in rows if not math.isnan(r["p_welch"]))
     for row, adjusted in zip(rows, _holm([r["p_welch"] for r in rows])):
         row["p_holm"] = adjusted
+        if isinstance(row["mdd"], tuple):
+            # at the strictest level Holm's method may hold a test to (alpha / tests): never too small
+            se, df = row["mdd"]
+            level = alpha / max(tests, 1)
+            row["mdd"] = (stats.t.ppf(1 - level / 2, df) + stats.t.ppf(POWER, df)) * se if se else 0.0
         if row["verdict"]:
             continue
         d, unit = row["difference"], row["unit"]
@@ -243,9 +254,11 @@ def compare(a: str | Path, b: str | Path, allow: set[str] = frozenset(), confide
 METHODS = ("Unit: the repetition. Difference: mean of A − mean of B. Interval: percentile bootstrap of that "
            "difference ({resamples} resamples of each side's repetitions). p (Welch): Welch's t-test on the "
            "repetitions; p (Holm): adjusted over the {tests} tests of this comparison, and it decides the verdict "
-           "with the interval. MDD: the difference a two-sided test at this confidence finds with 80 % power. "
-           "p (windows, Mann-Whitney): over the window latencies of all repetitions; windows of one cell are not "
-           "independent, so it is optimistic and never decides the verdict.")
+           "with the interval. MDD: the difference a two-sided test finds with 80 % power at the strictest level "
+           "Holm's method may apply (1 − confidence, divided by the number of tests). p (windows, Mann-Whitney): "
+           "whether the window latencies of all repetitions come from one distribution (the same test on both "
+           "latency rows); windows of one cell are not independent, so it is optimistic and never decides the "
+           "verdict.")
 
 
 def write(table: pd.DataFrame, out: str | Path, a: str | Path, b: str | Path) -> list[Path]:
