@@ -44,17 +44,11 @@ def _images_now(testbed_run: str | None, cloud: str) -> dict[str, str | None]:
             return {r.name: tb.images.get(r.name) for r in img.APP_RECIPES}
         finally:
             tb.close()
-    out: dict[str, str | None] = {r.name: None for r in img.APP_RECIPES}
     try:
         client = host_client()
     except Exception:  # noqa: BLE001 - no engine here: nothing built, so nothing is the run's
-        return out
-    for r in img.APP_RECIPES:
-        try:
-            out[r.name] = client.images.get(r.tag).id
-        except Exception:  # noqa: BLE001 - not built here: built at the start, so not the run's
-            out[r.name] = None
-    return out
+        return {r.name: None for r in img.APP_RECIPES}
+    return img.current_ids(client)
 
 
 def differences(doc: dict, opts: dict, images: dict[str, str | None]) -> list[str]:

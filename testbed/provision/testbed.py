@@ -207,19 +207,11 @@ class Testbed:
     def stale_images(self) -> list[str]:
         """The application images this run carries that differ from what this checkout's recipes
         build (a recipe not built here counts as different)."""
-        out = []
         try:
             client = host_client()
         except Exception:  # noqa: BLE001 - no engine here: nothing to compare with
-            return out
-        for r in img.APP_RECIPES:
-            try:
-                current = client.images.get(r.tag).id
-            except Exception:  # noqa: BLE001 - not built here, or no engine here: cannot be the same
-                current = None
-            if self.images.get(r.name) != current:
-                out.append(r.name)
-        return out
+            return []
+        return [name for name, current in img.current_ids(client).items() if self.images.get(name) != current]
 
     def close(self) -> None:
         for m in self.machines:

@@ -200,7 +200,7 @@ def compare(a: str | Path, b: str | Path, allow: set[str] = frozenset(), confide
             f"{k} ({v[0]} against {v[1]})" for k, v in refused.items())
             + f". Give --allow-different {','.join(refused)} to compare them anyway")
     alpha = 1 - confidence
-    rows = []
+    rows, values, windows_p = [], [], {}
     sustainable = METRICS[-1]
     # a search is one per taskmanagers and placement (and axes), whatever the rates of the matrix
     searched = [(ga, gb, sustainable) for ga, gb in pairs(sa, sb)] if len(sa) and len(sb) else []
@@ -223,10 +223,13 @@ def compare(a: str | Path, b: str | Path, allow: set[str] = frozenset(), confide
             row["verdict"] = (f"not comparable: n = {x.size} and {y.size} (at least 2 repetitions on each "
                               "side)")
         if m.windows:
-            wa, wb = _windows(pa, ca, ga), _windows(pb, cb, gb)
-            if wa.size and wb.size:
-                row["windows_mw_p"] = float(stats.mannwhitneyu(wa, wb, alternative="two-sided").pvalue)
+            if (ga, gb) not in windows_p:        # one test of the distribution per cell, on both latency rows
+                wa, wb = _windows(pa, ca, ga), _windows(pb, cb, gb)
+                windows_p[ga, gb] = (float(stats.mannwhitneyu(wa, wb, alternative="two-sided").pvalue)
+                                     if wa.size and wb.size else math.nan)
+            row["windows_mw_p"] = windows_p[ga, gb]
         rows.append(row)
+        values.append((x.tolist(), y.tolist()))
     tests = sum(1 for r in rows if not math.isnan(r["p_welch"]))
     for row, adjusted in zip(rows, _holm([r["p_welch"] for r in rows])):
         row["p_holm"] = adjusted
@@ -246,7 +249,8 @@ def compare(a: str | Path, b: str | Path, allow: set[str] = frozenset(), confide
             row["verdict"] = (f"no difference detected at this n (n = {row['n_a']} and {row['n_b']}; a difference "
                               f"under {row['mdd']:,.3g} {unit} would likely go unseen)")
     table = pd.DataFrame(rows)
-    table.attrs.update(a=str(pa), b=str(pb), confidence=confidence, allowed=sorted(allow & set(differ)),
+    # each row's repetitions, A's and B's, for the figures
+    table.attrs.update(a=str(pa), b=str(pb), confidence=confidence, values=values, allowed=sorted(allow & set(differ)),
                        differ={k: v for k, v in differ.items() if k in allow})
     return table
 
@@ -269,23 +273,17 @@ def write(table: pd.DataFrame, out: str | Path, a: str | Path, b: str | Path) ->
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "compare.csv", index=False)
-    ca, sa, _ = _folder(a)
-    cb, sb, _ = _folder(b)
     figures = []
+    reps = table.attrs["values"]
     for metric in dict.fromkeys(table["metric"]):
         m = next(x for x in METRICS if x.name == metric)
         rows = table[table["metric"] == metric]
         fig, ax = plt.subplots(figsize=(7, 0.6 + 0.45 * len(rows)))
-        for i, cell in enumerate(rows["cell"]):
-            ga, _, gb = cell.partition(" | ")
-            for side, (frame, group, colour, dy) in enumerate(((sa if m.column == "sustainable_rate" else ca, ga,
-                                                                "tab:blue", -0.12),
-                                                               (sb if m.column == "sustainable_rate" else cb,
-                                                                gb or ga, "tab:orange", 0.12))):
-                v = _values(frame, group, m.column)
-                ax.plot(v, [i + dy] * v.size, "o", color=colour, alpha=0.7, label=("A", "B")[side] if i == 0 else None)
-                if v.size:
-                    ax.plot([v.mean()], [i + dy], "|", color=colour, markersize=16)
+        for i, index in enumerate(rows.index):
+            for side, (v, colour, dy) in enumerate(zip(reps[index], ("tab:blue", "tab:orange"), (-0.12, 0.12))):
+                ax.plot(v, [i + dy] * len(v), "o", color=colour, alpha=0.7, label=("A", "B")[side] if i == 0 else None)
+                if v:
+                    ax.plot([np.mean(v)], [i + dy], "|", color=colour, markersize=16)
         ax.set_yticks(range(len(rows)), [c if len(c) < 48 else c[:45] + "..." for c in rows["cell"]], fontsize=7)
         ax.set_xlabel(f"{metric} ({m.unit}); each dot a repetition, each bar a mean")
         ax.legend(fontsize=7)
