@@ -136,3 +136,30 @@ def test_processes_per_task_follow_the_rate_of_each_share():
     assert LoadSpec(rate=50_000, duration=1, window=w, nodes=("a",)).processes_per_task == 1
     assert LoadSpec(rate=250_000, duration=1, window=w, nodes=("a",)).processes_per_task == 3
     assert LoadSpec(rate=250_000, duration=1, window=w, nodes=("a", "b", "c")).processes_per_task == 1
+
+
+
+def test_the_admin_command_names_the_prefixes_of_the_topics_it_deletes():
+    """(That it deletes them, and keeps what it creates: tests/test_pipeline.py, against the broker.)"""
+    from testbed.stack import driver_cli
+    argv = driver_cli.admin("broker:9092", ["events-b:2"], [], 90, delete_prefix=["events-", "results-"])
+    assert argv[argv.index("--delete-prefix") + 1:argv.index("--create")] == ["events-", "results-"]
+    assert "--delete-prefix" not in driver_cli.admin("broker:9092", ["events-b:2"])
+
+def test_a_cells_phases_add_up_and_independent_cleanups_all_run():
+    import time
+    from testbed.experiment.cell import Phases, _together
+    p = Phases()
+    p.mark("prepare")
+    time.sleep(0.02)
+    p.mark("load")
+    p.mark("prepare")
+    assert list(p.seconds) == ["prepare", "load"] and p.seconds["load"] >= 0.02
+    ran: list[str] = []
+
+    def fail():
+        ran.append("fail")
+        raise RuntimeError("first")
+    with pytest.raises(RuntimeError, match="first"):
+        _together([fail, lambda: ran.append("other")])
+    assert sorted(ran) == ["fail", "other"]

@@ -172,8 +172,11 @@ def test_every_window_size_reaches_running(fst_testbed):
             finally:
                 pipeline.cancel(cluster, job)
     finally:
-        kafka.admin(fst_testbed, bootstrap, node, [], ["events-windows", "results-windows"])
+        # as a cell's admin container does: its own topics created, every earlier cell's deleted
+        left = kafka.admin(fst_testbed, bootstrap, node, ["events-next:1"], [], delete_prefix=["events-", "results-"])
+        kafka.admin(fst_testbed, bootstrap, node, [], ["events-next"])
     assert ran == {w.describe(): "RUNNING" for w in WINDOWS}
+    assert "events-next" in left and not {"events-windows", "results-windows"} & set(left)
 
 
 def test_a_starved_broker_is_named_in_the_row_and_drawn_hollow(fst_testbed, tmp_path):

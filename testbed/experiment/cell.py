@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -39,6 +40,7 @@ from ..workload.pipeline import WindowSpec
 log = logging.getLogger(__name__)
 
 DRIVER = "driver"
+TOPIC_PREFIXES = ("events-", "results-")      # a cell's topics: events-CELL, results-CELL
 METRIC_FETCH_TIMEOUT = "10 s"
 
 
@@ -195,6 +197,7 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     """Run one cell; returns its row. If ``artifacts`` is given, it receives the cell's raw
     ``latency`` samples and per-second ``timeseries`` (pandas frames)."""
     began = time.monotonic()
+    phases = Phases()
     placement = choose(tb.topology, spec.placement, spec.taskmanagers)   # fails before anything starts
     links = links_with(tb.topology.links, spec.links)
     if spec.links and tb.wan is None:
@@ -260,31 +263,38 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     row["registered_taskmanagers"] = len(cluster.taskmanagers())
     broker = kafka.BrokerSpec.of(tb.topology)
     row["broker"] = broker.name
-    bootstrap = kafka.deploy(tb, broker_node, broker, cpus=cpus["broker"])
+    events, results = (f"{prefix}{cell}" for prefix in TOPIC_PREFIXES)
+    parts = cluster.parallelism
+    # the cell's own topics, created by the container that waits for the broker, which also deletes
+    # every earlier cell's (the one before, or a killed run's): a cell leaves its topics for the next
+    # one to delete before any load, saving a container per cell; a testbed's removal takes the last
+    bootstrap = kafka.deploy(tb, broker_node, broker, cpus=cpus["broker"], admin_node=driver_nodes[0],
+                             topics=[f"{events}:{parts}", f"{results}:{parts}"], replace=TOPIC_PREFIXES)
     # Flink's Kafka clients run in the jobmanager and the taskmanagers, maybe in another cloud
     services.wait_resolvable(tb, kafka.BROKER, [flink.JOBMANAGER, flink.TASKMANAGER])
-    events, results = f"events-{cell}", f"results-{cell}"
-    parts = cluster.parallelism
-    kafka.admin(tb, bootstrap, driver_nodes[0], [f"{events}:{parts}", f"{results}:{parts}"], [])
     job_id = None
     prober = Prober(tb, list(links), spec.duration + 240)      # (stopped once the load ends)
     cleanup = [lambda: prober.stop(),
                lambda: injector and injector.stop(),        # the topology as written, before anything else
-               lambda: job_id and pipeline.cancel(cluster, job_id), lambda: load.remove(tb),
-               lambda: kafka.admin(tb, bootstrap, driver_nodes[0], [], [events, results])]
+               lambda: _together([lambda: job_id and pipeline.cancel(cluster, job_id), lambda: load.remove(tb)])]
     try:
         settings = pipeline.recovery_settings(spec.checkpoint_interval_s, spec.checkpoint_mode)
         # the RTT across each link under the load: its containers start now, so that starting them
         # (the nodes' engines busy for a moment) is over long before the load's first event
         prober.start()
+        # the drivers' services are created before the job is submitted, and their containers start
+        # and connect while it is; they send nothing before t0, which is fixed once the job runs
+        drivers = load.start(tb, load_spec, bootstrap, events, results)
+        phases.mark("prepare")
         submitting = time.monotonic()
         job_id = _submit(cluster, spec, bootstrap, events, results, window, settings)
         row["job_id"] = job_id
         row["submit_s"] = round(time.monotonic() - submitting, 2)
         if tb.wan:
             tb.wan.check()      # a broken link would be measured as the system's
+        phases.mark("submit")
         raw, rd, used = _drive(tb, cluster, job_id, load_spec, bootstrap, events, results, injector,
-                               checkpoints=spec.checkpoint_interval_s > 0)
+                               checkpoints=spec.checkpoint_interval_s > 0, drivers=drivers, mark=phases.mark)
         probes = prober.stop()
         if tb.wan:
             tb.wan.check()      # and it held during the load
@@ -335,13 +345,41 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     except BaseException:
         _cleanup(cleanup, failing=True)     # the cell's own error is the one raised
         raise
+    phases.mark("measure")
     _cleanup(cleanup)
+    phases.mark("cleanup")
     row["ended"] = now()
     # what the cell cost besides its load: Flink (re)deployed, broker and topics, the job submitted,
     # the driver started, the results collected, everything removed (python -m testbed bench cell)
     row["cell_wall_s"] = round(time.monotonic() - began, 2)
     row["fixed_cost_s"] = round(row["cell_wall_s"] - spec.duration, 2)
+    row["cell_phases"] = json.dumps(phases.seconds)
     return row
+
+
+class Phases:
+    """Where a cell's wall time went: seconds per phase, each from the end of the one before
+    (``cell_phases``): prepare (Flink, broker, topics), submit, drivers (their containers up and
+    connected after the submission), start (t0's margin), load, collect, measure, cleanup."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def mark(self, phase: str) -> None:
+        t = time.monotonic()
+        self.seconds[phase] = round(self.seconds.get(phase, 0.0) + t - self._last, 2)
+        self._last = t
+
+
+def _together(steps) -> None:
+    """Run independent cleanup steps at once (each waits on a different engine or service); every
+    step runs, and the first failure is raised once all have ended."""
+    with ThreadPoolExecutor(len(steps)) as pool:
+        futures = [pool.submit(fn) for fn in steps]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]
 
 
 def source_window_cap(spec: CellSpec, topology, links, broker_node: str, clouds: list[str],
@@ -415,7 +453,8 @@ class Readings:
 
 
 def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: str, events: str,
-           results: str, injector=None, checkpoints: bool = False) -> tuple[dict, Readings, dict]:
+           results: str, injector=None, checkpoints: bool = False, drivers: list | None = None,
+           mark=None) -> tuple[dict, Readings, dict]:
     """Run the load (and the scenario's faults, from t0); sample Flink's source counter, the job's
     state and the freshness of Flink's readings meanwhile; return the driver's raw measurements, the
     readings, and the CPU the services used during the load (cores, from their containers)."""
@@ -472,6 +511,8 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: st
                 name_taskmanagers(clocks)
             except Exception:  # noqa: BLE001 - a missed sample is not an error
                 pass
+            if stop.is_set():       # the load is over: its readings are complete
+                break
             try:
                 t = time.time()
                 state, restarts, running, total = pipeline.job_sample(cluster, job_id)
@@ -498,7 +539,7 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: st
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        raw = load.run(tb, spec, bootstrap, events, results, on_start=started)
+        raw = load.run(tb, spec, bootstrap, events, results, on_start=started, started=drivers, mark=mark)
     finally:
         stop.set()
         sampler.join()

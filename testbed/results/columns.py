@@ -621,12 +621,19 @@ COLUMNS: tuple[Column, ...] = (
            "outcome"),
     Column("cell_wall_s", "float", "s",
            "The cell's wall time, from choosing its placement to its clean-up (Flink (re)deployed, broker, "
-           "topics, job submitted, driver, load, results collected, everything removed); the links' "
+           "topics, job submitted, driver, load, results collected, the job cancelled and the drivers removed); the links' "
            "calibration before it is not included.",
            "outcome"),
     Column("fixed_cost_s", "float", "s",
            "What the cell cost besides its load: cell_wall_s - duration.",
            "outcome"),
+    Column("cell_phases", "json", "s",
+           "Where cell_wall_s went, seconds per phase, each from the end of the one before: prepare (Flink "
+           "checked or deployed, the broker and topics, the prober and the driver services created), submit "
+           "(the job until every task runs; the drivers start meanwhile), drivers (the rest of their start), "
+           "start (t0's margin and the start readings), load, collect (the last windows), measure, cleanup.",
+           "outcome", when="cells measured since the phases were recorded (not the older recorded runs, not "
+           "a failed cell's row)"),
     Column("host", "str", "",
            "The harness host's name (socket.gethostname).",
            "host"),

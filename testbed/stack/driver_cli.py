@@ -16,9 +16,12 @@ def _base(bootstrap: str, timeout: float | None) -> list[str]:
     return [PROGRAM, "--bootstrap", bootstrap] + (["--timeout", f"{timeout:g}"] if timeout is not None else [])
 
 
-def admin(bootstrap: str, create: list[str] = (), delete: list[str] = (), timeout: float | None = 120) -> list[str]:
-    """Create ``topic:partitions`` / delete topics (kafka-python's admin client)."""
+def admin(bootstrap: str, create: list[str] = (), delete: list[str] = (), timeout: float | None = 120,
+          delete_prefix: list[str] = ()) -> list[str]:
+    """Create ``topic:partitions`` / delete topics (kafka-python's admin client), and every topic
+    whose name starts with one of ``delete_prefix`` but those created."""
     return (_base(bootstrap, timeout) + ["admin"] + (["--delete", *delete] if delete else [])
+            + (["--delete-prefix", *delete_prefix] if delete_prefix else [])
             + (["--create", *create] if create else []))
 
 

@@ -53,9 +53,13 @@ class BrokerSpec:
                    name=topology.broker_image)
 
 
-def deploy(tb: Testbed, node: str, spec: BrokerSpec = BrokerSpec(), cpus: float = 0.0) -> str:
+def deploy(tb: Testbed, node: str, spec: BrokerSpec = BrokerSpec(), cpus: float = 0.0,
+           topics: list[str] = (), admin_node: str | None = None, replace: list[str] = ()) -> str:
     """Start the broker on ``node`` (if not running) and wait until it answers; returns bootstrap.
-    ``cpus`` > 0 limits it to that many cores (a running broker with another limit is restarted)."""
+    ``cpus`` > 0 limits it to that many cores (a running broker with another limit is restarted).
+    ``topics`` (``name:partitions``) are created by the same administration container that waits
+    for the broker (on ``admin_node``, default ``node``): one container less per cell; every other
+    topic whose name starts with one of ``replace`` is deleted by it first."""
     tb.node(node)  # a clear error for an unknown node
     existing = services.get(tb, BROKER)
     if existing is not None and services.cpu_limit(existing) != round(cpus, 9):
@@ -69,15 +73,16 @@ def deploy(tb: Testbed, node: str, spec: BrokerSpec = BrokerSpec(), cpus: float 
                 constraints=[f"node.hostname == {node}"],
                 endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"),
                 labels=tb.labels(), container_labels=tb.labels(), resources=services.resources(cpus))
-    admin(tb, spec.bootstrap, node, [], [], timeout=90)
+    admin(tb, spec.bootstrap, admin_node or node, list(topics), [], timeout=90, delete_prefix=list(replace))
     return spec.bootstrap
 
 
 def admin(tb: Testbed, bootstrap: str, node: str, create: list[str], delete: list[str],
-          timeout: float = 60) -> list[str]:
+          timeout: float = 60, delete_prefix: list[str] = ()) -> list[str]:
     """Create ``name:partitions`` / delete topics with kafka-python's admin client, run on ``node``
-    in a driver container on the overlay network; returns the topics that exist afterwards."""
-    args = driver_cli.admin(bootstrap, create, delete, timeout)
+    in a driver container on the overlay network; returns the topics that exist afterwards.
+    ``delete_prefix``: every other topic whose name starts with one of these is deleted too."""
+    args = driver_cli.admin(bootstrap, create, delete, timeout, delete_prefix=delete_prefix)
     out = services.run_once(tb.node(node), tb.images["driver"], args, network=tb.network, labels=tb.labels(),
                             timeout=timeout + 30, what="topic administration")
     return json.loads(out.strip().splitlines()[-1])["topics"]

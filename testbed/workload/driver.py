@@ -95,8 +95,10 @@ def admin(args) -> int:
     from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
     client = _wait_for_broker(args.bootstrap, args.timeout)
-    if args.delete:
-        for name in args.delete:
+    created = {spec.partition(":")[0] for spec in args.create or []}
+    stale = [t for t in client.list_topics() if t not in created and t.startswith(tuple(args.delete_prefix or ()))]
+    if args.delete or stale:
+        for name in [*(args.delete or []), *stale]:
             try:
                 client.delete_topics([name])
             except UnknownTopicOrPartitionError:
@@ -514,6 +516,8 @@ def parser() -> argparse.ArgumentParser:
     a = sub.add_parser("admin")
     a.add_argument("--create", nargs="*", metavar="TOPIC:PARTITIONS")
     a.add_argument("--delete", nargs="*", metavar="TOPIC")
+    a.add_argument("--delete-prefix", nargs="*", metavar="PREFIX",
+                   help="also delete every topic whose name starts with one of these, except those created")
     a.set_defaults(func=admin)
     b = sub.add_parser("produce", help="send one slice of the open-loop schedule")
     b.add_argument("--events", required=True)

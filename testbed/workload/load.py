@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 PREFIX = "driver"
 COLLECTOR = "driver-results"
 CONTROL = "/tmp/fst"
-START_MARGIN_S = 2.0           # from fixing t0 to t0: the start files' delivery
+START_MARGIN_S = 1.0           # from fixing t0 to t0: the start files' delivery
 QUIET_S = 10.0                 # a job of unknown output is done when no result came for this long
+START_WAIT_S = 600.0          # how long a connected driver task waits for t0 (the job's submission)
 RATE_PER_PROCESS = 100_000     # events/s one driver process sends on time (python -m testbed bench driver)
 
 
@@ -129,25 +130,37 @@ def remove(tb: Testbed, timeout: float = 60) -> None:
              detail=lambda: "still running: " + ", ".join(still()))
 
 
-def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
-        on_start: Callable[[float], None] | None = None) -> dict:
-    """Drive the cell's load; returns the merged raw measurements (``merge``). ``on_start`` is
-    called with t0 once the schedule is fixed."""
+def start(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str) -> list:
+    """Create the cell's driver services (the collector first) and return them without waiting: the
+    Swarm starts their containers, and they connect to the broker, while the job is being submitted.
+    They send nothing before ``run`` gives them t0."""
     remove(tb)
     collector = _create(tb, COLLECTOR, spec.nodes[0], driver_cli.collect(
         bootstrap, events, results, spec.drain_s, CONTROL, f"{CONTROL}/results.json"), 0.0)
-    tasks = [_create(tb, task_name(i), node, driver_cli.produce(
+    return [collector, *(_create(tb, task_name(i), node, driver_cli.produce(
         bootstrap, events, spec.rate, spec.duration, slice_=f"{i}/{spec.tasks}", processes=spec.processes_per_task,
         keys=spec.keys, payload_bytes=spec.payload_bytes, control=CONTROL, out=f"{CONTROL}/driver.json",
-        warmup_rate=spec.warmup_rate, warmup_s=spec.warmup_s, producer_properties=dict(spec.producer_properties)),
-        spec.cpus) for i, node in enumerate(spec.nodes)]
-    every = [collector, *tasks]
+        warmup_rate=spec.warmup_rate, warmup_s=spec.warmup_s, producer_properties=dict(spec.producer_properties),
+        timeout=START_WAIT_S), spec.cpus) for i, node in enumerate(spec.nodes))]
+
+
+def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
+        on_start: Callable[[float], None] | None = None, started: list | None = None,
+        mark: Callable[[str], None] | None = None) -> dict:
+    """Drive the cell's load; returns the merged raw measurements (``merge``). ``started``: the
+    services ``start`` created already (else they are created now); ``on_start`` is called with t0
+    once the schedule is fixed; ``mark(phase)`` as each of its phases ends (drivers, start, load,
+    collect), for the cell's account of its time."""
+    every = started or start(tb, spec, bootstrap, events, results)
+    collector, tasks = every[0], every[1:]
+    mark = mark or (lambda _phase: None)
     with step(log, f"start {spec.tasks} driver task(s) on {', '.join(spec.nodes)} and the results collector"):
         running: dict = wait_for(lambda: _all_running(tb, every), 120, "the driver tasks to run", interval=0.5,
                            detail=lambda: "\n".join(services.describe(tb, s.name) for s in every))
         wait_for(lambda: _all_running(tb, every) and all(_exists(tb, running[s.name], "ready.json") for s in tasks), 120,
                  "the driver tasks to connect to the broker", interval=0.25,
                  detail=lambda: "\n".join(services.describe(tb, s.name) for s in tasks))
+    mark("drivers")
     # t0 must still lie ahead when the last task reads it: the start files go to every task at once
     # (each a copy through its node's engine, slow on a busy host), and a task that learns t0 late
     # would send its first events late. Checked, not assumed: a late delivery is logged.
@@ -159,6 +172,7 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
                     "their first events may be sent late (driver_late_fraction says how many)")
     if on_start:
         on_start(t0)
+    mark("start")
     w = spec.window
     sch = spec.schedule
     warm = f" after {sch.warmup_s:g}s at {sch.warmup_rate:,.0f}" if sch.first else ""
@@ -170,12 +184,13 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
             p.update(min(load_s, max(0, round(time.time() - t0))))
             return _all_finished(tasks)
 
-        done = wait_for(finished, spec.duration + 180, "the driver tasks to finish", interval=1,
+        done = wait_for(finished, spec.duration + 180, "the driver tasks to finish", interval=0.25,
                         detail=lambda: "\n".join(services.describe(tb, s.name) for s in tasks))
         for name, task in done.items():
             if task["Status"]["State"] != "complete":
                 raise RuntimeError(f"driver task {name} failed:\n" + services.describe(tb, name, tail=60))
         reports = [_get(tb, running[s.name], "driver.json") for s in tasks]
+    mark("load")
     expected = schedule.expected_counts(t0, sch, spec.keys, w.size_ms, w.slide_ms)
     flush_ts = schedule.flush_time_ms(t0, sch, w.size_s, w.slide_s, w.watermark_delay_s)
     _put(tb, running[COLLECTOR], "flush.json", flush_control(spec, flush_ts, len(expected)))
@@ -183,11 +198,12 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
             + (f" (or none for {QUIET_S:g}s)" if spec.output == "any" else ""))
     with step(log, f"collect results until {what} are in (at most {spec.drain_s:.0f}s)"):
         task = wait_for(lambda: _all_finished([collector]), spec.drain_s + 120, "the results collector to finish",
-                        interval=1, detail=lambda: services.describe(tb, COLLECTOR))[COLLECTOR]
+                        interval=0.25, detail=lambda: services.describe(tb, COLLECTOR))[COLLECTOR]
         if task["Status"]["State"] != "complete":
             raise RuntimeError("the results collector failed:\n" + services.describe(tb, COLLECTOR, tail=60))
         collected = _get(tb, running[COLLECTOR], "results.json")
     log.info(f"driver: {services.logs(tb, COLLECTOR, tail=1).strip()}")
+    mark("collect")
     return merge(spec, reports, collected, expected)
 
 
