@@ -480,6 +480,7 @@ def _bench_cell(args) -> int:
         for c in res["cells"]:
             print(f"  {c['submit']:9} pair {c['repetition']}: fixed {c['fixed_cost_s']:6.1f} s, of it submitting "
                   f"{c['submit_s']:5.1f} s (wall {c['cell_wall_s']:.1f} s)  cell {c['cell']}")
+            print("    phases: " + ", ".join(f"{k} {v:.1f}" for k, v in c["phases"].items()))
         for via, m in res["median"].items():
             print(f"  median {via:9}: fixed {m['fixed_cost_s']:.1f} s, submitting {m['submit_s']:.1f} s")
         print(f"  ratio of median fixed cost (rest / flink-run): {res['ratio_fixed_cost']}")

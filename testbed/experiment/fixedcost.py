@@ -12,6 +12,7 @@ cost (its wall time less its load) and the submission's share, and the ratio of 
 
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 
@@ -37,7 +38,8 @@ def compare(tb: Testbed, repetitions: int = 3, duration: float = 15.0, rate: flo
             log.info(f"fixed cost: pair {rep} of {repetitions}, {via}")
             row = run_cell(tb, spec)
             cells.append({"submit": via, "repetition": rep, "cell": row["cell"], "fixed_cost_s": row["fixed_cost_s"],
-                          "submit_s": row["submit_s"], "cell_wall_s": row["cell_wall_s"], "lost": row["lost"]})
+                          "submit_s": row["submit_s"], "cell_wall_s": row["cell_wall_s"], "lost": row["lost"],
+                          "phases": json.loads(row["cell_phases"])})
     med = {via: {k: statistics.median(c[k] for c in cells if c["submit"] == via) for k in ("fixed_cost_s", "submit_s")}
            for via in ("flink-run", "rest")}
     return {"run_id": tb.run_id, "duration": duration, "rate": rate, "repetitions": repetitions, "cpu_scale": scale,
