@@ -92,9 +92,10 @@ def test_a_one_bdp_queue_bounds_the_delay_a_saturating_flow_adds_and_a_long_queu
 
 
 def test_a_holder_killed_during_a_cell_fails_that_cell_naming_the_link(fst_testbed):
-    """With the NFQUEUE backend, a holder that dies while the load runs leaves its direction dropping
-    every packet: the check after the load fails the cell, naming the direction, rather than letting
-    a partition nobody asked for pass for the system's behaviour."""
+    """With the NFQUEUE backend, a holder that dies during a cell leaves its direction dropping every
+    packet: the cell fails naming the direction, whatever the lost link broke first (the job's
+    submission, its taskmanagers, or nothing until the check after the load), rather than with
+    Flink's error alone or letting a partition nobody asked for pass for the system's behaviour."""
     import threading
 
     from testbed.core.run import wait_for
@@ -120,7 +121,7 @@ def test_a_holder_killed_during_a_cell_fails_that_cell_naming_the_link(fst_testb
     t = threading.Thread(target=cell)
     t.start()
     try:
-        # once the load is starting (its driver services are there), the holder goes
+        # once the cell's drivers are there (they start while its job is submitted), the holder goes
         wait_for(lambda: load.names(fst_testbed), 180, "the cell's load to start")
         wan.router.exec_run(["pkill", "-f", f"^python3 /usr/local/bin/wan-delay.py {queue} "])
         t.join(300)

@@ -28,6 +28,7 @@ from ..stack import flink, kafka, services
 from ..model.placement import choose
 from ..provision import cpu
 from ..provision.testbed import Testbed
+from ..providers.wan import WanBroken
 from ..measure import recovery
 from ..measure.prober import Prober, loaded_rtt, rtt_per_second
 from ..model.scenario import Scenario
@@ -342,8 +343,17 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
         if artifacts is not None:
             artifacts["latency"] = latency
             artifacts["timeseries"] = series
-    except BaseException:
-        _cleanup(cleanup, failing=True)     # the cell's own error is the one raised
+    except BaseException as e:
+        _cleanup(cleanup, failing=True)     # the cell's own error is the one raised, unless:
+        if tb.wan and isinstance(e, Exception) and not isinstance(e, WanBroken):
+            # a link the emulation lost (a holder gone) fails what crosses it, Flink's job first,
+            # whose own error would hide the cause: the broken link is what the cell fails with
+            try:
+                tb.wan.check(cause=e)
+            except WanBroken as broken:
+                raise broken from e
+            except Exception:  # noqa: BLE001 - the router unreachable: the cell's own error stands
+                log.warning("the WAN's health could not be read after the cell failed", exc_info=True)
         raise
     phases.mark("measure")
     _cleanup(cleanup)

@@ -89,6 +89,10 @@ def shaping(d: Direction, iface: str, minor: int, src_subnet: str, backend: str,
     return script
 
 
+class WanBroken(RuntimeError):
+    """The emulation lost a link (``Wan.check``): whatever crossed it failed, or was measured wrong."""
+
+
 class Wan:
     def __init__(self, router, subnets: dict[str, str], interfaces: dict[str, str],
                  backend: str | None = None):
@@ -159,8 +163,9 @@ class Wan:
                    f"echo 'the NFQUEUE holder of queue {queue} did not load its new config:'; tail -5 {logfile}; exit 1"))
         if not running:     # (a dead holder's log and stats must not pass for the new one's)
             self.sh(f"rm -f {logfile} /run/wan-{queue}.stats")
-            self.router.exec_run(["sh", "-c", f"exec python3 /usr/local/bin/wan-delay.py {queue} {conf} >{logfile} 2>&1"],
-                                 detach=True)
+            # (not exec'd: its shell outlives it and writes how it ended, a signal as 128 + its number)
+            self.router.exec_run(["sh", "-c", f"python3 /usr/local/bin/wan-delay.py {queue} {conf} >>{logfile} 2>&1; "
+                                  f"echo \"wan-delay queue {queue}: exited with status $?\" >>{logfile}"], detach=True)
             self.sh(f"for i in $(seq 100); do grep -q ': bound;' {logfile} 2>/dev/null && break; sleep 0.05; done; "
                     f"grep -q ': bound;' {logfile} || {{ echo 'the NFQUEUE holder did not start:'; cat {logfile}; exit 1; }}")
         rule = f"FORWARD -s {self.subnets[d.src]} -d {self.subnets[d.dst]} -j NFQUEUE --queue-num {queue}"
@@ -168,30 +173,34 @@ class Wan:
 
     def health(self) -> list[str]:
         """What is wrong with the emulation now, one line per direction ([] when nothing is). With the
-        NFQUEUE backend a direction whose holder exited, or stopped writing its stats each second,
-        drops every packet (the queue has no bypass, so that a lost holder can never pass packets
-        undelayed): a partition nobody asked for."""
+        NFQUEUE backend a direction whose holder exited (its shell writes how, as the log's last line),
+        or stopped writing its stats each second, drops every packet (the queue has no bypass, so that
+        a lost holder can never pass packets undelayed): a partition nobody asked for."""
         if self.backend != "nfqueue":
             return []
         problems = []
         for (src, dst), d in sorted(self.links.items()):
             _minor, queue = self._ids(d)
             code, out = self.router.exec_run(["sh", "-c",
-                f"pgrep -f '^python3 /usr/local/bin/wan-delay.py {queue} ' >/dev/null && echo running || echo exited; "
+                f"pgrep -f '^python3 /usr/local/bin/wan-delay.py {queue} ' >/dev/null && echo running || echo gone; "
                 f"echo $(( $(date +%s) - $(stat -c %Y /run/wan-{queue}.stats 2>/dev/null || echo 0) )); "
-                f"tail -3 /run/wan-{queue}.log 2>/dev/null"])
-            state, age, *log_tail = out.decode(errors="replace").splitlines() or ["exited", "0"]
-            if state != "running" or not age.strip().isdigit() or int(age) > HOLDER_STALE_S:
-                how = "has exited" if state != "running" else f"wrote no stats for {age.strip()} s"
+                f"tail -5 /run/wan-{queue}.log 2>/dev/null"])
+            state, age, *log_tail = out.decode(errors="replace").splitlines() or ["gone", "0"]
+            exited = bool(log_tail) and "exited with status" in log_tail[-1]
+            stale = not age.strip().isdigit() or int(age) > HOLDER_STALE_S
+            if exited or stale:
+                how = ("has exited" if exited or state != "running" else f"wrote no stats for {age.strip()} s")
                 problems.append(f"the WAN link {src} -> {dst}: its NFQUEUE holder (queue {queue}) {how}, so that "
                                 f"direction drops every packet; its log ends: {' | '.join(log_tail) or '(empty)'}")
         return problems
 
-    def check(self) -> None:
-        """Raise, naming each direction, when ``health`` finds anything wrong."""
+    def check(self, cause: BaseException | None = None) -> None:
+        """Raise WanBroken, naming each direction, when ``health`` finds anything wrong (with the
+        error it explains, ``cause``, quoted)."""
         problems = self.health()
         if problems:
-            raise RuntimeError("the emulated WAN is broken: " + "; ".join(problems))
+            because = f"\n(what failed with it: {str(cause)[:1500]})" if cause else ""
+            raise WanBroken("the emulated WAN is broken: " + "; ".join(problems) + because)
 
     def counters(self) -> dict:
         """Cumulative counters of the emulation, read before and after a cell (measure/saturation.py):
