@@ -72,3 +72,13 @@ def test_a_document_is_not_changed_by_reading_it():
     before = copy.deepcopy(doc)
     parse(TaskReport, doc, "t")
     assert doc == before
+
+
+def test_the_produce_summary_the_benchmarks_read():
+    line = {"t0": 1_764_165_600.0, "sent": 1000, "acked": 998, "behind": 0, "max_lag_ms": 4.5, "cpu_s": 0.8,
+            "elapsed_s": 10.2, "errors": [], "processes": 1, "ack_stats": [[1.0, 1.2, 3.5, 4.0, 0.5, 12]],
+            "acked_per_s": [100] * 10, "queued_per_s": [0] * 10}
+    s = parse(ProduceSummary, line, "the bench's driver")
+    assert (s.sent, s.acked, s.elapsed_s, s.ack_stats[0][5]) == (1000, 998, 10.2, 12)
+    with pytest.raises(RecordError, match=r"^the bench's driver: ack_stats\[0\]\[1\] is None \(NoneType\), not a number$"):
+        parse(ProduceSummary, {**line, "ack_stats": [[1.0, None, 3.5, 4.0, 0.5, 12]]}, "the bench's driver")
