@@ -1,9 +1,10 @@
 """The load driver's record as the harness holds it, typed: what each driver task reports
 (``TaskReport``, its ``driver.json``), what the results collector read (``Collected``, its
 ``results.json``), and the two joined with the cell's schedule into one ``Record`` (``load.merge``),
-which the measures and the cell read.
+which the measures and the cell read. ``ProduceSummary`` is the line ``driver.py produce`` prints,
+which the benchmarks read.
 
-The driver writes plain JSON (driver.py, standard library only, unchanged by this module).
+The driver writes plain JSON (driver.py, standard library only, knows nothing of these types).
 ``parse`` turns one such document into its type where the harness receives it, and refuses one
 that is not what the driver writes with a ``RecordError`` that names the document and the field
 (``driver task driver-1: processes[0].sent is '12' (str), not an int``). Numbers are kept as they
