@@ -3,6 +3,7 @@ variable), the results contract's parser, and the accounting each kind of output
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import zipfile
@@ -17,9 +18,10 @@ from testbed.measure.metrics import cell_metrics, measured_latency
 from testbed.workload import driver, schedule
 from testbed.workload.jobs import Job, JobError
 from testbed.workload.sql import statements
-from testbed.workload.load import LoadSpec, merge
+from testbed.workload.load import LoadSpec
 from testbed.workload.pipeline import WindowSpec
-from tests.test_load import _report
+from testbed.workload.record import Record
+from tests.test_load import _merge, _report
 
 HERE = Path(__file__).resolve().parent
 
@@ -117,40 +119,44 @@ def _raw(output: str, window_rows=(), event_rows=(), rate=100.0, duration=4.0, k
     spec = LoadSpec(rate=rate, duration=duration, window=w, nodes=("a",), keys=keys, processes=1, output=output)
     expected = schedule.expected_counts(t0, spec.schedule, keys, w.size_ms, w.slide_ms)
     collected = {"results": list(window_rows), "event_results": list(event_rows), "other_count": 0}
-    return merge(spec, [_report(0, 1, 1, t0, rate, duration)], collected, expected), t0, spec
+    return _merge(spec, [_report(0, 1, 1, t0, rate, duration)], collected, expected), t0, spec
+
+
+def _with(raw: Record, **collected) -> Record:
+    """The record with other collected results."""
+    return dataclasses.replace(raw, collected=dataclasses.replace(raw.collected, **collected))
 
 
 def test_per_event_results_are_timed_from_their_event_and_counted_per_key_and_time():
     raw, t0, spec = _raw("events")
     sch = spec.schedule
     events = [[f"k{j % 4}", sch.time_ms(t0, j), sch.time_ms(t0, j) + 40] for j in range(sch.total)]
-    raw["event_results"] = events
+    raw = _with(raw, event_results=events)
     m = cell_metrics(raw, 1.0, [])
     assert m["accounting"] == "events" and m["latency_from"] == "ts"
     assert m["lost"] == 0 and m["duplicated"] == 0 and m["counted"] == m["expected_counted"] == 400
     assert m["latency_p50_ms"] == 40 and m["latency_samples"] == 300      # the events after the 1 s warm-up
-    raw["event_results"] = events[5:] + events[5:7]          # 5 missing, 2 repeated
+    raw = _with(raw, event_results=events[5:] + events[5:7])          # 5 missing, 2 repeated
     m = cell_metrics(raw, 1.0, [])
     assert (m["lost"], m["duplicated"]) == (5 - 2, 0) or (m["lost"], m["duplicated"]) == (5, 2)
     assert m["lost"] == 5 and m["duplicated"] == 2
     assert cell_ok(m) is False
-    raw["event_results"] = events + [["k9", events[0][1], 0], ["k1", 1, 0]]    # a key and a time never sent
+    raw = _with(raw, event_results=events + [["k9", events[0][1], 0], ["k1", 1, 0]])    # a key and a time never sent
     m = cell_metrics(raw, 1.0, [])
     assert m["lost"] == 0 and m["duplicated"] == 2
     lat = measured_latency(raw, 1.0)
-    assert set(lat["latency_from"]) == {"ts"} and len(lat) == len(raw["event_results"])
+    assert set(lat["latency_from"]) == {"ts"} and len(lat) == len(raw.collected.event_results)
 
 
 def test_results_without_counts_are_not_accounted_never_a_silent_zero():
     raw, t0, spec = _raw("any")
     t0_ms = int(t0 * 1000)
-    raw["results"] = [["k0", None, t0_ms + 2000, None, None, t0_ms + 2600]]   # windowed, no start, no count
+    raw = _with(raw, results=[["k0", None, t0_ms + 2000, None, None, t0_ms + 2600]])   # windowed, no start, no count
     m = cell_metrics(raw, 1.0, [])
     assert m["accounting"] == "not applicable" and math.isnan(m["lost"]) and math.isnan(m["duplicated"])
     assert m["latency_from"] == "window_end" and m["latency_p50_ms"] == 600
     assert cell_ok(m)
-    raw["results"] = []
-    raw["event_results"] = [["k1", t0_ms + 1500, t0_ms + 1510]]    # per-event output of an unknown job
+    raw = _with(raw, results=[], event_results=[["k1", t0_ms + 1500, t0_ms + 1510]])    # per-event output of an unknown job
     m = cell_metrics(raw, 1.0, [])
     assert m["accounting"] == "not applicable" and m["latency_from"] == "ts" and m["result_records"] == 1
 

@@ -11,8 +11,9 @@ import pytest
 
 from testbed.measure.metrics import accounting, cell_metrics
 from testbed.workload import driver, schedule
-from testbed.workload.load import LoadSpec, merge
+from testbed.workload.load import LoadSpec, merge, task_name
 from testbed.workload.pipeline import WindowSpec
+from testbed.workload.record import Collected, Record, TaskReport, parse
 
 
 def _brute_force(t0, sch, keys, size_ms, slide_ms) -> Counter:
@@ -89,6 +90,12 @@ def _report(task, tasks, procs, t0, rate, duration, late=0):
     return {"t0": t0, "task": task, "tasks": tasks, "processes": out}
 
 
+def _merge(spec: LoadSpec, reports: list[dict], collected: dict, expected: list) -> Record:
+    """The tasks' and the collector's documents read as ``load.run`` reads them, then merged."""
+    return merge(spec, [parse(TaskReport, r, f"driver task {task_name(i)}") for i, r in enumerate(reports)],
+                 parse(Collected, collected, "the results collector"), expected)
+
+
 def test_merge_of_three_tasks_covers_the_schedule_once_and_accounts_it():
     t0, rate, duration = 1_764_165_600.5, 600.0, 6.0
     w = WindowSpec(2, 1, 0.5)
@@ -97,15 +104,15 @@ def test_merge_of_three_tasks_covers_the_schedule_once_and_accounts_it():
     # the results a correct job gives: every (key, window) with its count
     results = [[k, ws, ws + w.size_ms, n, None, ws + w.size_ms + 300] for k, ws, n in expected]
     reports = [_report(i, 3, 2, t0, rate, duration) for i in range(3)]
-    raw = merge(spec, reports, {"flush_ts_ms": 1, "ended_ms": 2, "results": results}, expected)
-    assert len(raw["producers"]) == 6 and sum(p["sent"] for p in raw["producers"]) == 3600
-    assert {p["task"] for p in raw["producers"]} == {0, 1, 2}
-    assert raw["t0"] == t0 and raw["params"]["tasks"] == 3 and raw["params"]["processes"] == 2
+    raw = _merge(spec, reports, {"flush_ts_ms": 1, "ended_ms": 2, "results": results}, expected)
+    assert len(raw.producers) == 6 and sum(p.sent for p in raw.producers) == 3600
+    assert [r.task for r in raw.reports] == [0, 1, 2]
+    assert raw.t0 == t0 and raw.params.tasks == 3 and raw.params.processes == 2
     m = cell_metrics(raw, 1.0, [])
     assert m["lost"] == 0 and m["duplicated"] == 0 and m["events_sent"] == 3600 and not m["driver_fell_behind"]
     assert m["achieved_rate"] == pytest.approx(600, rel=0.01)
     # one result missing: its events are lost, named by the accounting
-    acc = accounting(raw["expected"], results[1:])
+    acc = accounting(raw.expected, results[1:])
     assert acc["missing_windows"] == 1 and acc["lost"] == expected[0][2]
 
 
@@ -114,20 +121,20 @@ def test_merge_refuses_reports_that_do_not_make_one_schedule():
     spec = LoadSpec(rate=rate, duration=duration, window=WindowSpec(1, 1, 0), nodes=("a", "b"), processes=1)
     collected = {"results": []}
     with pytest.raises(ValueError, match="different schedules"):
-        merge(spec, [_report(0, 2, 1, t0, rate, duration), _report(1, 2, 1, t0 + 1, rate, duration)], collected, [])
+        _merge(spec, [_report(0, 2, 1, t0, rate, duration), _report(1, 2, 1, t0 + 1, rate, duration)], collected, [])
     with pytest.raises(ValueError, match="do not cover the schedule once"):
-        merge(spec, [_report(0, 2, 1, t0, rate, duration), _report(0, 2, 1, t0, rate, duration)], collected, [])
+        _merge(spec, [_report(0, 2, 1, t0, rate, duration), _report(0, 2, 1, t0, rate, duration)], collected, [])
     short = _report(1, 2, 1, t0, rate, duration)
     short["processes"][0]["sent"] -= 1
     with pytest.raises(ValueError, match="sent 199 events, the schedule has 200"):
-        merge(spec, [_report(0, 2, 1, t0, rate, duration), short], collected, [])
+        _merge(spec, [_report(0, 2, 1, t0, rate, duration), short], collected, [])
 
 
 def test_a_driver_that_is_late_for_more_than_a_thousandth_of_its_events_fell_behind():
     t0, rate, duration = 1_764_165_600.0, 1000.0, 4.0
     spec = LoadSpec(rate=rate, duration=duration, window=WindowSpec(1, 1, 0), nodes=("a",), processes=1)
     for late, behind in ((4, False), (5, True)):
-        raw = merge(spec, [_report(0, 1, 1, t0, rate, duration, late=late)], {"results": []}, [])
+        raw = _merge(spec, [_report(0, 1, 1, t0, rate, duration, late=late)], {"results": []}, [])
         assert cell_metrics(raw, 1.0, [])["driver_fell_behind"] is behind
 
 

@@ -10,6 +10,7 @@ from testbed.workload.schedule import windows_of as _windows
 from testbed.experiment.cell import CellSpec
 from testbed.workload.jobs import Job
 from testbed.workload.pipeline import SEED_WINDOW, WindowSpec, interval
+from tests.driver_records import params, producer, record
 
 sql = Job.parse("hop-window").sql
 
@@ -71,13 +72,12 @@ def test_latency_excludes_warmup_and_tail_and_keeps_negatives():
 
 
 def test_windows_closed_by_the_flush_are_not_latency_samples():
-    raw = {"last_due_ms": 60_000, "params": {"watermark_delay": 1.0}}
+    raw = record(params(watermark_delay=1.0), last_due_ms=60_000)
     assert measure.closed_by_load_ms(raw) == 59_000
 
 
 def test_rates():
-    prods = [{"acked_per_s": [[0, 50], [1, 100], [2, 100], [3, 100], [4, 10]]},
-             {"acked_per_s": [[1, 100], [2, 100], [3, 100]]}]
+    prods = [producer(acked_per_s=[50, 100, 100, 100, 10]), producer(acked_per_s=[0, 100, 100, 100])]
     assert measure.achieved_rate(prods, warmup_s=1, duration_s=4) == pytest.approx(200)
     samples = [(0.0, 0), (1.0, 500), (2.0, 1500), (3.0, 2500), (4.0, 2600)]
     assert measure.processed_rate(samples, 1.0, 3.0) == pytest.approx(1000)

@@ -17,6 +17,7 @@ from testbed.model.topology import load
 from testbed.providers.wan import Direction, directions, ids, shaping
 from testbed.model.topology import Link
 from tests.conftest import messages, records
+from tests.driver_records import params, producer, record
 
 SEED = load("seed")
 
@@ -141,9 +142,8 @@ def test_the_matrix_runs_in_order_and_leaves_out_what_cannot_be_placed():
     assert len(searches) == len(cells) and Experiment().searches(cells) == []
 
 
-def _raw(rate=10, duration=6, acked=None):
-    acked = acked or [[s, rate] for s in range(duration)]
-    return {"params": {"rate": rate, "duration": duration}, "t0_ms": 0, "producers": [{"acked_per_s": acked}]}
+def _raw(rate=10, duration=6):
+    return record(params(rate=rate, duration=duration), [producer(acked_per_s=[rate] * duration)], t0_ms=0)
 
 
 def test_timeseries_and_a_flat_lag_when_flink_keeps_up():

@@ -5,12 +5,16 @@ import math
 
 from testbed.measure import saturation
 from testbed.providers.wan import parse_counters
+from testbed.workload.record import Collected, Spread
+from tests.driver_records import params, producer, record
 
 
-def _raw(queued, stats=(), rate=1000.0, duration=10.0, warmup_s=0.0, warmup_rate=0.0, delivery=None, unread=0):
-    return {"params": {"rate": rate, "duration": duration, "warmup_s": warmup_s, "warmup_rate": warmup_rate},
-            "producers": [{"queued_per_s": list(queued), "ack_stats": [list(r) for r in stats]}],
-            "delivery_ms": delivery, "unread_offsets": unread}
+def _raw(queued, stats=(), rate=1000.0, duration=10.0, warmup_s=0.0, warmup_rate=0.0, delivery=None, unread=0,
+         behind_s=None, behind_records=None):
+    return record(params(rate=rate, duration=duration, warmup_s=warmup_s, warmup_rate=warmup_rate),
+                  [producer(queued_per_s=list(queued), ack_stats=[list(r) for r in stats])],
+                  Collected(results=[], delivery_ms=Spread(**delivery) if delivery else None, unread_offsets=unread,
+                            behind_max_s=behind_s, behind_max_records=behind_records))
 
 
 def test_a_broker_that_keeps_up_is_not_named():
@@ -41,18 +45,16 @@ def test_a_slow_answer_or_a_broker_at_its_cpu_limit_is_named():
 
 
 def test_a_collector_that_falls_behind_or_leaves_results_is_named():
-    ok = saturation.collector({**_raw([], delivery={"n": 9, "p50": 20, "p99": 80, "max": 90}),
-                               "collector_behind_max_s": 1.0, "collector_behind_max_records": 4})
+    ok = saturation.collector(_raw([], delivery={"n": 9, "p50": 20, "p99": 80, "max": 90},
+                                   behind_s=1.0, behind_records=4))
     assert ok["_why"] == [] and ok["collector_delivery_p99_ms"] == 80.0
     # results late from the sink (its link to the broker, say) are the system's: no verdict on the collector
-    late = saturation.collector({**_raw([], delivery={"n": 9, "p50": 900, "p99": 4000, "max": 5000}),
-                                 "collector_behind_max_s": 0.0})
+    late = saturation.collector(_raw([], delivery={"n": 9, "p50": 900, "p99": 4000, "max": 5000}, behind_s=0.0))
     assert late["_why"] == []
-    slow = saturation.collector({**_raw([], unread=3), "collector_behind_max_s": 6.0,
-                                 "collector_behind_max_records": 800})
+    slow = saturation.collector(_raw([], unread=3, behind_s=6.0, behind_records=800))
     assert slow["_why"] == ["it stayed behind the results topic's end for 6 s (up to 800 results)",
                             "it left 3 results unread"]
-    assert math.isnan(saturation.collector(_raw([]))["collector_behind_max_s"])   # an older raw record
+    assert math.isnan(saturation.collector(_raw([]))["collector_behind_max_s"])   # not measured
 
 
 def test_host_busy_and_steal_from_proc_stat():

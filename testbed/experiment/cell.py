@@ -37,6 +37,7 @@ from ..workload import driver, jobs, load, pipeline
 from . import faults
 from ..workload.jobs import Job
 from ..workload.pipeline import WindowSpec
+from ..workload.record import Record
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +309,7 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
         else:
             pipeline.check_running(cluster, job_id)     # a job that failed during the load: its root causes
         row.update(measure.cell_metrics(raw, spec.warmup, rd.source))
-        t0 = raw["t0"]
+        t0 = raw.t0
         measured = (t0 + spec.warmup, t0 + spec.duration)
         row.update(measure.stale_readings(rd.clocks, t0, *measured, names=rd.taskmanagers))
         row.update(measure.checkpoint_progress(rd.checkpoints, *measured))
@@ -421,14 +422,14 @@ def _submit(cluster, spec: CellSpec, bootstrap: str, events: str, results: str, 
                                             spec.source_properties, spec.sink_properties), via=spec.submit)
 
 
-def _missing_after(raw: dict, fault_s: float) -> int:
+def _missing_after(raw: Record, fault_s: float) -> int:
     """Expected (key, window)s ending after the fault that no result reported."""
     if fault_s != fault_s:
         return 0
-    size = round(raw["params"]["window"] * 1000)
-    edge = raw["t0_ms"] + fault_s * 1000
+    size = round(raw.params.window * 1000)
+    edge = raw.t0_ms + fault_s * 1000
     got = {(k, ws) for k, ws, *_ in measure.window_results(raw)}
-    return sum(1 for k, ws, _n in raw["expected"] if ws + size >= edge and (k, ws) not in got)
+    return sum(1 for k, ws, _n in raw.expected if ws + size >= edge and (k, ws) not in got)
 
 
 def _cleanup(steps, failing: bool = False) -> None:
@@ -464,9 +465,9 @@ class Readings:
 
 def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: str, events: str,
            results: str, injector=None, checkpoints: bool = False, drivers: list | None = None,
-           mark=None) -> tuple[dict, Readings, dict]:
+           mark=None) -> tuple[Record, Readings, dict]:
     """Run the load (and the scenario's faults, from t0); sample Flink's source counter, the job's
-    state and the freshness of Flink's readings meanwhile; return the driver's raw measurements, the
+    state and the freshness of Flink's readings meanwhile; return the driver's record, the
     readings, and the CPU the services used during the load (cores, from their containers)."""
     rd = Readings()
     stop = threading.Event()
@@ -563,7 +564,7 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: st
     return raw, rd, used
 
 
-def testbed_parts(raw: dict, warmup_s: float, used: dict, path: tuple, broker_cpus: float,
+def testbed_parts(raw: Record, warmup_s: float, used: dict, path: tuple, broker_cpus: float,
                   broker_node: str = "", broker_node_budget: float = 0.0, metrics_stale: str = "",
                   loaded_rtt: dict | None = None) -> dict:
     """Each part of the measuring path's report on itself (measure/saturation.py)."""
@@ -579,10 +580,10 @@ def testbed_parts(raw: dict, warmup_s: float, used: dict, path: tuple, broker_cp
             "readings": saturation.readings(metrics_stale)}
 
 
-def cpu_used(cpu_at: dict, raw: dict) -> dict:
+def cpu_used(cpu_at: dict, raw: Record) -> dict:
     """Cores used during the load: each service's (the largest of its tasks', the busiest
     taskmanager) and the driver's own processes'."""
-    out: dict = {"driver_cpu_cores": round(sum(p["cpu_s"] for p in raw["producers"]) / raw["params"]["duration"], 3)}
+    out: dict = {"driver_cpu_cores": round(sum(p.cpu_s for p in raw.producers) / raw.params.duration, 3)}
     if "start" in cpu_at and "end" in cpu_at:
         (ta, a), (tb_, b) = cpu_at["start"], cpu_at["end"]
         for role in CPU_MEASURED:

@@ -26,6 +26,7 @@ from ..workload import load, pipeline, schedule
 from ..workload.jobs import Job
 from ..workload.load import CONTROL, LoadSpec
 from ..workload.pipeline import WindowSpec
+from ..workload.record import Collected, TaskReport, parse
 from .cell import CellSpec, run_cell
 
 log = logging.getLogger(__name__)
@@ -69,14 +70,15 @@ def plain_cell(stack: PlainStack, rate: float, duration: float, warmup: float, k
             code = producer.wait(timeout=duration + 180)["StatusCode"]
             if code != 0:
                 raise RuntimeError(f"plain driver exited {code}:\n" + producer.logs(tail=40).decode(errors="replace"))
-            report = load.get_file(producer, "driver.json")
+            report = parse(TaskReport, load.get_file(producer, "driver.json"), "the plain driver (driver.json)")
         expected = schedule.expected_counts(t0, sch, keys, window.size_ms, window.slide_ms)
         flush = schedule.flush_time_ms(t0, sch, window.size_s, window.slide_s, window.watermark_delay_s)
         load.put_file(collector, "flush.json", load.flush_control(spec, flush, len(expected)))
         code = collector.wait(timeout=spec.drain_s + 120)["StatusCode"]
         if code != 0:
             raise RuntimeError(f"plain collector exited {code}:\n" + collector.logs(tail=40).decode(errors="replace"))
-        raw = load.merge(spec, [report], load.get_file(collector, "results.json"), expected)
+        collected = parse(Collected, load.get_file(collector, "results.json"), "the plain collector (results.json)")
+        raw = load.merge(spec, [report], collected, expected)
         pipeline.check_running(stack, job_id)
         row = {"where": "plain", "rate": rate, "duration": duration, "warmup": warmup, **job.record(),
                **measure.cell_metrics(raw, warmup, [])}

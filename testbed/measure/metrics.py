@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..workload import schedule
+from ..workload.record import Producer, Record
 from ..workload.schedule import Schedule
 
 PERCENTILES = (50, 95, 99)
@@ -79,12 +80,12 @@ def latency_stats(lat: np.ndarray) -> dict:
             "latency_max_ms": float(lat.max())}
 
 
-def achieved_rate(producers: list[dict], warmup_s: float, duration_s: float) -> float:
+def achieved_rate(producers: list[Producer], warmup_s: float, duration_s: float) -> float:
     """Broker-acknowledged events per second over the whole seconds after warm-up."""
     per_s: Counter = Counter()
     for p in producers:
-        for sec, n in p["acked_per_s"]:
-            per_s[int(sec)] += n
+        for sec, n in enumerate(p.acked_per_s):
+            per_s[sec] += n
     lo, hi = int(np.ceil(warmup_s)), int(np.floor(duration_s))
     if hi <= lo:
         lo, hi = 0, max(1, int(np.floor(duration_s)))
@@ -193,10 +194,11 @@ ACCOUNTING_NAN = ("expected_windows", "received_windows", "missing_windows", "re
                   "unexpected_windows", "counted", "expected_counted", "lost", "duplicated")
 
 
-def window_results(raw: dict) -> list:
+def window_results(raw: Record) -> list:
     """The windowed results, with a missing window start taken as the end minus the window size."""
-    size = round(raw["params"]["window"] * 1000)
-    return [[k, ws if ws is not None else we - size, we, cnt, ts, arr] for k, ws, we, cnt, ts, arr in raw["results"]]
+    size = round(raw.params.window * 1000)
+    return [[k, ws if ws is not None else we - size, we, cnt, ts, arr]
+            for k, ws, we, cnt, ts, arr in raw.collected.results]
 
 
 def event_accounting(t0: float, sch: Schedule, keys: int, events: list) -> dict:
@@ -227,55 +229,54 @@ def event_accounting(t0: float, sch: Schedule, keys: int, events: list) -> dict:
             "expected_counted": int(sch.total), "lost": lost, "duplicated": duplicated}
 
 
-def output_accounting(raw: dict) -> dict:
+def output_accounting(raw: Record) -> dict:
     """The accounting the job's output allows (module doc), with ``accounting`` naming which."""
     windows = window_results(raw)
-    events = raw.get("event_results", [])
+    events = raw.collected.event_results
     records = len(windows) + len(events)
     if windows and all(r[3] is not None for r in windows):
-        return {"accounting": "windows", **accounting(raw["expected"], windows)}
-    if raw["params"].get("output") == "events" and not windows:
-        sch = Schedule(raw["params"]["rate"], raw["params"]["duration"], raw["params"].get("warmup_rate", 0.0),
-                       raw["params"].get("warmup_s", 0.0))
-        return {"accounting": "events", **event_accounting(raw["t0"], sch, raw["params"]["keys"], events),
+        return {"accounting": "windows", **accounting(raw.expected, windows)}
+    if raw.params.output == "events" and not windows:
+        return {"accounting": "events", **event_accounting(raw.t0, raw.params.schedule, raw.params.keys, events),
                 "result_records": records}
     return {"accounting": NOT_APPLICABLE, **{k: float("nan") for k in ACCOUNTING_NAN}, "result_records": records}
 
 
-def measured_latency(raw: dict, warmup_s: float) -> pd.DataFrame:
+def measured_latency(raw: Record, warmup_s: float) -> pd.DataFrame:
     """Every measured result's latency (``latency_samples`` or ``event_latency_samples``), with
     ``latency_from`` naming what it is measured from."""
     windows = window_results(raw)
     if windows:
-        lat = latency_samples(windows, raw["t0_ms"], warmup_s, closed_by_load_ms(raw))
+        lat = latency_samples(windows, raw.t0_ms, warmup_s, closed_by_load_ms(raw))
         return lat.assign(latency_from="window_end")
-    lat = event_latency_samples(raw.get("event_results", []), raw["t0_ms"], warmup_s, raw["last_due_ms"])
+    lat = event_latency_samples(raw.collected.event_results, raw.t0_ms, warmup_s, raw.last_due_ms)
     return lat.assign(latency_from="ts")
 
 
-def cell_metrics(raw: dict, warmup_s: float, flink_samples: list[tuple[float, int]]) -> dict:
-    prm = raw["params"]
-    prods = raw["producers"]
+def cell_metrics(raw: Record, warmup_s: float, flink_samples: list[tuple[float, int]]) -> dict:
+    prm = raw.params
+    prods = raw.producers
     acc = output_accounting(raw)
     lat = measured_latency(raw, warmup_s)
     latency_from = lat["latency_from"].iloc[0] if len(lat) else "none"
     lat = lat.loc[lat["in_stats"], "latency_ms"].to_numpy(dtype=float)
-    t0 = raw["t0_ms"] / 1000
-    sent = sum(p["sent"] for p in prods)
+    t0 = raw.t0_ms / 1000
+    sent = sum(p.sent for p in prods)
     return {
-        "offered_rate": prm["rate"],
-        "achieved_rate": achieved_rate(prods, warmup_s, prm["duration"]),
-        "processed_rate": processed_rate(flink_samples, t0 + warmup_s, t0 + prm["duration"]),
-        "source_counter_unchanged_max_s": counter_unchanged_s(flink_samples, t0 + warmup_s, t0 + prm["duration"]),
-        "events_sent": sent, "events_acked": sum(p["acked"] for p in prods),
-        "driver_behind_events": sum(p["behind"] for p in prods),
-        "driver_late_fraction": sum(p["behind"] for p in prods) / sent if sent else float("nan"),
-        "driver_max_lag_ms": max(p["max_lag_ms"] for p in prods),
-        "driver_fell_behind": bool(sent) and sum(p["behind"] for p in prods) / sent > DRIVER_LATE_LIMIT,
-        "producer_errors": sum(p["failed"] for p in prods),
-        "events_unacknowledged": sum(p["unacknowledged"] for p in prods),
-        **acc, "unreadable_results": raw.get("other_count", 0), "latency_from": latency_from,
-        "result_records_read": _count(raw.get("read_records")), "results_unread": _count(raw.get("unread_offsets")),
+        "offered_rate": prm.rate,
+        "achieved_rate": achieved_rate(prods, warmup_s, prm.duration),
+        "processed_rate": processed_rate(flink_samples, t0 + warmup_s, t0 + prm.duration),
+        "source_counter_unchanged_max_s": counter_unchanged_s(flink_samples, t0 + warmup_s, t0 + prm.duration),
+        "events_sent": sent, "events_acked": sum(p.acked for p in prods),
+        "driver_behind_events": sum(p.behind for p in prods),
+        "driver_late_fraction": sum(p.behind for p in prods) / sent if sent else float("nan"),
+        "driver_max_lag_ms": max(p.max_lag_ms for p in prods),
+        "driver_fell_behind": bool(sent) and sum(p.behind for p in prods) / sent > DRIVER_LATE_LIMIT,
+        "producer_errors": sum(p.failed for p in prods),
+        "events_unacknowledged": sum(p.unacknowledged for p in prods),
+        **acc, "unreadable_results": raw.collected.other_count, "latency_from": latency_from,
+        "result_records_read": _count(raw.collected.read_records),
+        "results_unread": _count(raw.collected.unread_offsets),
         **latency_stats(lat),
     }
 
@@ -341,10 +342,10 @@ def loss_attribution(row: dict) -> dict:
     return out
 
 
-def closed_by_load_ms(raw: dict) -> int:
+def closed_by_load_ms(raw: Record) -> int:
     """The last window end that the load's own watermark passes (last due time - watermark delay);
     later windows are closed by the flush event sent after the load, at an arbitrary moment."""
-    return raw["last_due_ms"] - round(raw["params"]["watermark_delay"] * 1000)
+    return raw.last_due_ms - round(raw.params.watermark_delay * 1000)
 
 
 def latency_samples(results: list, t0_ms: int, warmup_s: float, last_closed_ms: int) -> pd.DataFrame:
@@ -373,17 +374,17 @@ def event_latency_samples(events: list, t0_ms: int, warmup_s: float, last_due_ms
                          "in_stats": (ts >= t0_ms + warmup_s * 1000) & (ts <= last_due_ms)})
 
 
-def timeseries(raw: dict, flink_samples: list[tuple[float, int]]) -> pd.DataFrame:
+def timeseries(raw: Record, flink_samples: list[tuple[float, int]]) -> pd.DataFrame:
     """Per second of the run: offered, achieved (acked) and processed rates and the consumer lag
     (events the broker acknowledged minus events the Flink source had read)."""
-    prm = raw["params"]
-    t0 = raw["t0_ms"] / 1000
-    n = int(math.ceil(prm["duration"]))
+    prm = raw.params
+    t0 = raw.t0_ms / 1000
+    n = int(math.ceil(prm.duration))
     acked = np.zeros(n + 1)
-    for p in raw["producers"]:
-        for sec, k in p["acked_per_s"]:
-            if 0 <= int(sec) <= n:
-                acked[int(sec)] += k
+    for p in raw.producers:
+        for sec, k in enumerate(p.acked_per_s):
+            if sec <= n:
+                acked[sec] += k
     pts = [(t - t0, v) for t, v in flink_samples if v is not None]
     secs = np.arange(n + 1, dtype=float)
     if len(pts) >= 2:
@@ -392,7 +393,7 @@ def timeseries(raw: dict, flink_samples: list[tuple[float, int]]) -> pd.DataFram
     else:
         read = np.full(n + 1, np.nan)
     processed = np.diff(np.concatenate([[np.interp(0, *zip(*pts)) if len(pts) >= 2 else np.nan], read]))
-    sch = Schedule(prm["rate"], prm["duration"], prm.get("warmup_rate", 0.0), prm.get("warmup_s", 0.0))
+    sch = prm.schedule
     return pd.DataFrame({"t_s": secs, "offered_rate": [sch.rate_at(t) for t in secs], "achieved_rate": acked,
                          "processed_rate": processed, "lag": np.cumsum(acked) - read})
 

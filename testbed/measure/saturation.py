@@ -30,6 +30,8 @@ import math
 
 import numpy as np
 
+from ..workload.record import Params, Record
+
 BACKLOG_LIMIT_S = 1.0
 ACK_LIMIT_MS = 2000.0
 CPU_NEAR = 0.9
@@ -40,28 +42,28 @@ STEAL_LIMIT = 0.05
 NAN = float("nan")
 
 
-def _rate_at(params: dict, t: float) -> float:
-    warm_s, warm = params.get("warmup_s", 0.0), params.get("warmup_rate", 0.0)
-    return warm if warm and t < warm_s else params["rate"]
+def _rate_at(params: Params, t: float) -> float:
+    warm_s, warm = params.warmup_s, params.warmup_rate
+    return warm if warm and t < warm_s else params.rate
 
 
-def broker(raw: dict, warmup_s: float, cpu_used: float, cpu_limit: float, node: tuple | None = None) -> dict:
+def broker(raw: Record, warmup_s: float, cpu_used: float, cpu_limit: float, node: tuple | None = None) -> dict:
     """The broker's acknowledgements after warm-up: their backlog (events sent and not yet
     acknowledged, in seconds of the offered rate, largest at the end of a second), the produce
     requests' round-trip time as librdkafka measured it each second (median p50, largest p99 and
     max, ms), and its CPU against its limit, or with ``node`` = (cores used, budget) its node's
     against the node's CPU budget (shared with the driver there)."""
-    prm = raw["params"]
-    lo, hi = int(math.ceil(warmup_s)), int(math.floor(prm["duration"]))
+    prm = raw.params
+    lo, hi = int(math.ceil(warmup_s)), int(math.floor(prm.duration))
     queued = np.zeros(max(hi, 0) + 1)
     stats = []
-    for p in raw["producers"]:
-        q = p.get("queued_per_s") or []
+    for p in raw.producers:
+        q = p.queued_per_s
         for s in range(min(len(q), len(queued))):
             queued[s] += q[s]
-        stats += [r for r in p.get("ack_stats") or [] if warmup_s <= r[0] <= prm["duration"]]
+        stats += [r for r in p.ack_stats if warmup_s <= r[0] <= prm.duration]
     backlog = max((queued[s] / _rate_at(prm, s) for s in range(lo, min(hi, len(queued)))), default=NAN) \
-        if any(p.get("queued_per_s") for p in raw["producers"]) else NAN
+        if any(p.queued_per_s for p in raw.producers) else NAN
     out = {"broker_backlog_max_s": round(float(backlog), 3) if backlog == backlog else NAN,
            "broker_ack_p50_ms": float(np.median([r[1] for r in stats])) if stats else NAN,
            "broker_ack_p99_ms": float(max(r[2] for r in stats)) if stats else NAN,
@@ -82,22 +84,23 @@ def broker(raw: dict, warmup_s: float, cpu_used: float, cpu_limit: float, node: 
     return out
 
 
-def collector(raw: dict) -> dict:
+def collector(raw: Record) -> dict:
     """Whether the collector kept up with the results topic: the longest time it stayed behind the
     topic's end (checked once a second) and the most results it was behind by. Also, for reading
     only, how long results took from the job's sink (the record's timestamp, set by the job's
     producer) to the collector: that includes the sink's own buffering and its link to the broker,
     which are the system's, so it is no verdict on the collector."""
-    d = raw.get("delivery_ms") or {}
-    out = {"collector_behind_max_s": _f(raw.get("collector_behind_max_s")),
-           "collector_behind_max_records": _f(raw.get("collector_behind_max_records")),
-           "collector_delivery_p50_ms": _f(d.get("p50")), "collector_delivery_p99_ms": _f(d.get("p99")),
-           "collector_delivery_max_ms": _f(d.get("max"))}
+    c = raw.collected
+    d = c.delivery_ms
+    out = {"collector_behind_max_s": _f(c.behind_max_s),
+           "collector_behind_max_records": _f(c.behind_max_records),
+           "collector_delivery_p50_ms": _f(d.p50 if d else None), "collector_delivery_p99_ms": _f(d.p99 if d else None),
+           "collector_delivery_max_ms": _f(d.max if d else None)}
     why = []
     if out["collector_behind_max_s"] >= BEHIND_LIMIT_S:
         why.append(f"it stayed behind the results topic's end for {out['collector_behind_max_s']:.0f} s "
                    f"(up to {out['collector_behind_max_records']:.0f} results)")
-    unread = raw.get("unread_offsets")
+    unread = c.unread_offsets
     if unread:
         why.append(f"it left {unread} results unread")
     out["_why"] = why

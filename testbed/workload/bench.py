@@ -39,6 +39,7 @@ from ..stack.kafka import BROKER, BrokerSpec
 from ..stack.services import container_cpu_seconds
 from ..stack import driver_cli
 from .driver import PRODUCER_DEFAULTS
+from .record import ProduceSummary, parse
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +59,17 @@ def driver(rate: float = 100_000, duration: float = 10, processes: int = 1, part
                         driver_cli.produce(bootstrap, "events", rate, duration, processes=processes, keys=keys,
                                            payload_bytes=payload_bytes, timeout=None), duration + 180)
             broker_cpu_s = container_cpu_seconds(broker) - broker_cpu_before
-    raw = json.loads(out.strip().splitlines()[-1])
-    elapsed = raw["elapsed_s"] or duration
+    raw = parse(ProduceSummary, json.loads(out.strip().splitlines()[-1]), "the bench's driver (its last line)")
+    elapsed = raw.elapsed_s or duration
     return {
         "driver": f"confluent-kafka {img.recipes.CONFLUENT_KAFKA_VERSION}", "offered_rate": rate,
-        "duration_s": duration, "processes": processes, "payload_bytes": payload_bytes, "partitions": partitions, "events_sent": raw["sent"], "events_acked": raw["acked"],
-        "events_per_s": round(raw["sent"] / elapsed, 1), "acked_per_s": round(raw["acked"] / elapsed, 1), "cpu_s": raw["cpu_s"],
-        "cpu_cores": round(raw["cpu_s"] / elapsed, 3),
-        "events_per_cpu_s": round(raw["sent"] / raw["cpu_s"], 1) if raw["cpu_s"] else None,
-        "late_fraction": raw["behind"] / raw["sent"] if raw["sent"] else None, "max_lag_ms": raw["max_lag_ms"],
-        "lost": raw["sent"] - raw["acked"], "errors": raw["errors"], "elapsed_s": elapsed,
+        "duration_s": duration, "processes": processes, "payload_bytes": payload_bytes, "partitions": partitions,
+        "events_sent": raw.sent, "events_acked": raw.acked,
+        "events_per_s": round(raw.sent / elapsed, 1), "acked_per_s": round(raw.acked / elapsed, 1), "cpu_s": raw.cpu_s,
+        "cpu_cores": round(raw.cpu_s / elapsed, 3),
+        "events_per_cpu_s": round(raw.sent / raw.cpu_s, 1) if raw.cpu_s else None,
+        "late_fraction": raw.behind / raw.sent if raw.sent else None, "max_lag_ms": raw.max_lag_ms,
+        "lost": raw.sent - raw.acked, "errors": raw.errors, "elapsed_s": elapsed,
         "broker_cpus_limit": broker_cpus or None, "broker_cpu_cores": round(broker_cpu_s / elapsed, 3),
         "host_cpus": client.info().get("NCPU"),
     }
@@ -163,13 +165,14 @@ def broker(rate: float = 1000, duration: float = 300, partitions: int = 4, consu
             if code != 0:
                 raise RuntimeError(f"a bench container exited {code}:\n{out[-3000:]}")
             outs.append(json.loads(out.strip().splitlines()[-1]))
-    produced, read = outs[0], outs[1:]
+    produced = parse(ProduceSummary, outs[0], "the bench's producer (its last line)")
+    read = outs[1:]
     rows = []
     for m in range(minutes):
-        acks = [r for r in produced["ack_stats"] if 60 * m <= r[0] < 60 * (m + 1)]
+        acks = [r for r in produced.ack_stats if 60 * m <= r[0] < 60 * (m + 1)]
         lat = [c["minutes"].get(str(m)) for c in read]
         lat = [x for x in lat if x and x["n"]]
-        acked = produced["acked_per_s"][60 * m:60 * (m + 1)]
+        acked = produced.acked_per_s[60 * m:60 * (m + 1)]
         rows.append({"minute": m + 1, "acked_per_s": round(sum(acked) / 60, 1),
                      "ack_rtt_p50_ms": round(sorted(r[1] for r in acks)[len(acks) // 2], 2) if acks else None,
                      "ack_rtt_p99_ms": round(max(r[2] for r in acks), 2) if acks else None,
@@ -179,5 +182,5 @@ def broker(rate: float = 1000, duration: float = 300, partitions: int = 4, consu
     return {"broker": BrokerSpec().name, "rate": rate, "duration_s": duration, "partitions": partitions,
             "consumers": consumers, "fetch_wait_ms": fetch_wait_ms, "payload_bytes": payload_bytes,
             "producer_properties": {**PRODUCER_DEFAULTS, **props}, "broker_cpus_limit": broker_cpus or None,
-            "events_sent": produced["sent"], "events_acked": produced["acked"], "late_events": produced["behind"],
+            "events_sent": produced.sent, "events_acked": produced.acked, "late_events": produced.behind,
             "host_cpus": client.info().get("NCPU"), "minutes": rows}

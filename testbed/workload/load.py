@@ -11,8 +11,9 @@ driver node that reads the results. The harness starts them, waits until all run
 the same ``t0`` into each task (``/tmp/fst/start.json``) once each says it is connected
 (``ready.json``): every task keeps one clock's schedule, none starts it late.
 When every task is done, it works out from the schedule what each (key, window) should count,
-and tells the collector to flush and how many windows to wait for. ``merge`` joins the tasks'
-reports into one raw record (tested apart from any engine).
+and tells the collector to flush and how many windows to wait for. The tasks' and the collector's
+reports are read into their types (record.py), and ``merge`` joins them into one ``Record`` (tested
+apart from any engine).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ..provision.testbed import Testbed
 from ..stack import services
 from ..stack import driver_cli
 from . import schedule
+from .record import Collected, Params, Record, TaskReport, parse
 from .schedule import Schedule
 from .pipeline import WindowSpec
 
@@ -146,8 +148,8 @@ def start(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str
 
 def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
         on_start: Callable[[float], None] | None = None, started: list | None = None,
-        mark: Callable[[str], None] | None = None) -> dict:
-    """Drive the cell's load; returns the merged raw measurements (``merge``). ``started``: the
+        mark: Callable[[str], None] | None = None) -> Record:
+    """Drive the cell's load; returns its record (``merge``). ``started``: the
     services ``start`` created already (else they are created now); ``on_start`` is called with t0
     once the schedule is fixed; ``mark(phase)`` as each of its phases ends (drivers, start, load,
     collect), for the cell's account of its time."""
@@ -189,7 +191,8 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
         for name, task in done.items():
             if task["Status"]["State"] != "complete":
                 raise RuntimeError(f"driver task {name} failed:\n" + services.describe(tb, name, tail=60))
-        reports = [_get(tb, running[s.name], "driver.json") for s in tasks]
+        reports = [parse(TaskReport, _get(tb, running[s.name], "driver.json"), f"driver task {s.name} (driver.json)")
+                   for s in tasks]
     mark("load")
     expected = schedule.expected_counts(t0, sch, spec.keys, w.size_ms, w.slide_ms)
     flush_ts = schedule.flush_time_ms(t0, sch, w.size_s, w.slide_s, w.watermark_delay_s)
@@ -201,7 +204,8 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
                         interval=0.25, detail=lambda: services.describe(tb, COLLECTOR))[COLLECTOR]
         if task["Status"]["State"] != "complete":
             raise RuntimeError("the results collector failed:\n" + services.describe(tb, COLLECTOR, tail=60))
-        collected = _get(tb, running[COLLECTOR], "results.json")
+        collected = parse(Collected, _get(tb, running[COLLECTOR], "results.json"),
+                          f"the results collector {COLLECTOR} (results.json)")
     log.info(f"driver: {services.logs(tb, COLLECTOR, tail=1).strip()}")
     mark("collect")
     return merge(spec, reports, collected, expected)
@@ -215,46 +219,32 @@ def flush_control(spec: LoadSpec, flush_ts: int, windows: int) -> dict:
             "quiet": QUIET_S if spec.output == "any" else 0.0}
 
 
-def merge(spec: LoadSpec, reports: list[dict], collected: dict, expected: list[list]) -> dict:
-    """One raw record from the tasks' reports: every process's counts (acknowledgements per second
-    as [second, count] pairs), the schedule's expected counts and the collected results. Every task
-    must have kept the same schedule (t0) and together they must cover it exactly once."""
+def merge(spec: LoadSpec, reports: list[TaskReport], collected: Collected, expected: list[list]) -> Record:
+    """One record from the tasks' reports, the schedule's expected counts and the collected results.
+    Every task must have kept the same schedule (t0) and together they must cover it exactly once."""
     if not reports:
         raise ValueError("no driver reports")
-    t0s = {r["t0"] for r in reports}
+    t0s = {r.t0 for r in reports}
     if len(t0s) != 1:
         raise ValueError(f"the driver tasks kept different schedules (t0 {sorted(t0s)})")
-    slices = sorted((p["slice"], p["slices"]) for r in reports for p in r["processes"])
+    slices = sorted((p.slice, p.slices) for r in reports for p in r.processes)
     n = slices[0][1]
     if [s for s, _ in slices] != list(range(n)) or any(m != n for _, m in slices):
         raise ValueError(f"the driver processes' slices {slices} do not cover the schedule once")
     t0 = t0s.pop()
     sch = spec.schedule
     total = sch.total
-    procs = []
-    for r in reports:
-        for p in r["processes"]:
-            procs.append({**{k: v for k, v in p.items() if k != "acked_per_s"}, "task": r["task"],
-                          "acked_per_s": [[s, c] for s, c in enumerate(p["acked_per_s"]) if c]})
     w = spec.window
-    sent = sum(p["sent"] for p in procs)
+    sent = sum(p.sent for r in reports for p in r.processes)
     if sent != total:
         raise ValueError(f"the driver tasks sent {sent:,} events, the schedule has {total:,}")
-    return {
-        "t0": t0, "t0_ms": int(t0 * 1000), "last_due_ms": int(schedule.last_due_s(t0, sch) * 1000),
-        "flush_ts_ms": collected.get("flush_ts_ms"), "ended_ms": collected.get("ended_ms"),
-        "params": {"rate": spec.rate, "duration": spec.duration, "keys": spec.keys, "window": w.size_s,
-                   "slide": w.slide_s, "watermark_delay": w.watermark_delay_s, "payload_bytes": spec.payload_bytes,
-                   "tasks": spec.tasks, "processes": spec.processes_per_task,
-                   "warmup_rate": sch.warmup_rate, "warmup_s": sch.warmup_s, "output": spec.output},
-        "producers": procs, "expected": expected, "results": collected["results"],
-        "event_results": collected.get("event_results", []), "other_count": collected.get("other_count", 0),
-        # the records of the results topic the collector read (harness flush results included), and
-        # the offsets it had not reached when it stopped (0: it read the topic to its end)
-        "read_records": collected.get("read_records"), "unread_offsets": collected.get("unread_offsets"),
-        "delivery_ms": collected.get("delivery_ms"), "collector_behind_max_s": collected.get("behind_max_s"),
-        "collector_behind_max_records": collected.get("behind_max_records"),
-    }
+    return Record(
+        t0=t0, t0_ms=int(t0 * 1000), last_due_ms=int(schedule.last_due_s(t0, sch) * 1000),
+        params=Params(rate=spec.rate, duration=spec.duration, keys=spec.keys, window=w.size_s, slide=w.slide_s,
+                      watermark_delay=w.watermark_delay_s, payload_bytes=spec.payload_bytes, tasks=spec.tasks,
+                      processes=spec.processes_per_task, warmup_rate=sch.warmup_rate, warmup_s=sch.warmup_s,
+                      output=spec.output),
+        reports=tuple(reports), expected=expected, collected=collected)
 
 
 def _create(tb: Testbed, name: str, node: str, args: list[str], cpus: float):
