@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Container
 
 from ..model.placement import BadPlacement, choose
 from ..provision import cpu
@@ -24,7 +24,7 @@ from ..workload import driver, pipeline
 from ..workload.jobs import Job, JobError
 from ..workload.load import parse_properties
 from ..workload.pipeline import SEED_WINDOW, WindowSpec
-from .cell import CellSpec
+from .cell import CellSpec, CellSpecError
 
 
 class OptionError(ValueError):
@@ -160,6 +160,22 @@ MEASUREMENT_OPTIONS = ("job_args", "checkpoint_interval", "checkpoint_mode", "sp
                        "warmup_fraction", "window", "slide", "watermark_delay", "keys", "payload_bytes",
                        "driver_nodes", "cpu_scale", "cpu_limits")
 CPU_ROLES = ("taskmanager", "jobmanager", "broker", "driver")
+# the option that sets each of a cell's settings (CellSpec's fields), which names its problems
+CELL_OPTIONS = {"taskmanagers": "--taskmanagers", "placement": "--placements", "rate": "--rates",
+                "duration": "--duration", "warmup": "--warmup", "warmup_fraction": "--warmup-fraction",
+                "window": "--window/--slide/--watermark-delay", "keys": "--keys", "payload_bytes": "--payload-bytes",
+                "driver_processes": "--driver-processes", "driver_nodes": "--driver-nodes", "cpu_scale": "--cpu-scale",
+                "cpu_limits": "--cpu-limits", "job": "--job", "scenario": "--scenario",
+                "checkpoint_interval_s": "--checkpoint-interval", "checkpoint_mode": "--checkpoint-mode",
+                "spare_slots": "--spare-slots", "producer_properties": "--producer-properties",
+                "source_properties": "--source-properties", "sink_properties": "--sink-properties",
+                "links": "--links"}
+
+
+def cell_problems(e: CellSpecError, skip: Container[str] = ()) -> list[str]:
+    """A cell's problems, each named by its option (a setting no option sets: by its field), but
+    those of the fields in ``skip``."""
+    return [f"{CELL_OPTIONS.get(name, name)}: {problem}" for name, problem in e.problems if name not in skip]
 
 
 def parse_cpu_limits(text: str) -> tuple[tuple[str, float], ...]:
@@ -486,8 +502,8 @@ class Experiment:
                                               job=job, scenario=sc, checkpoint_interval_s=checkpoint,
                                               producer_properties=producer, source_properties=source,
                                               sink_properties=sink, links=link, **shared))
-                    except ValueError as e:
-                        errors.append(str(e))
+                    except CellSpecError as e:
+                        errors.extend(cell_problems(e))
         if errors:
             raise OptionError(*dict.fromkeys(errors))
         problems = list(dict.fromkeys(problems))
