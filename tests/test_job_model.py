@@ -202,7 +202,8 @@ def test_the_sql_jobs_kafka_clients_take_a_cells_settings_over_the_harnesss(tmp_
     assert "--source-properties: the harness sets group.id itself" in str(e.value)
     assert "--sink-properties: 'linger.ms' is not key=value" in str(e.value)
     jar = _jar(tmp_path / "job.jar", ["org.example.Main"], main="org.example.Main")
-    with pytest.raises(OptionError, match=r"--source-properties and --sink-properties are for SQL jobs: jar:"):
+    with pytest.raises(OptionError,
+                       match=r"--sink-properties: for SQL jobs only: jar:.*job.jar builds its own Kafka clients"):
         Experiment.from_options(_options(taskmanagers="1", placements="single-cloud", jobs=f"jar:{jar}",
                                          sink_properties="linger.ms=5")).cells(load("seed"))
 

@@ -40,8 +40,8 @@ def _run(how: str, results: Path, *options: str) -> subprocess.CompletedProcess:
     (["--taskmanagers", "two"], "--taskmanagers: expected a comma-separated list of numbers, got 'two'"),
     (["--placement", "single-cloud:aws"], "unknown cloud 'aws'; clouds: azure, google"),
     (["--placement", "nodes:azure-swarm-worker-7"], "unknown node 'azure-swarm-worker-7'"),
-    (["--rate", "0"], "rate must be > 0 events/s, got 0"),
-    (["--rates", "1000,-10"], "rate must be > 0 events/s, got -10"),
+    (["--rate", "0"], "--rates: must be > 0 events/s, got 0"),
+    (["--rates", "1000,-10"], "--rates: must be > 0 events/s, got -10"),
     (["--window", "300", "--slide", "60"], "Give a duration of at least 76s (warm-up + slide + watermark delay)"),
     (["--window", "300", "--slide", "70", "--duration", "720"],
      "window size (300s) must be a multiple of the slide (70s)"),
@@ -66,7 +66,7 @@ def test_every_bad_option_is_reported_once_and_all_at_once(how, tmp_path):
     assert r.returncode != 0
     for says in ("5 bad experiment options", "--duration: must be > 0 s, got -5",
                  "--taskmanagers: a count must be a whole number >= 1, got 0",
-                 "--rates: a rate must be > 0 events/s, got 0", "--cpu-limits: 'gpu=1' is not ROLE=CORES",
+                 "--rates: must be > 0 events/s, got 0", "--cpu-limits: 'gpu=1' is not ROLE=CORES",
                  "--keys: must be >= 1, got 0"):
         assert out.count(says) == 1, (says, out[-3000:])
     assert not any(tmp_path.iterdir())
@@ -147,6 +147,36 @@ def test_bad_load_and_cpu_options_are_named(over, named):
     from testbed.experiment.options import OptionError
     with pytest.raises(OptionError, match=re.escape(named)):
         _exp(**over)
+
+
+def test_a_cell_s_rules_name_each_bad_option_once():
+    """The values every cell shares are checked by a cell's own rules (CellSpec's), before anything
+    starts: each problem once, named by its option, whatever the jobs, rates and client settings."""
+    from testbed.experiment.options import OptionError
+    with pytest.raises(OptionError) as e:
+        _exp(rates="0,-1,0,500", warmup_fraction=2.0, duration=20.0, warmup=25.0, keys=0, spare_slots=-1,
+             cpu_scale="-0.5", checkpoint_interval="-1", jobs="hop-window,passthrough",
+             source_properties="|group.id=mine")
+    problems = e.value.problems
+    assert sorted(problems) == sorted([
+        "--rates: must be > 0 events/s, got 0", "--rates: must be > 0 events/s, got -1",
+        "--warmup-fraction: must be in (0, 1] (the warm-up's rate as a fraction of the cell's), got 2",
+        "--warmup: must be >= 0 s and shorter than duration (20s), got 25", "--keys: must be >= 1, got 0",
+        "--spare-slots: must be >= 0, got -1", "--cpu-scale: must be >= 0 (0: no CPU limits), got -0.5",
+        "--checkpoint-interval: must be >= 0 s (0: no checkpoints), got -1",
+        "--source-properties: the harness sets group.id itself"]), problems
+    assert str(e.value).startswith("9 bad experiment options:")
+    # the shortest load for each job's windows (a tumbling job's slide is its size): one problem per job
+    with pytest.raises(OptionError) as e:
+        _exp(duration=10.0, warmup=9.0, jobs="hop-window,tumble-window")
+    assert len(e.value.problems) == 2 and all(p.startswith("--duration: 10s is too short for windows of 10s ")
+                                              for p in e.value.problems), e.value.problems
+    # a value that could not be read is named once, and the rules that need it leave it out (the default
+    # window would need a duration of 4 s)
+    with pytest.raises(OptionError) as e:
+        _exp(window=10.0, slide=3.0, duration=3.0, warmup=1.0, cpu_scale="lots")
+    assert e.value.problems == ["--window/--slide/--watermark-delay: window size (10s) must be a multiple of the "
+                                "slide (3s)", "--cpu-scale: must be auto or a number, got 'lots'"]
 
 
 def test_an_unknown_driver_node_is_named_with_the_nodes_there_are():

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from testbed.experiment.cell import CellSpec
+from testbed.experiment.cell import CellSpec, CellSpecError
 from testbed.model.placement import PlacementError, choose
 from testbed.model.topology import SEED_TOPOLOGY, load
+from testbed.workload.pipeline import SEED_WINDOW
 
 SEED = load(SEED_TOPOLOGY)
 
@@ -47,10 +48,34 @@ def test_bad_placements_are_refused(policy, n, says):
 
 
 @pytest.mark.parametrize("kw, says", [
-    ({"rate": 0}, "rate must be > 0 events/s, got 0"),
-    ({"rate": -5}, "rate must be > 0 events/s, got -5"),
-    ({"duration": 10, "warmup": 10}, "warmup must be >= 0 and shorter than the duration"),
+    ({"rate": 0}, "rate: must be > 0 events/s, got 0"),
+    ({"rate": -5}, "rate: must be > 0 events/s, got -5"),
+    ({"duration": 10, "warmup": 10}, r"warmup: must be >= 0 s and shorter than duration \(10s\), got 10"),
 ])
 def test_bad_cells_are_refused(kw, says):
     with pytest.raises(ValueError, match=says):
         CellSpec(**kw)
+
+
+def test_every_bad_setting_of_a_cell_is_named_in_one_error():
+    """Every rule is checked, those between fields too: one error lists each problem, naming its
+    field and the value it got."""
+    with pytest.raises(CellSpecError) as e:
+        CellSpec(rate=0, duration=60, warmup=15, window=SEED_WINDOW, keys=0, spare_slots=-1, cpu_scale=float("nan"),
+                 checkpoint_mode="sometimes", source_properties=(("group.id", "mine"),))
+    assert isinstance(e.value, ValueError)      # what callers catch
+    fields = [name for name, _ in e.value.problems]
+    assert sorted(fields) == sorted(["rate", "keys", "spare_slots", "cpu_scale", "checkpoint_mode",
+                                     "source_properties", "duration"])
+    text = str(e.value)
+    assert text.startswith("7 bad cell settings:\n")
+    for line in ("rate: must be > 0 events/s, got 0", "keys: must be >= 1, got 0", "spare_slots: must be >= 0, got -1",
+                 "cpu_scale: must be >= 0 (0: no CPU limits), got nan",
+                 "checkpoint_mode: must be at-least-once or exactly-once, got 'sometimes'",
+                 "source_properties: the harness sets group.id itself",
+                 "duration: 60s is too short for windows of 300s sliding by 60s"):
+        assert f"\n  - {line}" in text, text
+    # a rule between fields is left out where one of them is bad itself: its own problem says it once
+    with pytest.raises(CellSpecError) as e:
+        CellSpec(duration=-5, warmup=15)
+    assert e.value.problems == [("duration", "must be > 0 s, got -5")]

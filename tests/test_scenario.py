@@ -95,7 +95,7 @@ def test_the_scenario_is_an_option_checked_before_anything_starts(tmp_path):
     f.write_text("- {at: 1s, action: explode}\n")
     with pytest.raises(OptionError, match=r"\[0\].action: unknown action 'explode'"):
         Experiment.from_options(_options(scenario=str(f)))
-    with pytest.raises(ValueError, match="checkpoint mode"):
+    with pytest.raises(ValueError, match="checkpoint_mode: must be at-least-once or exactly-once, got 'sometimes'"):
         CellSpec(checkpoint_mode="sometimes")
 
 

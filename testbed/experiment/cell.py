@@ -46,6 +46,20 @@ TOPIC_PREFIXES = ("events-", "results-")      # a cell's topics: events-CELL, re
 METRIC_FETCH_TIMEOUT = "10 s"
 
 
+CHECKPOINT_MODES = ("at-least-once", "exactly-once")
+
+
+class CellSpecError(ValueError):
+    """A cell's bad settings, every one at once: ``problems`` lists (field, problem) pairs, each
+    problem naming the value the field got."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        lines = [f"{name}: {problem}" for name, problem in problems]
+        super().__init__(lines[0] if len(lines) == 1 else
+                         f"{len(lines)} bad cell settings:\n" + "\n".join("  - " + line for line in lines))
+
+
 @dataclass(frozen=True)
 class CellSpec:
     taskmanagers: int = 2
@@ -77,42 +91,58 @@ class CellSpec:
     submit: str = "rest"                # how a SQL job is started (pipeline.SUBMIT): REST, or a flink run client
 
     def __post_init__(self):
-        if not (isinstance(self.rate, (int, float)) and self.rate > 0 and math.isfinite(self.rate)):
-            raise ValueError(f"rate must be > 0 events/s, got {self.rate!r}")
-        if not self.duration > 0:
-            raise ValueError(f"duration must be > 0 s, got {self.duration!r}")
-        if not 0 <= self.warmup < self.duration:
-            raise ValueError(f"warmup must be >= 0 and shorter than the duration ({self.duration}s), "
-                             f"got {self.warmup!r}")
-        if not (isinstance(self.warmup_fraction, (int, float)) and 0 < self.warmup_fraction <= 1):
-            raise ValueError(f"warmup_fraction must be in (0, 1] (the warm-up's rate as a fraction of the cell's), "
-                             f"got {self.warmup_fraction!r}")
-        if self.checkpoint_mode not in ("at-least-once", "exactly-once") or not self.checkpoint_interval_s >= 0:
-            raise ValueError(f"checkpoint mode must be at-least-once or exactly-once and the interval >= 0 s, got "
-                             f"{self.checkpoint_mode!r}, {self.checkpoint_interval_s!r}")
-        if self.submit not in pipeline.SUBMIT:
-            raise ValueError(f"submit must be one of {', '.join(pipeline.SUBMIT)}, got {self.submit!r}")
-        if self.slots < 1 or self.keys < 1 or self.driver_processes < 0 or self.payload_bytes < 0 or self.spare_slots < 0:
-            raise ValueError("slots and keys must be >= 1; driver processes, payload bytes and spare slots >= 0")
-        if not (isinstance(self.cpu_scale, (int, float)) and 0 <= self.cpu_scale and math.isfinite(self.cpu_scale)):
-            raise ValueError(f"cpu_scale must be >= 0 (0: no CPU limits), got {self.cpu_scale!r}")
-        if (self.source_properties or self.sink_properties) and self.job.kind == "jar":
-            raise ValueError(f"--source-properties and --sink-properties are for SQL jobs: {self.job.spec} "
-                             f"builds its own Kafka clients")
-        for what, props, defaults in (("source", self.source_properties, pipeline.SOURCE_DEFAULTS),
-                                      ("sink", self.sink_properties, pipeline.SINK_DEFAULTS)):
+        problems = self._problems()
+        if problems:
+            raise CellSpecError(problems)
+
+    def _problems(self) -> list[tuple[str, str]]:
+        """Every rule of a cell's settings, checked: a (field, problem) pair per broken one. A rule
+        between fields is left out where one of them is bad itself (its own problem says so)."""
+        out: list[tuple[str, str]] = []
+
+        def rule(ok: bool, name: str, must: str) -> bool:
+            if not ok:
+                out.append((name, f"{must}, got {_shown(getattr(self, name))}"))
+            return ok
+
+        rule(_number(self.rate) and self.rate > 0, "rate", "must be > 0 events/s")
+        duration_ok = rule(_number(self.duration) and self.duration > 0, "duration", "must be > 0 s")
+        warmup_ok = rule(_number(self.warmup) and self.warmup >= 0 and (not duration_ok or self.warmup < self.duration),
+                         "warmup", "must be >= 0 s" + (f" and shorter than duration ({_shown(self.duration)}s)"
+                                                       if duration_ok else ""))
+        rule(_number(self.warmup_fraction) and 0 < self.warmup_fraction <= 1, "warmup_fraction",
+             "must be in (0, 1] (the warm-up's rate as a fraction of the cell's)")
+        for name, low, note in (("slots", 1, ""), ("keys", 1, ""), ("payload_bytes", 0, " (0: unpadded)"),
+                                ("driver_processes", 0, " (0: one per 100,000 events/s of a driver task's share)"),
+                                ("spare_slots", 0, ""), ("cpu_scale", 0, " (0: no CPU limits)"),
+                                ("checkpoint_interval_s", 0, " s (0: no checkpoints)")):
+            value = getattr(self, name)
+            rule(_number(value) and value >= low, name, f"must be >= {low}{note}")
+        rule(self.checkpoint_mode in CHECKPOINT_MODES, "checkpoint_mode", f"must be {' or '.join(CHECKPOINT_MODES)}")
+        rule(self.submit in pipeline.SUBMIT, "submit", f"must be one of {', '.join(pipeline.SUBMIT)}")
+        window_ok = rule(isinstance(self.window, WindowSpec), "window", "must be a WindowSpec")
+        job_ok = rule(isinstance(self.job, Job), "job", "must be a Job")
+        for name, defaults in (("source_properties", pipeline.SOURCE_DEFAULTS),
+                               ("sink_properties", pipeline.SINK_DEFAULTS)):
+            props = getattr(self, name)
+            if job_ok and self.job.kind == "jar":
+                if props:
+                    out.append((name, f"for SQL jobs only: {self.job.spec} builds its own Kafka clients"))
+                continue
             try:
                 pipeline.client_properties(defaults, props)
             except ValueError as e:
-                raise ValueError(f"--{what}-properties: {e}") from None
-        need = self.min_duration(self.warmup, self.job.window(self.window))
-        if self.duration < need:
+                out.append((name, str(e)))
+        if duration_ok and warmup_ok and window_ok and job_ok:
             w = self.job.window(self.window)
-            raise ValueError(
-                f"duration {self.duration:g}s is too short for {w.describe()} after a warm-up of {self.warmup:g}s: "
-                f"no window is sure to close inside the measured part of the load (a window's end must fall after "
-                f"the warm-up and at least the watermark delay before the load ends). Give a duration of at least "
-                f"{need:g}s (warm-up + slide + watermark delay), or a shorter slide")
+            need = self.min_duration(self.warmup, w)
+            if self.duration < need:
+                out.append(("duration", (
+                    f"{self.duration:g}s is too short for {w.describe()} after a warm-up of {self.warmup:g}s: "
+                    f"no window is sure to close inside the measured part of the load (a window's end must fall "
+                    f"after the warm-up and at least the watermark delay before the load ends). Give a duration "
+                    f"of at least {need:g}s (warm-up + slide + watermark delay), or a shorter slide")))
+        return out
 
     @staticmethod
     def min_duration(warmup: float, window: WindowSpec) -> float:
@@ -169,6 +199,18 @@ class CellSpec:
                 pipeline.client_properties(defaults, d[f"{what}_properties"]), sort_keys=True)
         return {"cell_key": self.key, **d, "window_s": w["size_s"], "slide_s": w["slide_s"],
                 "watermark_delay_s": w["watermark_delay_s"]}
+
+
+def _number(value) -> bool:
+    """A finite int or float (a bool is no number here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _shown(value) -> str:
+    """A setting's value in a problem: 60.0 -> 60, 0.25 -> 0.25, 'x' -> 'x'."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return repr(value)
 
 
 def links_text(links: tuple[tuple[str, str, str, float], ...]) -> str:

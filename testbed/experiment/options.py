@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Container
 
 from ..model.placement import BadPlacement, choose
 from ..provision import cpu
@@ -20,11 +20,11 @@ from ..results.store import RESULTS
 from ..model.topology import LINK_PARAMS, Topology, find_link
 from ..model.scenario import Scenario, ScenarioError
 from ..model.scenario import load as load_scenario
-from ..workload import driver, pipeline
+from ..workload import driver
 from ..workload.jobs import Job, JobError
 from ..workload.load import parse_properties
 from ..workload.pipeline import SEED_WINDOW, WindowSpec
-from .cell import CellSpec
+from .cell import CellSpec, CellSpecError
 
 
 class OptionError(ValueError):
@@ -160,6 +160,22 @@ MEASUREMENT_OPTIONS = ("job_args", "checkpoint_interval", "checkpoint_mode", "sp
                        "warmup_fraction", "window", "slide", "watermark_delay", "keys", "payload_bytes",
                        "driver_nodes", "cpu_scale", "cpu_limits")
 CPU_ROLES = ("taskmanager", "jobmanager", "broker", "driver")
+# the option that sets each of a cell's settings (CellSpec's fields), which names its problems
+CELL_OPTIONS = {"taskmanagers": "--taskmanagers", "placement": "--placements", "rate": "--rates",
+                "duration": "--duration", "warmup": "--warmup", "warmup_fraction": "--warmup-fraction",
+                "window": "--window/--slide/--watermark-delay", "keys": "--keys", "payload_bytes": "--payload-bytes",
+                "driver_processes": "--driver-processes", "driver_nodes": "--driver-nodes", "cpu_scale": "--cpu-scale",
+                "cpu_limits": "--cpu-limits", "job": "--job", "scenario": "--scenario",
+                "checkpoint_interval_s": "--checkpoint-interval", "checkpoint_mode": "--checkpoint-mode",
+                "spare_slots": "--spare-slots", "producer_properties": "--producer-properties",
+                "source_properties": "--source-properties", "sink_properties": "--sink-properties",
+                "links": "--links"}
+
+
+def cell_problems(e: CellSpecError, skip: Container[str] = ()) -> list[str]:
+    """A cell's problems, each named by its option (a setting no option sets: by its field), but
+    those of the fields in ``skip``."""
+    return [f"{CELL_OPTIONS.get(name, name)}: {problem}" for name, problem in e.problems if name not in skip]
 
 
 def parse_cpu_limits(text: str) -> tuple[tuple[str, float], ...]:
@@ -301,14 +317,12 @@ class Experiment:
             return ok
 
         def number(name: str, text: Any, what: str, auto: str = "auto") -> float | None:
+            """The option's number (its bounds are a cell's rules, checked below), or None for ``auto``."""
             value = str(text if text is not None else auto).strip().lower()
             try:
-                got = None if value == auto else float(value)
-                if got is not None and not (got >= 0 and math.isfinite(got)):
-                    raise ValueError
-                return got
+                return None if value == auto else float(value)
             except ValueError:
-                bad.append(f"--{name}: must be {auto} or {what} >= 0, got {value!r}")
+                bad.append(f"--{name}: must be {auto} or {what}, got {value!r}")
                 return None
 
         def listed(text: Any, name: str, cast=str) -> list:
@@ -318,25 +332,14 @@ class Experiment:
                 bad.append(e.problems[0])
                 return []
 
-        window, window_ok = WindowSpec(), True
+        window: WindowSpec | None = None        # None: named as bad, and left out of the cells' rules
         try:
             window = WindowSpec(o["window"], o["slide"], o["watermark_delay"])
         except ValueError as e:
             bad.append(f"--window/--slide/--watermark-delay: {e}")
-            window_ok = False
-        check(0 < o.get("warmup_fraction", 1.0) <= 1,
-              f"--warmup-fraction: must be in (0, 1], got {o.get('warmup_fraction')}")
         check(o["repetitions"] >= 1, f"--repetitions: must be >= 1, got {o['repetitions']}")
-        duration_ok = check(o["duration"] > 0 and math.isfinite(o["duration"]),
-                            f"--duration: must be > 0 s, got {o['duration']:g}")
-        warmup_ok = check(o["warmup"] >= 0 and (not duration_ok or o["warmup"] < o["duration"]),
-                          f"--warmup: must be >= 0 s and shorter than --duration ({o['duration']:g}s), "
-                          f"got {o['warmup']:g}")
-        for name in ("keys", "payload_bytes", "driver_processes", "spare_slots"):
-            low = 1 if name == "keys" else 0
-            check(o.get(name, low) >= low, f"--{name.replace('_', '-')}: must be >= {low}, got {o.get(name)}")
         cpu_scale = number("cpu-scale", o.get("cpu_scale", "auto"), "a number")
-        checkpoint = number("checkpoint-interval", o.get("checkpoint_interval") or "auto", "seconds")
+        checkpoint = number("checkpoint-interval", o.get("checkpoint_interval") or "auto", "a number of seconds")
         try:
             cpu_limits = parse_cpu_limits(o.get("cpu_limits") or "")
         except OptionError as e:
@@ -350,13 +353,11 @@ class Experiment:
             bad.append(str(e))
             producer_properties = ((),)
         clients = {}
-        for what, defaults in (("source", pipeline.SOURCE_DEFAULTS), ("sink", pipeline.SINK_DEFAULTS)):
+        for what in ("source", "sink"):
             try:
                 clients[what] = parse_property_sets(o.get(f"{what}_properties") or "", f"--{what}-properties")
-                for alt in clients[what]:
-                    pipeline.client_properties(defaults, alt)
             except ValueError as e:
-                bad.append(str(e) if str(e).startswith("--") else f"--{what}-properties: {e}")
+                bad.append(str(e))
                 clients[what] = ((),)
         try:
             links = parse_links(o.get("links") or "")
@@ -369,8 +370,6 @@ class Experiment:
         for tm in dict.fromkeys(taskmanagers):
             check(tm >= 1, f"--taskmanagers: a count must be a whole number >= 1, got {tm}")
         rates = tuple(listed(o["rates"], "rates", float))
-        for rate in dict.fromkeys(rates):
-            check(rate > 0 and math.isfinite(rate), f"--rates: a rate must be > 0 events/s, got {rate:g}")
         jobs: list[Job] = []
         specs = listed(o.get("jobs") or "hop-window", "job")
         for j in specs:
@@ -382,14 +381,24 @@ class Experiment:
               "--job-args is for jar: jobs, and no --job is one")
         check(len({j.label for j in jobs}) == len(jobs),
               f"--job: two jobs with one name ({', '.join(j.label for j in jobs)})")
-        if duration_ok and warmup_ok and window_ok:
-            for job in jobs:
-                w = job.window(window)
-                need = CellSpec.min_duration(o["warmup"], w)
-                check(o["duration"] >= need,
-                      f"--duration: {o['duration']:g}s is too short for {w.describe()} after a warm-up of "
-                      f"{o['warmup']:g}s: no window is sure to close inside the measured part of the load. Give a "
-                      f"duration of at least {need:g}s (warm-up + slide + watermark delay), or a shorter slide")
+        # what every cell shares: checked with each job, rate and client settings by a cell's own rules
+        # (CellSpec's), each problem named by its option; a value that could not be read (named above) is
+        # left out of the rules that need it
+        shared = dict(duration=o["duration"], warmup=o["warmup"], warmup_fraction=o.get("warmup_fraction", 1.0),
+                      window=window, keys=o.get("keys", 16), payload_bytes=o.get("payload_bytes", 0),
+                      driver_processes=o.get("driver_processes", 0), spare_slots=o.get("spare_slots") or 0,
+                      checkpoint_mode=o.get("checkpoint_mode") or "at-least-once")
+        unread = {"window"} if window is None else set()
+        if specs and not jobs:
+            unread.add("job")
+        for job, rate, source, sink in itertools.product(
+                jobs or [None if "job" in unread else Job.parse("hop-window")], dict.fromkeys(rates) or [CellSpec.rate],
+                clients["source"], clients["sink"]):
+            try:
+                CellSpec(rate=rate, job=job, source_properties=source, sink_properties=sink, cpu_scale=cpu_scale or 0.0,
+                         checkpoint_interval_s=checkpoint or 0.0, **shared)
+            except CellSpecError as e:
+                bad.extend(cell_problems(e, skip=unread))
         scenarios: list[Scenario | None] = []
         for f in listed(o.get("scenario") or "none", "scenario"):
             try:
@@ -401,16 +410,12 @@ class Experiment:
         if bad:
             raise OptionError(*dict.fromkeys(bad))
         return cls(taskmanagers=taskmanagers, placements=tuple(_csv(o["placements"], "placements")),
-                   rates=rates, repetitions=o["repetitions"],
-                   duration=o["duration"], warmup=o["warmup"], warmup_fraction=o.get("warmup_fraction", 1.0),
-                   window=window, sustainable=bool(o["sustainable"]),
+                   rates=rates, repetitions=o["repetitions"], sustainable=bool(o["sustainable"]),
                    search=Search(o["search_start"], o["search_max"], o["search_refine"], o["lag_slope"], o["max_p99"]),
-                   keys=o.get("keys", 16), payload_bytes=o.get("payload_bytes", 0),
                    driver_nodes=tuple(_csv(o.get("driver_nodes") or "", "driver-nodes")),
-                   driver_processes=o.get("driver_processes", 0), cpu_scale=cpu_scale, cpu_limits=cpu_limits,
+                   cpu_scale=cpu_scale, cpu_limits=cpu_limits,
                    cloud=o.get("cloud") or "emulated", jobs=tuple(jobs) or (Job.parse("hop-window"),),
-                   scenarios=tuple(scenarios) or (None,), checkpoint_interval_s=checkpoint,
-                   checkpoint_mode=o.get("checkpoint_mode") or "at-least-once", spare_slots=o.get("spare_slots") or 0,
+                   scenarios=tuple(scenarios) or (None,), checkpoint_interval_s=checkpoint, **shared,
                    producer_properties=producer_properties, source_properties=clients["source"],
                    sink_properties=clients["sink"], links=links)
 
@@ -486,8 +491,8 @@ class Experiment:
                                               job=job, scenario=sc, checkpoint_interval_s=checkpoint,
                                               producer_properties=producer, source_properties=source,
                                               sink_properties=sink, links=link, **shared))
-                    except ValueError as e:
-                        errors.append(str(e))
+                    except CellSpecError as e:
+                        errors.extend(cell_problems(e))
         if errors:
             raise OptionError(*dict.fromkeys(errors))
         problems = list(dict.fromkeys(problems))
