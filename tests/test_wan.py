@@ -106,37 +106,40 @@ def _disturb(wan, rtt_ms: float) -> None:
 
 @pytest.mark.quiet      # it measures the network: no other engine test meanwhile
 def test_a_wan_that_misses_its_targets_fails_setup_or_flags_the_run(fst_testbed, tmp_path):
+    """One calibration of a disturbed link, through pytest attached to the run with --wan-check flag;
+    --wan-check fail raises, at the testbed's set-up, the error that check finds in the same rows
+    (pytest failing its set-up with it is tested in the extended lane, beside the CLI's calibrate)."""
+    from testbed.stack.calibrate import CalibrationError, check
     _disturb(fst_testbed.wan, 30.0)
     try:
-        def attached(mode: str) -> subprocess.CompletedProcess:
-            return subprocess.run(
-                [sys.executable, "-m", "pytest", f"{ROOT}/tests/test_swarm.py::test_node_engines_answer_over_the_docker_api",
-                 "-p", "no:cacheprovider", "--testbed-run", fst_testbed.run_id, "--results", str(tmp_path / mode),
-                 "--wan-check", mode], cwd=ROOT, capture_output=True, text=True, timeout=300)
-
-        failed = attached("fail")
-        assert failed.returncode != 0, failed.stdout[-3000:]
-        assert "the network misses its targets" in failed.stdout, failed.stdout[-3000:]
-        assert "rtt             azure-swarm-worker-1 -> google-cloud-worker-1: measured 3" in failed.stdout
-        assert " 0 passed" not in failed.stdout and "1 error" in failed.stdout
-
-        flagged = attached("flag")
-        assert flagged.returncode == 0, flagged.stdout[-3000:]
-        assert "WARNING, run flagged: the network misses its targets" in flagged.stderr   # progress goes there
-        (session,) = (tmp_path / "flag").iterdir()
-        table = pd.read_csv(session / "calibration.csv")
-        inter = table[(table["kind"] == "rtt") & (table["src_cloud"] != table["dst_cloud"])]
-        assert len(inter) == 8 and not inter["ok"].any() and (inter["measured"] > 27).all(), inter
-        assert inter["note"].str.contains("measured twice").all(), inter["note"]   # a slow pair gets a second try
+        flagged = _attached(fst_testbed, "flag", tmp_path)
     finally:
         fst_testbed.wan.set_link("azure", "google", rtt_ms=20.0)
+    assert flagged.returncode == 0, flagged.stdout[-3000:]
+    assert "WARNING, run flagged: the network misses its targets" in flagged.stderr   # progress goes there
+    (session,) = (tmp_path / "flag").iterdir()
+    table = pd.read_csv(session / "calibration.csv")
+    inter = table[(table["kind"] == "rtt") & (table["src_cloud"] != table["dst_cloud"])]
+    assert len(inter) == 8 and not inter["ok"].any() and (inter["measured"] > 27).all(), inter
+    assert inter["note"].str.contains("measured twice").all(), inter["note"]   # a slow pair gets a second try
+    with pytest.raises(CalibrationError, match="the network misses its targets") as e:     # --wan-check fail
+        check(table.to_dict("records"))
+    assert "rtt             azure-swarm-worker-1 -> google-cloud-worker-1: measured 3" in str(e.value)
     after = calibrate.rtt_matrix(fst_testbed)
     assert all(r["ok"] for r in after), [(r["src"], r["dst"], r["measured"], r["note"]) for r in after if not r["ok"]]
 
 
+def _attached(tb, mode: str, tmp_path) -> subprocess.CompletedProcess:
+    """A pytest session attached to the run with ``--wan-check mode``."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", f"{ROOT}/tests/test_swarm.py::test_node_engines_answer_over_the_docker_api",
+         "-p", "no:cacheprovider", "--testbed-run", tb.run_id, "--results", str(tmp_path / mode),
+         "--wan-check", mode], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.quiet      # it measures the network: no other engine test meanwhile
 @pytest.mark.extended
-def test_the_cli_s_calibrate_exits_1_naming_each_pair_that_misses(fst_testbed):
+def test_the_cli_s_calibrate_exits_1_and_pytest_fails_its_setup_naming_each_pair_that_misses(fst_testbed, tmp_path):
     _disturb(fst_testbed.wan, 30.0)
     try:
         cli = subprocess.run([sys.executable, "-m", "testbed", "calibrate", "--run", fst_testbed.run_id, "--json"],
@@ -146,6 +149,11 @@ def test_the_cli_s_calibrate_exits_1_naming_each_pair_that_misses(fst_testbed):
         assert doc["run_id"] == fst_testbed.run_id and doc["backend"] == fst_testbed.wan.backend
         bad = {(r["src"], r["dst"]) for r in doc["measurements"] if not r["ok"]}
         assert ("google-cloud-worker-1", "azure-swarm-manager") in bad and len(bad) >= 8
+        failed = _attached(fst_testbed, "fail", tmp_path)       # pytest's --wan-check fail (the default)
+        assert failed.returncode != 0, failed.stdout[-3000:]
+        assert "the network misses its targets" in failed.stdout, failed.stdout[-3000:]
+        assert "rtt             azure-swarm-worker-1 -> google-cloud-worker-1: measured 3" in failed.stdout
+        assert " 0 passed" not in failed.stdout and "1 error" in failed.stdout
     finally:
         fst_testbed.wan.set_link("azure", "google", rtt_ms=20.0)
     after = calibrate.rtt_matrix(fst_testbed)
