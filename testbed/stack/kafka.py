@@ -83,6 +83,8 @@ def admin(tb: Testbed, bootstrap: str, node: str, create: list[str], delete: lis
     in a driver container on the overlay network; returns the topics that exist afterwards.
     ``delete_prefix``: every other topic whose name starts with one of these is deleted too."""
     args = driver_cli.admin(bootstrap, create, delete, timeout, delete_prefix=delete_prefix)
-    out = services.run_once(tb.node(node), tb.images["driver"], args, network=tb.network, labels=tb.labels(),
-                            timeout=timeout + 30, what="topic administration")
+    # in a container that stays on the node for the run: a cell's topics cost an exec, not a container
+    out = services.run_standing(tb.node(node), tb.images["driver"], args, name=f"fst-admin-{tb.run_id}",
+                                labels=tb.labels(component="topic-admin"), timeout=timeout + 30,
+                                what="topic administration", network=tb.network)
     return json.loads(out.strip().splitlines()[-1])["topics"]

@@ -30,6 +30,36 @@ def run_once(machine, image: str, args: list[str], *, labels: dict, timeout: flo
         c.remove(force=True)
 
 
+def run_standing(machine, image: str, args: list[str], *, name: str, labels: dict, timeout: float, what: str,
+                 network: str) -> str:
+    """``run_once`` in a container that stays on the node (``name``, asleep between calls, removed
+    with the run by its labels): a ``docker exec`` of the image's entrypoint with ``args`` instead of
+    a container created, attached to ``network``, started and removed each time, which costs a
+    second or more per call. A standing container of another image is replaced."""
+    c = None
+    try:
+        c = machine.client.containers.get(name)
+        if c.status != "running" or c.attrs["Config"]["Image"] != image:
+            c.remove(force=True)
+            c = None
+    except docker.errors.NotFound:
+        pass
+    if c is None:
+        try:
+            c = _start(machine, image, ["infinity"], labels, dict(name=name, network=network, entrypoint=["sleep"]))
+        except docker.errors.APIError as e:
+            if e.status_code != 409:      # another process created it meanwhile
+                raise
+            c = machine.client.containers.get(name)
+    entry = machine.client.images.get(image).attrs["Config"]["Entrypoint"] or []
+    code, out = c.exec_run(["timeout", str(max(1, round(timeout))), *entry, *args])
+    text = out.decode(errors="replace")
+    if code != 0:
+        raise RuntimeError(f"{what} on {machine.hostname} exited {code}" + (" (timed out)" if code == 124 else "")
+                           + f":\n{text[-3000:]}")
+    return text
+
+
 ATTACH_TRIES = 3
 
 
