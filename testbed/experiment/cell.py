@@ -222,10 +222,11 @@ def _props(props: tuple[tuple[str, str], ...]) -> str:
     return ",".join(f"{k}={v}" for k, v in props)
 
 
-def clear_leftovers(tb: Testbed, cluster: flink.FlinkCluster | None = None) -> None:
+def clear_leftovers(tb: Testbed, cluster: flink.FlinkCluster | None = None, settle: bool = True) -> None:
     """Stop what a killed run may have left on a testbed that is still up: its drivers (their load)
     and its job. Before a cell, and before the network is measured (a resumed session's first
-    fidelity check once read a killed cell's load as 2 ms more RTT)."""
+    fidelity check once read a killed cell's load as 2 ms more RTT). ``settle``: also wait for the
+    job a cell before cancelled to end (a cell waits for it only before its own submission)."""
     load.remove(tb)
     if cluster is None:
         if not services.exists(tb, flink.JOBMANAGER):
@@ -235,6 +236,8 @@ def clear_leftovers(tb: Testbed, cluster: flink.FlinkCluster | None = None) -> N
         if job["status"] in ("RUNNING", "CREATED", "RESTARTING", "INITIALIZING"):
             log.info(f"cancel job {job['id']}, left running by an earlier run")
             pipeline.cancel(cluster, job["id"])
+    if settle:
+        pipeline.wait_ended(cluster)
 
 
 def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict:
@@ -301,7 +304,7 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     cluster = flink.deploy(tb, placement, spec.slots, spare_slots=spec.spare_slots, config=detect,
                            jobmanager_cpus=cpus["jobmanager"],
                            taskmanager_cpus=cpus["taskmanager"])
-    clear_leftovers(tb, cluster)
+    clear_leftovers(tb, cluster, settle=False)     # the cell before's job may still be ending: see below
     row["flink_ui"] = cluster.rest_url
     row["flink_version"] = cluster.rest("/config").get("flink-version")
     row["registered_taskmanagers"] = len(cluster.taskmanagers())
@@ -309,26 +312,36 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
     row["broker"] = broker.name
     events, results = (f"{prefix}{cell}" for prefix in TOPIC_PREFIXES)
     parts = cluster.parallelism
-    # the cell's own topics, created by the container that waits for the broker, which also deletes
-    # every earlier cell's (the one before, or a killed run's): a cell leaves its topics for the next
-    # one to delete before any load, saving a container per cell; a testbed's removal takes the last
-    bootstrap = kafka.deploy(tb, broker_node, broker, cpus=cpus["broker"], admin_node=driver_nodes[0],
-                             topics=[f"{events}:{parts}", f"{results}:{parts}"], replace=TOPIC_PREFIXES)
-    # Flink's Kafka clients run in the jobmanager and the taskmanagers, maybe in another cloud
-    services.wait_resolvable(tb, kafka.BROKER, [flink.JOBMANAGER, flink.TASKMANAGER])
     job_id = None
     prober = Prober(tb, list(links), spec.duration + 240)      # (stopped once the load ends)
-    cleanup = [lambda: prober.stop(),
-               lambda: injector and injector.stop(),        # the topology as written, before anything else
-               lambda: _together([lambda: job_id and pipeline.cancel(cluster, job_id), lambda: load.remove(tb)])]
+
+    def cleanup(wait: bool) -> list:
+        """The cell's steps to undo. Without ``wait`` its job is left ending (its cancellation takes
+        2-3 s) while the next cell prepares; that one waits for it before submitting its own."""
+        return [lambda: prober.stop(),
+                lambda: injector and injector.stop(),        # the topology as written, before anything else
+                lambda: _together([lambda: job_id and pipeline.cancel(cluster, job_id, wait=wait),
+                                   lambda: load.remove(tb)])]
     try:
         settings = pipeline.recovery_settings(spec.checkpoint_interval_s, spec.checkpoint_mode)
-        # the RTT across each link under the load: its containers start now, so that starting them
-        # (the nodes' engines busy for a moment) is over long before the load's first event
-        prober.start()
+        with ThreadPoolExecutor(2) as pool:
+            # the RTT across each link under the load: its containers start now, so that starting them
+            # (the nodes' engines busy for a moment) is over long before the load's first event
+            beside = [pool.submit(prober.start),
+                      # Flink's Kafka clients run in the jobmanager and the taskmanagers, maybe in
+                      # another cloud: the broker's name must resolve there (asked until it does)
+                      pool.submit(services.wait_resolvable, tb, kafka.BROKER, [flink.JOBMANAGER, flink.TASKMANAGER])]
+            # meanwhile the cell's own topics, created by the command that waits for the broker, which
+            # also deletes every earlier cell's (the one before, or a killed run's): a cell leaves its
+            # topics for the next one to delete before any load; a testbed's removal takes the last
+            bootstrap = kafka.deploy(tb, broker_node, broker, cpus=cpus["broker"], admin_node=driver_nodes[0],
+                                     topics=[f"{events}:{parts}", f"{results}:{parts}"], replace=TOPIC_PREFIXES)
+            for f in beside:
+                f.result()
         # the drivers' services are created before the job is submitted, and their containers start
         # and connect while it is; they send nothing before t0, which is fixed once the job runs
         drivers = load.start(tb, load_spec, bootstrap, events, results)
+        pipeline.wait_ended(cluster)    # the cell before's job, which shares the slots and the CPU
         phases.mark("prepare")
         submitting = time.monotonic()
         job_id = _submit(cluster, spec, bootstrap, events, results, window, settings)
@@ -339,11 +352,14 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
         phases.mark("submit")
         raw, rd, used = _drive(tb, cluster, job_id, load_spec, bootstrap, events, results, injector,
                                checkpoints=spec.checkpoint_interval_s > 0, drivers=drivers, mark=phases.mark)
-        probes = prober.stop()
-        if tb.wan:
-            tb.wan.check()      # and it held during the load
-        counters = pipeline.path_counters(cluster, job_id)      # while the job still runs
-        state_at_end, restarts = pipeline.job_status(cluster, job_id)
+        with ThreadPoolExecutor(2) as pool:     # each asks another service
+            stopping = pool.submit(prober.stop)
+            checking = pool.submit(tb.wan.check) if tb.wan else None    # and it held during the load
+            counters = pipeline.path_counters(cluster, job_id)      # while the job still runs
+            state_at_end, restarts = pipeline.job_status(cluster, job_id)
+            probes = stopping.result()
+            if checking:
+                checking.result()
         if injector:    # a job still restarting after a fault is a result (not recovered), a failed one an error
             row["job_state_at_end"] = state_at_end
             if state_at_end in ("FAILED", "CANCELED", "FINISHED"):
@@ -387,7 +403,7 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
             artifacts["latency"] = latency
             artifacts["timeseries"] = series
     except BaseException as e:
-        _cleanup(cleanup, failing=True)     # the cell's own error is the one raised, unless:
+        _cleanup(cleanup(wait=True), failing=True)     # the cell's own error is the one raised, unless:
         if tb.wan and isinstance(e, Exception) and not isinstance(e, WanBroken):
             # a link the emulation lost (a holder gone) fails what crosses it, Flink's job first,
             # whose own error would hide the cause: the broken link is what the cell fails with
@@ -399,7 +415,7 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
                 log.warning("the WAN's health could not be read after the cell failed", exc_info=True)
         raise
     phases.mark("measure")
-    _cleanup(cleanup)
+    _cleanup(cleanup(wait=False))
     phases.mark("cleanup")
     row["ended"] = now()
     # what the cell cost besides its load: Flink (re)deployed, broker and topics, the job submitted,
@@ -505,6 +521,9 @@ class Readings:
     taskmanagers: dict = field(default_factory=dict)  # taskmanager id -> where it ran
 
 
+SAMPLED_PAST_END_S = 1.5       # Flink's readings go on this long past the load's last whole second + 1
+
+
 def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: str, events: str,
            results: str, injector=None, checkpoints: bool = False, drivers: list | None = None,
            mark=None) -> tuple[Record, Readings, dict]:
@@ -587,7 +606,12 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: st
             cpu_at.setdefault("end", cpu_now())
             cpu_at.setdefault("path_end", path_now())
         timers.append(threading.Timer(max(0.0, t0 + spec.duration - time.time()), at_end))
-        timers[0].start()
+        # the per-second series reads the source's count up to ceil(duration) + 1 s: sampling ends
+        # then, not after the last windows are collected, so that no sample is waited for afterwards
+        timers.append(threading.Timer(max(0.0, t0 + math.ceil(spec.duration) + SAMPLED_PAST_END_S - time.time()),
+                                      stop.set))
+        for t in timers:
+            t.start()
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

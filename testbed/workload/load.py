@@ -182,11 +182,19 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
     with step(log, f"drive {spec.rate:,.0f} events/s{warm} for {spec.duration:g}s from {spec.tasks} task(s) x "
                    f"{spec.processes_per_task} process(es)" + (f", {spec.cpus:g} cores each" if spec.cpus else ""),
               unit="s of load", total=load_s) as p:
+        asked = [0.0]
+
         def finished():
-            p.update(min(load_s, max(0, round(time.time() - t0))))
+            # the manager (the broker's node, by default) is asked once a second while the load
+            # runs (a task that fails early is seen), then every 0.1 s until the tasks are done
+            now = time.time()
+            p.update(min(load_s, max(0, round(now - t0))))
+            if now < t0 + load_s and now - asked[0] < 1.0:
+                return None
+            asked[0] = now
             return _all_finished(tasks)
 
-        done = wait_for(finished, spec.duration + 180, "the driver tasks to finish", interval=0.25,
+        done = wait_for(finished, spec.duration + 180, "the driver tasks to finish", interval=0.1,
                         detail=lambda: "\n".join(services.describe(tb, s.name) for s in tasks))
         for name, task in done.items():
             if task["Status"]["State"] != "complete":
@@ -201,7 +209,7 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
             + (f" (or none for {QUIET_S:g}s)" if spec.output == "any" else ""))
     with step(log, f"collect results until {what} are in (at most {spec.drain_s:.0f}s)"):
         task = wait_for(lambda: _all_finished([collector]), spec.drain_s + 120, "the results collector to finish",
-                        interval=0.25, detail=lambda: services.describe(tb, COLLECTOR))[COLLECTOR]
+                        interval=0.1, detail=lambda: services.describe(tb, COLLECTOR))[COLLECTOR]
         if task["Status"]["State"] != "complete":
             raise RuntimeError("the results collector failed:\n" + services.describe(tb, COLLECTOR, tail=60))
         collected = parse(Collected, _get(tb, running[COLLECTOR], "results.json"),
