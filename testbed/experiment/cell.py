@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 DRIVER = "driver"
 TOPIC_PREFIXES = ("events-", "results-")      # a cell's topics: events-CELL, results-CELL
+# run id -> the topics of the cell whose job this process cancelled without waiting for its end:
+# the next cell keeps them (that job may still read them), the one after deletes them
+_ENDING: dict[str, tuple[str, ...]] = {}
 METRIC_FETCH_TIMEOUT = "10 s"
 
 
@@ -237,7 +240,7 @@ def clear_leftovers(tb: Testbed, cluster: flink.FlinkCluster | None = None, sett
             log.info(f"cancel job {job['id']}, left running by an earlier run")
             pipeline.cancel(cluster, job["id"])
     if settle:
-        pipeline.wait_ended(cluster)
+        flink.wait_jobs_ended(tb, cluster)
 
 
 def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict:
@@ -324,24 +327,30 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
                                    lambda: load.remove(tb)])]
     try:
         settings = pipeline.recovery_settings(spec.checkpoint_interval_s, spec.checkpoint_mode)
+        restarted = kafka.ensure(tb, broker_node, broker, cpus=cpus["broker"])
+        bootstrap = broker.bootstrap
+
+        def resolvable() -> None:
+            # Flink's Kafka clients run in the jobmanager and the taskmanagers, maybe in another
+            # cloud: the broker's name must resolve there (a new task's spreads by gossip)
+            services.wait_resolvable(tb, kafka.BROKER, [flink.JOBMANAGER, flink.TASKMANAGER])
         with ThreadPoolExecutor(2) as pool:
             # the RTT across each link under the load: its containers start now, so that starting them
             # (the nodes' engines busy for a moment) is over long before the load's first event
-            beside = [pool.submit(prober.start),
-                      # Flink's Kafka clients run in the jobmanager and the taskmanagers, maybe in
-                      # another cloud: the broker's name must resolve there (asked until it does)
-                      pool.submit(services.wait_resolvable, tb, kafka.BROKER, [flink.JOBMANAGER, flink.TASKMANAGER])]
-            # meanwhile the cell's own topics, created by the command that waits for the broker, which
-            # also deletes every earlier cell's (the one before, or a killed run's): a cell leaves its
-            # topics for the next one to delete before any load; a testbed's removal takes the last
-            bootstrap = kafka.deploy(tb, broker_node, broker, cpus=cpus["broker"], admin_node=driver_nodes[0],
-                                     topics=[f"{events}:{parts}", f"{results}:{parts}"], replace=TOPIC_PREFIXES)
+            beside = [pool.submit(prober.start)] + ([] if restarted else [pool.submit(resolvable)])
+            # meanwhile the cell's own topics, by the command that waits for the broker to answer,
+            # which also deletes every earlier cell's (a killed run's too) but those of a job this
+            # process left ending (the cell just before): the next cell deletes those
+            kafka.admin(tb, bootstrap, driver_nodes[0], [f"{events}:{parts}", f"{results}:{parts}"], [], timeout=90,
+                        delete_prefix=list(TOPIC_PREFIXES), keep=list(_ENDING.get(tb.run_id, ())))
             for f in beside:
                 f.result()
+        if restarted:           # its name resolves only once its new task does
+            resolvable()
         # the drivers' services are created before the job is submitted, and their containers start
         # and connect while it is; they send nothing before t0, which is fixed once the job runs
         drivers = load.start(tb, load_spec, bootstrap, events, results)
-        pipeline.wait_ended(cluster)    # the cell before's job, which shares the slots and the CPU
+        flink.wait_jobs_ended(tb, cluster)      # the cell before's, which shares the slots and the CPU
         phases.mark("prepare")
         submitting = time.monotonic()
         job_id = _submit(cluster, spec, bootstrap, events, results, window, settings)
@@ -416,6 +425,7 @@ def run_cell(tb: Testbed, spec: CellSpec, artifacts: dict | None = None) -> dict
         raise
     phases.mark("measure")
     _cleanup(cleanup(wait=False))
+    _ENDING[tb.run_id] = (events, results)
     phases.mark("cleanup")
     row["ended"] = now()
     # what the cell cost besides its load: Flink (re)deployed, broker and topics, the job submitted,
@@ -521,9 +531,6 @@ class Readings:
     taskmanagers: dict = field(default_factory=dict)  # taskmanager id -> where it ran
 
 
-SAMPLED_PAST_END_S = 1.5       # Flink's readings go on this long past the load's last whole second + 1
-
-
 def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: str, events: str,
            results: str, injector=None, checkpoints: bool = False, drivers: list | None = None,
            mark=None) -> tuple[Record, Readings, dict]:
@@ -606,12 +613,7 @@ def _drive(tb: Testbed, cluster, job_id: str, spec: load.LoadSpec, bootstrap: st
             cpu_at.setdefault("end", cpu_now())
             cpu_at.setdefault("path_end", path_now())
         timers.append(threading.Timer(max(0.0, t0 + spec.duration - time.time()), at_end))
-        # the per-second series reads the source's count up to ceil(duration) + 1 s: sampling ends
-        # then, not after the last windows are collected, so that no sample is waited for afterwards
-        timers.append(threading.Timer(max(0.0, t0 + math.ceil(spec.duration) + SAMPLED_PAST_END_S - time.time()),
-                                      stop.set))
-        for t in timers:
-            t.start()
+        timers[0].start()
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

@@ -21,7 +21,7 @@ from ..core.run import step, wait_for
 from ..measure import metrics as measure
 from ..provision.testbed import Testbed
 from ..stack.plain import PlainStack
-from ..stack import driver_cli
+from ..stack import driver_cli, flink
 from ..workload import load, pipeline, schedule
 from ..workload.jobs import Job
 from ..workload.load import CONTROL, LoadSpec
@@ -108,6 +108,7 @@ def compare(tb: Testbed, rate: float = 1000, duration: float = 30, warmup: float
             log.info(f"overhead: pair {rep} of {repetitions}")
             swarm = run_cell(tb, spec)
             rows.append({"where": "swarm", "repetition": rep, **{k: swarm[k] for k in _KEEP if k in swarm}})
+            flink.wait_jobs_ended(tb)       # its job's end would load the host under the plain cell
             plain = plain_cell(stack, rate, duration, warmup, keys)
             rows.append({"repetition": rep, **{k: plain[k] for k in ("where", *_KEEP) if k in plain}})
     p50 = {w: statistics.median(r["latency_p50_ms"] for r in rows if r["where"] == w) for w in ("swarm", "plain")}

@@ -33,6 +33,7 @@ from ..providers.base import Machine
 from ..core.run import LABEL_KIND, LABEL_RUN, step, wait_for
 from ..provision.testbed import Testbed
 from ..model.topology import Link
+from .flink import wait_jobs_ended
 from .services import run_once
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ def _rtt_tolerance(link: Link, samples: int) -> float:
 
 
 def rtt_matrix(tb: Testbed, count: int = 40) -> list[dict]:
+    wait_jobs_ended(tb)     # a cell's job still ending would be measured too
     lock = threading.Lock()
     # With jitter, the emulated link never reorders (a packet waits for the one before it), so
     # probes crowding a link would raise its delay: then one pair is probed at a time.
@@ -160,6 +162,7 @@ def jitter(tb: Testbed, count: int = 200) -> list[dict]:
     sqrt(2) J / sqrt(count), so the tolerance is ±25 %, ±1 ms or three such errors, the largest.
     Symmetric jitter keeps the median at the link's RTT: that is checked too, with the RTT's
     tolerance. A spread or a median above its band is measured once more (a busy host only adds)."""
+    wait_jobs_ended(tb)     # a cell's job still ending would be measured too
     reps = representatives(tb)
     rows = []
     for ln in links(tb):
@@ -206,6 +209,7 @@ def _iperf(tb: Testbed, src: Machine, dst: Machine, extra: list[str], seconds: i
     unacknowledged datagram each way, so on a lossy link (the point of a loss test) that handshake
     itself is lost now and then (probability about twice the loss rate) and the client gives up
     with "unable to read from stream socket". Only that failure is tried again, and said so."""
+    wait_jobs_ended(tb)     # a cell's job still ending would be measured too
     for attempt in range(1, attempts + 1):
         res = _iperf_once(tb, src, dst, extra, seconds)
         err = res.get("error")

@@ -17,11 +17,12 @@ def _base(bootstrap: str, timeout: float | None) -> list[str]:
 
 
 def admin(bootstrap: str, create: list[str] = (), delete: list[str] = (), timeout: float | None = 120,
-          delete_prefix: list[str] = ()) -> list[str]:
+          delete_prefix: list[str] = (), keep: list[str] = ()) -> list[str]:
     """Create ``topic:partitions`` / delete topics (kafka-python's admin client), and every topic
-    whose name starts with one of ``delete_prefix`` but those created."""
+    whose name starts with one of ``delete_prefix`` but those created and those in ``keep``."""
     return (_base(bootstrap, timeout) + ["admin"] + (["--delete", *delete] if delete else [])
             + (["--delete-prefix", *delete_prefix] if delete_prefix else [])
+            + (["--keep", *keep] if keep else [])
             + (["--create", *create] if create else []))
 
 

@@ -170,3 +170,28 @@ def _describe(cluster: FlinkCluster) -> str:
     lines.append(services.describe(cluster.testbed, JOBMANAGER))
     lines.append(services.describe(cluster.testbed, TASKMANAGER))
     return "\n".join(lines)
+
+
+ENDING = ("CANCELLING", "FAILING")     # a job that still holds its slots and uses CPU
+
+
+def wait_jobs_ended(tb: Testbed, cluster: FlinkCluster | None = None, timeout: float = 60) -> None:
+    """Until no Flink job of the testbed is still ending (a cell's, whose cancel the cell did not
+    wait for): before a job is submitted and before the network is measured, so that no job's end
+    overlaps a measurement. Nothing to wait for where Flink does not run."""
+    if cluster is None:
+        if not services.exists(tb, JOBMANAGER):
+            return
+        cluster = FlinkCluster(tb, None, 1)
+
+    def ending() -> list[str]:
+        return [j["id"] for j in cluster.rest("/jobs")["jobs"] if j["status"] in ENDING]
+    try:
+        now = ending()
+    except OSError:         # its REST API not up (yet, or any more): no job of it runs
+        return
+    if now:
+        with step(log, f"wait for job {', '.join(now)} to end"):
+            wait_for(lambda: not ending(), timeout, "the jobs before to end", interval=0.2,
+                     detail=lambda: f"still ending: {', '.join(ending())}")
+

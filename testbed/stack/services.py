@@ -52,7 +52,8 @@ def run_standing(machine, image: str, args: list[str], *, name: str, labels: dic
                 raise
             c = machine.client.containers.get(name)
     entry = machine.client.images.get(image).attrs["Config"]["Entrypoint"] or []
-    code, out = c.exec_run(["timeout", str(max(1, round(timeout))), *entry, *args])
+    # (the node's API client gives up on a call after 120 s: ``timeout`` must end the command first)
+    code, out = c.exec_run(["timeout", "-k", "5", str(max(1, round(timeout))), *entry, *args])
     text = out.decode(errors="replace")
     if code != 0:
         raise RuntimeError(f"{what} on {machine.hostname} exited {code}" + (" (timed out)" if code == 124 else "")

@@ -96,7 +96,8 @@ def admin(args) -> int:
 
     client = _wait_for_broker(args.bootstrap, args.timeout)
     created = {spec.partition(":")[0] for spec in args.create or []}
-    stale = [t for t in client.list_topics() if t not in created and t.startswith(tuple(args.delete_prefix or ()))]
+    keep = created | set(args.keep or ())
+    stale = [t for t in client.list_topics() if t not in keep and t.startswith(tuple(args.delete_prefix or ()))]
     if args.delete or stale:
         for name in [*(args.delete or []), *stale]:
             try:
@@ -517,7 +518,9 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--create", nargs="*", metavar="TOPIC:PARTITIONS")
     a.add_argument("--delete", nargs="*", metavar="TOPIC")
     a.add_argument("--delete-prefix", nargs="*", metavar="PREFIX",
-                   help="also delete every topic whose name starts with one of these, except those created")
+                   help="also delete every topic whose name starts with one of these, except those created "
+                        "and those kept")
+    a.add_argument("--keep", nargs="*", metavar="TOPIC", help="topics --delete-prefix leaves")
     a.set_defaults(func=admin)
     b = sub.add_parser("produce", help="send one slice of the open-loop schedule")
     b.add_argument("--events", required=True)

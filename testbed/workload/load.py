@@ -186,18 +186,19 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
 
         def finished():
             # the manager (the broker's node, by default) is asked once a second while the load
-            # runs (a task that fails early is seen), then every 0.1 s until the tasks are done
+            # runs (a task that fails early is seen); after it, every 0.1 s, each task's report
+            # first (there before Swarm calls the task complete)
             now = time.time()
             p.update(min(load_s, max(0, round(now - t0))))
             if now < t0 + load_s and now - asked[0] < 1.0:
                 return None
             asked[0] = now
-            return _all_finished(tasks)
+            return _reported(tb, running, tasks, "driver.json") if now >= t0 + load_s else _all_finished(tasks)
 
         done = wait_for(finished, spec.duration + 180, "the driver tasks to finish", interval=0.1,
                         detail=lambda: "\n".join(services.describe(tb, s.name) for s in tasks))
         for name, task in done.items():
-            if task["Status"]["State"] != "complete":
+            if task is not None and task["Status"]["State"] != "complete":
                 raise RuntimeError(f"driver task {name} failed:\n" + services.describe(tb, name, tail=60))
         reports = [parse(TaskReport, _get(tb, running[s.name], "driver.json"), f"driver task {s.name} (driver.json)")
                    for s in tasks]
@@ -208,9 +209,11 @@ def run(tb: Testbed, spec: LoadSpec, bootstrap: str, events: str, results: str,
     what = (f"all {sch.total:,} events" if spec.output == "events" else f"all {len(expected):,} windows"
             + (f" (or none for {QUIET_S:g}s)" if spec.output == "any" else ""))
     with step(log, f"collect results until {what} are in (at most {spec.drain_s:.0f}s)"):
-        task = wait_for(lambda: _all_finished([collector]), spec.drain_s + 120, "the results collector to finish",
-                        interval=0.1, detail=lambda: services.describe(tb, COLLECTOR))[COLLECTOR]
-        if task["Status"]["State"] != "complete":
+        # (every 0.25 s: the driver node is the broker's by default, and these are the last windows)
+        task = wait_for(lambda: _reported(tb, running, [collector], "results.json"), spec.drain_s + 120,
+                        "the results collector to finish", interval=0.25,
+                        detail=lambda: services.describe(tb, COLLECTOR))[COLLECTOR]
+        if task is not None and task["Status"]["State"] != "complete":
             raise RuntimeError("the results collector failed:\n" + services.describe(tb, COLLECTOR, tail=60))
         collected = parse(Collected, _get(tb, running[COLLECTOR], "results.json"),
                           f"the results collector {COLLECTOR} (results.json)")
@@ -280,6 +283,14 @@ def _all_running(tb: Testbed, svcs: list) -> dict | None:
             return None
         out[s.name] = (nodes.get(run[0]["NodeID"], "?"), run[0]["Status"]["ContainerStatus"]["ContainerID"])
     return out
+
+
+def _reported(tb: Testbed, running: dict, svcs: list, name: str) -> dict | None:
+    """Each service's task done: {name: None} once every one has written its report ``name`` (it
+    writes it whole, last), else ``_all_finished`` (a task that ended without it failed)."""
+    if all(_exists(tb, running[s.name], name) for s in svcs):
+        return {s.name: None for s in svcs}
+    return _all_finished(svcs)
 
 
 def _all_finished(svcs: list) -> dict | None:

@@ -365,13 +365,10 @@ def check_running(cluster: FlinkCluster, job_id: str) -> None:
         raise RuntimeError(f"job {job_id} is {state}: " + _why(cluster.rest(f"/jobs/{job_id}/exceptions")))
 
 
-ENDING = ("CANCELLING", "FAILING")     # a job that still holds its slots and its CPU
-
-
 def cancel(cluster: FlinkCluster, job_id: str, timeout: float = 60, wait: bool = True) -> None:
     """Cancel a job; with ``wait``, until it has ended. Without, Flink's cancellation (2-3 s: its
     Kafka clients closed, its slots freed) goes on while the caller does other things, and
-    ``wait_ended`` waits for it where it matters."""
+    ``flink.wait_jobs_ended`` waits for it where it matters."""
     if cluster.rest(f"/jobs/{job_id}")["state"] in ("CANCELED", "FAILED", "FINISHED"):
         return      # (Flink refuses to cancel a job that has ended: 409)
     if not wait:
@@ -382,17 +379,6 @@ def cancel(cluster: FlinkCluster, job_id: str, timeout: float = 60, wait: bool =
         cluster.rest(f"/jobs/{job_id}", method="PATCH")
         wait_for(lambda: cluster.rest(f"/jobs/{job_id}")["state"] in ("CANCELED", "FAILED", "FINISHED"),
                  timeout, f"job {job_id} cancelled", interval=0.2)
-
-
-def wait_ended(cluster: FlinkCluster, timeout: float = 60) -> None:
-    """Until no job of the cluster is still ending (a cancelled cell's): before a job is submitted
-    or the network measured, so that none of it overlaps what is measured."""
-    def ending() -> list[str]:
-        return [j["id"] for j in cluster.rest("/jobs")["jobs"] if j["status"] in ENDING]
-    if ending():
-        with step(log, "wait for the job before to end"):
-            wait_for(lambda: not ending(), timeout, "the job before to end", interval=0.2,
-                     detail=lambda: f"still ending: {', '.join(ending())}")
 
 
 class SourceCounter:
