@@ -169,7 +169,8 @@ class EmulatedProvider:
                 c.update(cpu_quota=quota)
 
     def node_cpu_seconds(self, machines: list[Machine]) -> dict[str, float]:
-        """CPU time each node's container (with every container nested under it) has used so far:
+        """CPU time each node's container has used so far (the containers inside it included where
+        its engine nests their cgroups under the node's, provision/cpu.py; not on a flat node):
         from its cgroup's counter where the engine runs on this host (read at once), else from the
         engine's stats, all nodes at once (about a second per call even with one_shot)."""
         def used(m: Machine) -> float:
